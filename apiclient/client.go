@@ -1,0 +1,392 @@
+package apiclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Endpoint names, as passed to RequestObserver (bounded: safe as metric label values).
+const (
+	EndpointFlowRuns      = "flow-runs"
+	EndpointFlowRun       = "flow-run"
+	EndpointCountByStatus = "count-by-status"
+	EndpointFlows         = "flows"
+	EndpointFolders       = "folders"
+	EndpointProjects      = "projects"
+)
+
+// RequestObserver is told about every HTTP attempt: the endpoint name, the status code as text
+// ("200", "429", …) or "error" when no response arrived, and how long the attempt took.
+type RequestObserver func(endpoint, code string, d time.Duration)
+
+// Config configures a Client. Zero values take the defaults noted.
+type Config struct {
+	// BaseURL is the API root including /api, e.g. https://cloud.activepieces.com/api.
+	BaseURL string
+	// APIKey returns the key to send as a bearer token. Called for every attempt, so a rotated
+	// key is picked up without a new client. Required.
+	APIKey func() string
+	// HTTPClient defaults to a client with no overall timeout (Timeout bounds each attempt).
+	HTTPClient *http.Client
+	// Timeout bounds one attempt (default 10s).
+	Timeout time.Duration
+	// Limiter is shared by every request of this client (nil: no limit).
+	Limiter *rate.Limiter
+	// Retries is how many times a retryable failure is retried (429, 502, 503, 504, network
+	// errors). Negative means 0.
+	Retries int
+	// BackoffBase and BackoffMax shape the exponential backoff with full jitter
+	// (defaults 250ms and 30s). A Retry-After header overrides it, up to MaxRetryAfter.
+	BackoffBase, BackoffMax time.Duration
+	// MaxRetryAfter caps a server-requested wait (default 2m).
+	MaxRetryAfter time.Duration
+	// MaxResponseBytes caps a response body (default 64 MiB).
+	MaxResponseBytes int64
+	// Observer, if set, is told about every attempt.
+	Observer RequestObserver
+	// UserAgent defaults to "activepieces_exporter".
+	UserAgent string
+}
+
+// Client talks to one Activepieces server. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	base *url.URL
+}
+
+// New checks cfg and returns a client.
+func New(cfg Config) (*Client, error) {
+	if cfg.APIKey == nil {
+		return nil, errors.New("apiclient: no API key source")
+	}
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("apiclient: base URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("apiclient: base URL %q: want http(s)://host[/path]", cfg.BaseURL)
+	}
+	if u.User != nil {
+		return nil, errors.New("apiclient: base URL must not carry credentials")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Retries < 0 {
+		cfg.Retries = 0
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = 250 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 30 * time.Second
+	}
+	if cfg.MaxRetryAfter <= 0 {
+		cfg.MaxRetryAfter = 2 * time.Minute
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 64 << 20
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "activepieces_exporter"
+	}
+	return &Client{cfg: cfg, base: u}, nil
+}
+
+// BaseURL is the API root the client talks to.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// get sends GET path?query with retries and decodes a 2xx body into out.
+func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values, out any) error {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawQuery = q.Encode()
+	target := u.String()
+	for attempt := 0; ; attempt++ {
+		if c.cfg.Limiter != nil {
+			if err := c.cfg.Limiter.Wait(ctx); err != nil {
+				return fmt.Errorf("GET %s: rate limiter: %w", path, err)
+			}
+		}
+		err := c.attempt(ctx, endpoint, path, target, out)
+		if err == nil {
+			return nil
+		}
+		wait, retry := c.retryDelay(err, attempt)
+		if !retry || attempt >= c.cfg.Retries {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return fmt.Errorf("%w (no time left to retry before the deadline)", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (retry abandoned: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) retryDelay(err error, attempt int) (time.Duration, bool) {
+	var apiErr *APIError
+	switch {
+	case errors.As(err, &apiErr):
+		if !apiErr.Retryable() {
+			return 0, false
+		}
+		if apiErr.RetryAfter > 0 {
+			return min(apiErr.RetryAfter, c.cfg.MaxRetryAfter), true
+		}
+	case errors.Is(err, ErrBadResponse), errors.Is(err, ErrResponseTooLarge):
+		return 0, false
+	case errors.Is(err, context.Canceled):
+		return 0, false
+	}
+	// Exponential backoff with full jitter.
+	ceil := c.cfg.BackoffBase << min(attempt, 20)
+	if ceil > c.cfg.BackoffMax || ceil <= 0 {
+		ceil = c.cfg.BackoffMax
+	}
+	return time.Duration(rand.Int64N(int64(ceil)) + 1), true
+}
+
+func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out any) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	name := "GET /v1" + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	key := c.cfg.APIKey()
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	start := time.Now()
+	code := "error"
+	defer func() {
+		if c.cfg.Observer != nil {
+			c.cfg.Observer(endpoint, code, time.Since(start))
+		}
+	}()
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		// *url.Error names the URL; it holds query parameters but never the key (a header).
+		return fmt.Errorf("%s: %w", name, redact(err, key))
+	}
+	defer resp.Body.Close()
+	code = strconv.Itoa(resp.StatusCode)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
+	if err != nil {
+		return fmt.Errorf("%s: reading body: %w", name, redact(err, key))
+	}
+	if int64(len(body)) > c.cfg.MaxResponseBytes {
+		return fmt.Errorf("%s: %w (over %d bytes)", name, ErrResponseTooLarge, c.cfg.MaxResponseBytes)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		apiErr := &APIError{Endpoint: name, StatusCode: resp.StatusCode}
+		var eb errorBody
+		if json.Unmarshal(body, &eb) == nil {
+			apiErr.Code = eb.Code
+			apiErr.Message = truncate(eb.message(), 300)
+		} else {
+			apiErr.Message = http.StatusText(resp.StatusCode)
+		}
+		if key != "" {
+			apiErr.Message = strings.ReplaceAll(apiErr.Message, key, "[REDACTED]")
+			apiErr.Code = strings.ReplaceAll(apiErr.Code, key, "[REDACTED]")
+		}
+		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			apiErr.RetryAfter = d
+		}
+		return apiErr
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s: %w: %w", name, ErrBadResponse, redact(err, key))
+	}
+	return nil
+}
+
+// redactedError keeps the chain of err (errors.Is still works) but prints without the key.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redact(err error, key string) error {
+	if key == "" || !strings.Contains(err.Error(), key) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), key, "[REDACTED]"), err: err}
+}
+
+// ListFlowRunsParams are the filters of GET /v1/flow-runs (API.md §3).
+type ListFlowRunsParams struct {
+	ProjectID         string
+	FlowIDs           []string
+	Statuses          []RunStatus
+	Tags              []string
+	CreatedAfter      time.Time // inclusive
+	CreatedBefore     time.Time // inclusive
+	FailedStepName    string
+	FailedStepMessage string
+	FlowRunIDs        []string
+	IncludeArchived   bool
+	Limit             int // 0: server default (10); -1: no limit
+	Cursor            string
+}
+
+func (p ListFlowRunsParams) values() url.Values {
+	q := url.Values{}
+	q.Set("projectId", p.ProjectID)
+	for _, v := range p.FlowIDs {
+		q.Add("flowId", v)
+	}
+	for _, v := range p.Statuses {
+		q.Add("status", string(v))
+	}
+	for _, v := range p.Tags {
+		q.Add("tags", v)
+	}
+	if !p.CreatedAfter.IsZero() {
+		q.Set("createdAfter", FormatTime(p.CreatedAfter))
+	}
+	if !p.CreatedBefore.IsZero() {
+		q.Set("createdBefore", FormatTime(p.CreatedBefore))
+	}
+	if p.FailedStepName != "" {
+		q.Set("failedStepName", p.FailedStepName)
+	}
+	if p.FailedStepMessage != "" {
+		q.Set("failedStepMessage", p.FailedStepMessage)
+	}
+	for _, v := range p.FlowRunIDs {
+		q.Add("flowRunIds", v)
+	}
+	if p.IncludeArchived {
+		q.Set("includeArchived", "true")
+	}
+	setPaging(q, p.Limit, p.Cursor)
+	return q
+}
+
+func setPaging(q url.Values, limit int, cursor string) {
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+}
+
+// ListFlowRuns fetches one page of runs, newest first (created DESC, id DESC).
+func (c *Client) ListFlowRuns(ctx context.Context, p ListFlowRunsParams) (*Page[FlowRun], error) {
+	var page Page[FlowRun]
+	if err := c.get(ctx, EndpointFlowRuns, "/v1/flow-runs", p.values(), &page); err != nil {
+		return nil, err
+	}
+	return &page, nil
+}
+
+// GetFlowRun fetches one run by id.
+func (c *Client) GetFlowRun(ctx context.Context, id string) (*FlowRun, error) {
+	var run FlowRun
+	if err := c.get(ctx, EndpointFlowRun, "/v1/flow-runs/"+url.PathEscape(id), nil, &run); err != nil {
+		return nil, err
+	}
+	return &run, nil
+}
+
+// CountByStatus counts the PRODUCTION runs of a project by status, with inclusive optional bounds.
+func (c *Client) CountByStatus(ctx context.Context, projectID string, after, before time.Time) ([]StatusCount, error) {
+	q := url.Values{}
+	q.Set("projectId", projectID)
+	if !after.IsZero() {
+		q.Set("createdAfter", FormatTime(after))
+	}
+	if !before.IsZero() {
+		q.Set("createdBefore", FormatTime(before))
+	}
+	var out struct {
+		Data []StatusCount `json:"data"`
+	}
+	if err := c.get(ctx, EndpointCountByStatus, "/v1/flow-runs/count-by-status", q, &out); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// ListFlowsParams are the filters of GET /v1/flows used here.
+type ListFlowsParams struct {
+	ProjectID string
+	FolderID  string
+	Statuses  []string
+	Name      string
+	Limit     int
+	Cursor    string
+}
+
+// ListFlows fetches one page of flows.
+func (c *Client) ListFlows(ctx context.Context, p ListFlowsParams) (*Page[Flow], error) {
+	q := url.Values{}
+	q.Set("projectId", p.ProjectID)
+	if p.FolderID != "" {
+		q.Set("folderId", p.FolderID)
+	}
+	for _, s := range p.Statuses {
+		q.Add("status", s)
+	}
+	if p.Name != "" {
+		q.Set("name", p.Name)
+	}
+	setPaging(q, p.Limit, p.Cursor)
+	var page Page[Flow]
+	if err := c.get(ctx, EndpointFlows, "/v1/flows", q, &page); err != nil {
+		return nil, err
+	}
+	return &page, nil
+}
+
+// ListFolders fetches one page of a project's folders.
+func (c *Client) ListFolders(ctx context.Context, projectID string, limit int, cursor string) (*Page[Folder], error) {
+	q := url.Values{}
+	q.Set("projectId", projectID)
+	setPaging(q, limit, cursor)
+	var page Page[Folder]
+	if err := c.get(ctx, EndpointFolders, "/v1/folders", q, &page); err != nil {
+		return nil, err
+	}
+	return &page, nil
+}
+
+// ListProjects fetches one page of the projects the key can read.
+func (c *Client) ListProjects(ctx context.Context, limit int, cursor string) (*Page[Project], error) {
+	q := url.Values{}
+	setPaging(q, limit, cursor)
+	var page Page[Project]
+	if err := c.get(ctx, EndpointProjects, "/v1/projects", q, &page); err != nil {
+		return nil, err
+	}
+	return &page, nil
+}

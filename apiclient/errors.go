@@ -1,0 +1,130 @@
+package apiclient
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error kinds, for errors.Is on an *APIError or a wrapped one.
+var (
+	ErrAuthentication = errors.New("authentication failed")     // 401
+	ErrAuthorization  = errors.New("not authorized")            // 403
+	ErrNotFound       = errors.New("entity not found")          // 404
+	ErrValidation     = errors.New("request rejected as invalid") // 400
+	ErrRateLimited    = errors.New("rate limited")              // 429
+	ErrServer         = errors.New("server error")              // 5xx
+	// ErrCursorLoop is returned when a listing hands back a cursor it already handed out.
+	ErrCursorLoop = errors.New("pagination loop: the server returned a cursor already followed")
+	// ErrResponseTooLarge is returned when a body exceeds Config.MaxResponseBytes.
+	ErrResponseTooLarge = errors.New("response body too large")
+	// ErrBadResponse is returned for a 2xx body that cannot be decoded.
+	ErrBadResponse = errors.New("malformed response")
+)
+
+// APIError is a non-2xx answer of the API, decoded from any of its error body shapes (API.md §6).
+// It never carries the API key: the client redacts it from every message.
+type APIError struct {
+	Endpoint   string // e.g. "GET /v1/flow-runs"
+	StatusCode int
+	Code       string // the server's code: AUTHENTICATION, FST_ERR_VALIDATION, ENTITY_NOT_FOUND, …
+	Message    string
+	RetryAfter time.Duration // from Retry-After, 0 when absent
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: HTTP %d", e.Endpoint, e.StatusCode)
+	if e.Code != "" {
+		b.WriteString(" ")
+		b.WriteString(e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// Is matches the error kinds above by status.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrAuthentication:
+		return e.StatusCode == http.StatusUnauthorized
+	case ErrAuthorization:
+		return e.StatusCode == http.StatusForbidden
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrValidation:
+		return e.StatusCode == http.StatusBadRequest
+	case ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests
+	case ErrServer:
+		return e.StatusCode >= 500
+	}
+	return false
+}
+
+// Retryable reports whether the request may succeed when sent again.
+func (e *APIError) Retryable() bool {
+	switch e.StatusCode {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// errorBody covers both shapes: business errors {"code","params":{"message",…}} and fastify errors
+// {"statusCode","code","error","message"}.
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Error   string `json:"error"`
+	Params  *struct {
+		Message    string `json:"message"`
+		EntityType string `json:"entityType"`
+		EntityID   string `json:"entityId"`
+	} `json:"params"`
+}
+
+func (b *errorBody) message() string {
+	switch {
+	case b.Message != "":
+		return b.Message
+	case b.Params != nil && b.Params.Message != "":
+		return b.Params.Message
+	case b.Params != nil && b.Params.EntityType != "":
+		return b.Params.EntityType + " " + b.Params.EntityID + " not found"
+	}
+	return b.Error
+}
+
+// ParseRetryAfter parses a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110
+// §10.2.3). ok is false for an empty, negative or unparseable value. A date in the past gives 0.
+func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		const maxSecs = int64(365 * 24 * 3600)
+		if secs > maxSecs {
+			secs = maxSecs
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	if d := t.Sub(now); d > 0 {
+		return d, true
+	}
+	return 0, true
+}
