@@ -1,0 +1,149 @@
+package apitest
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+)
+
+// Generator keeps creating runs on a simulator with a realistic mix of statuses: mostly
+// SUCCEEDED, some FAILED and TIMEOUT, runs that stay RUNNING, QUEUED or PAUSED for a while, and
+// now and then the rarer terminal statuses. One flow ("Flaky webhook relay") fails often, so
+// alerts have something to fire on.
+type Generator struct {
+	s     *Server
+	rate  float64 // runs per second
+	mu    sync.Mutex
+	rng   *rand.Rand
+	flows []demoFlow
+	open  []openRun
+	carry float64
+}
+
+type demoFlow struct {
+	id       string
+	failRate float64
+	steps    int
+	duration time.Duration
+}
+
+type openRun struct {
+	id    string
+	until time.Time
+	next  apiclient.RunStatus
+}
+
+// DemoProjects names the demo platform's projects and their flows.
+var DemoProjects = map[string][]string{
+	"Sales Ops": {"Sync CRM leads", "Nightly invoice export", "Enrich new signups", "Flaky webhook relay"},
+	"Support":   {"Triage support email", "Escalate VIP tickets", "Daily SLA report"},
+}
+
+// NewGenerator seeds s with the demo projects, folders and flows, and an hour of history, and
+// returns a generator producing rate runs per second.
+func NewGenerator(s *Server, rate float64, seed uint64) *Generator {
+	g := &Generator{s: s, rate: rate, rng: rand.New(rand.NewPCG(seed, seed+1))}
+	for _, pname := range []string{"Sales Ops", "Support"} {
+		pid := s.AddProject(pname)
+		folder := s.AddFolder(pid, "Production")
+		for i, fname := range DemoProjects[pname] {
+			fid := s.AddFlow(pid, folder, fname)
+			fail := 0.04
+			if fname == "Flaky webhook relay" {
+				fail = 0.35
+			}
+			g.flows = append(g.flows, demoFlow{id: fid, failRate: fail, steps: 2 + i,
+				duration: time.Duration(300+g.rng.IntN(4000)) * time.Millisecond})
+		}
+	}
+	now := s.opts.Now()
+	for i := 0; i < 120; i++ {
+		f := g.flows[g.rng.IntN(len(g.flows))]
+		created := now.Add(-time.Duration(g.rng.Int64N(int64(time.Hour))))
+		s.AddRun(RunSpec{FlowID: f.id, Status: g.terminal(f), Created: created, Steps: f.steps, Duration: g.jitter(f.duration)})
+	}
+	return g
+}
+
+func (g *Generator) jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(g.rng.Int64N(int64(d)))
+}
+
+func (g *Generator) terminal(f demoFlow) apiclient.RunStatus {
+	x := g.rng.Float64()
+	switch {
+	case x < f.failRate*0.75:
+		return apiclient.StatusFailed
+	case x < f.failRate:
+		return apiclient.StatusTimeout
+	case x < f.failRate+0.004:
+		return apiclient.StatusInternalError
+	case x < f.failRate+0.007:
+		return apiclient.StatusQuotaExceeded
+	case x < f.failRate+0.009:
+		return apiclient.StatusMemoryLimitExceeded
+	case x < f.failRate+0.011:
+		return apiclient.StatusLogSizeExceeded
+	case x < f.failRate+0.015:
+		return apiclient.StatusCanceled
+	}
+	return apiclient.StatusSucceeded
+}
+
+// Step advances the generator by dt: new runs at the configured rate, and in-flight runs moved
+// on when their time has come.
+func (g *Generator) Step(dt time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.s.opts.Now()
+	keep := g.open[:0]
+	for _, o := range g.open {
+		if now.Before(o.until) {
+			keep = append(keep, o)
+			continue
+		}
+		g.s.SetRunStatus(o.id, o.next)
+		if o.next.IsInFlight() {
+			o.next, o.until = apiclient.StatusSucceeded, now.Add(time.Duration(2+g.rng.IntN(8))*time.Second)
+			keep = append(keep, o)
+		}
+	}
+	g.open = keep
+	g.carry += g.rate * dt.Seconds()
+	for ; g.carry >= 1; g.carry-- {
+		f := g.flows[g.rng.IntN(len(g.flows))]
+		x := g.rng.Float64()
+		switch {
+		case x < 0.06: // still running: finishes within seconds
+			id := g.s.AddRun(RunSpec{FlowID: f.id, Status: apiclient.StatusRunning, Steps: f.steps})
+			g.open = append(g.open, openRun{id: id, until: now.Add(time.Duration(2+g.rng.IntN(10)) * time.Second), next: g.terminal(f)})
+		case x < 0.08: // queued, then running
+			id := g.s.AddRun(RunSpec{FlowID: f.id, Status: apiclient.StatusQueued, Steps: f.steps})
+			g.open = append(g.open, openRun{id: id, until: now.Add(time.Duration(1+g.rng.IntN(3)) * time.Second), next: apiclient.StatusRunning})
+		case x < 0.10: // paused on a webhook or approval for a while
+			id := g.s.AddRun(RunSpec{FlowID: f.id, Status: apiclient.StatusPaused, Steps: f.steps})
+			g.open = append(g.open, openRun{id: id, until: now.Add(time.Duration(20+g.rng.IntN(40)) * time.Second), next: apiclient.StatusSucceeded})
+		default:
+			g.s.AddRun(RunSpec{FlowID: f.id, Status: g.terminal(f), Steps: f.steps, Duration: g.jitter(f.duration)})
+		}
+	}
+}
+
+// Run steps the generator every tick until ctx ends.
+func (g *Generator) Run(ctx context.Context, tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			g.Step(now.Sub(last))
+			last = now
+		}
+	}
+}

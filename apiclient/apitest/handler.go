@@ -1,0 +1,656 @@
+package apitest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+)
+
+var apIDPattern = regexp.MustCompile(`^[0-9a-zA-Z]{21}$`)
+
+// newStatuses is the FlowRunStatus enum of current servers, in the schema's order.
+var newStatuses = []string{"FAILED", "QUOTA_EXCEEDED", "INTERNAL_ERROR", "PAUSED", "QUEUED", "RUNNING",
+	"SUCCEEDED", "MEMORY_LIMIT_EXCEEDED", "TIMEOUT", "CANCELED", "LOG_SIZE_EXCEEDED"}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	defer func() {
+		s.mu.Lock()
+		if len(s.requests) < s.maxLog {
+			s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Status: rec.status})
+		}
+		s.mu.Unlock()
+	}()
+	if f := s.takeFault(r.URL.Path); f != nil {
+		if f.apply(rec, r, s) {
+			return
+		}
+	}
+	s.route(rec, r)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	path, ok := strings.CutPrefix(r.URL.Path, "/api")
+	if !ok || r.Method != http.MethodGet && path != "/v1/health" {
+		notFound(w)
+		return
+	}
+	q := normalizeQuery(r)
+	switch {
+	case path == "/v1/health":
+		writeJSON(w, 200, map[string]string{"status": "Healthy"})
+	case path == "/v1/flow-runs":
+		s.listRuns(w, r, q)
+	case path == "/v1/flow-runs/count-by-status":
+		s.countByStatus(w, r, q)
+	case strings.HasPrefix(path, "/v1/flow-runs/") && strings.Count(path, "/") == 3:
+		s.getRun(w, r, strings.TrimPrefix(path, "/v1/flow-runs/"))
+	case path == "/v1/flows":
+		s.listFlows(w, r, q)
+	case path == "/v1/folders":
+		s.listFolders(w, r, q)
+	case path == "/v1/projects":
+		s.listProjects(w, r, q)
+	default:
+		notFound(w)
+	}
+}
+
+func notFound(w http.ResponseWriter) {
+	writeJSON(w, 404, map[string]any{"statusCode": 404, "error": "Not Found", "message": "Route not found"})
+}
+
+// normalizeQuery folds qs's "key[]" form into "key".
+func normalizeQuery(r *http.Request) map[string][]string {
+	out := map[string][]string{}
+	for k, v := range r.URL.Query() {
+		k = strings.TrimSuffix(k, "[]")
+		out[k] = append(out[k], v...)
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func validationError(w http.ResponseWriter, msg string) {
+	writeJSON(w, 400, map[string]any{"statusCode": 400, "code": "FST_ERR_VALIDATION", "error": "Bad Request", "message": msg})
+}
+
+func businessError(w http.ResponseWriter, status int, code string, params map[string]any) {
+	writeJSON(w, status, map[string]any{"code": code, "params": params})
+}
+
+// validator collects the first validation failure, as fastify reports one message.
+type validator struct {
+	q   map[string][]string
+	msg string
+}
+
+func (v *validator) fail(format string, a ...any) {
+	if v.msg == "" {
+		v.msg = fmt.Sprintf(format, a...)
+	}
+}
+
+func (v *validator) apID(name string, required bool) string {
+	vals := v.q[name]
+	if len(vals) == 0 {
+		if required {
+			v.fail("querystring/%s Invalid input: expected string, received undefined", name)
+		}
+		return ""
+	}
+	if !apIDPattern.MatchString(vals[0]) {
+		v.fail("querystring/%s Invalid string: must match pattern /^[0-9a-zA-Z]{21}$/", name)
+	}
+	return vals[0]
+}
+
+func (v *validator) apIDs(name string) []string {
+	for i, id := range v.q[name] {
+		if !apIDPattern.MatchString(id) {
+			v.fail("querystring/%s/%d Invalid string: must match pattern /^[0-9a-zA-Z]{21}$/", name, i)
+		}
+	}
+	return v.q[name]
+}
+
+func (v *validator) enum(name string, allowed []string) []string {
+	for i, val := range v.q[name] {
+		if !contains(allowed, val) {
+			quoted := make([]string, len(allowed))
+			for j, a := range allowed {
+				quoted[j] = strconv.Quote(a)
+			}
+			v.fail("querystring/%s/%d Invalid option: expected one of %s", name, i, strings.Join(quoted, "|"))
+		}
+	}
+	return v.q[name]
+}
+
+func (v *validator) limit(def int) int {
+	vals := v.q["limit"]
+	if len(vals) == 0 {
+		return def
+	}
+	n, err := strconv.ParseFloat(vals[0], 64)
+	if err != nil {
+		v.fail("querystring/limit Invalid input: expected number, received NaN")
+		return def
+	}
+	switch {
+	case n == 0:
+		return 100 // falsy → paginator default
+	case n < 0:
+		return -1
+	}
+	return int(n)
+}
+
+func (v *validator) time(name string) (time.Time, bool) {
+	vals := v.q[name]
+	if len(vals) == 0 {
+		return time.Time{}, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, vals[0])
+	return t, err == nil
+}
+
+func (v *validator) str(name string) string {
+	if vals := v.q[name]; len(vals) > 0 {
+		return vals[0]
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// authorize checks the bearer token and, for project-scoped routes, the project. It writes the
+// error and returns false on failure.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, projectID string) bool {
+	auth := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	s.mu.Lock()
+	key := s.opts.APIKey
+	_, projectOK := s.projects[projectID]
+	s.mu.Unlock()
+	switch {
+	case !ok || token == "":
+		businessError(w, 403, "AUTHORIZATION", map[string]any{"message": "principal is not allowed for this route"})
+		return false
+	case token != key && strings.HasPrefix(token, "sk-"):
+		businessError(w, 401, "AUTHENTICATION", map[string]any{"message": "invalid api key"})
+		return false
+	case token != key:
+		businessError(w, 401, "INVALID_BEARER_TOKEN", map[string]any{"message": "invalid access token or session expired"})
+		return false
+	case projectID != "" && !projectOK:
+		businessError(w, 404, "ENTITY_NOT_FOUND", map[string]any{"entityId": projectID, "entityType": "project"})
+		return false
+	}
+	return true
+}
+
+func serverError(w http.ResponseWriter, msg string) {
+	writeJSON(w, 500, map[string]any{"statusCode": 500, "code": "ERR_INTERNAL", "error": "Internal Server Error", "message": msg})
+}
+
+func (s *Server) statuses() []string {
+	if s.opts.OldServer {
+		return append([]string{"STOPPED"}, newStatuses...)
+	}
+	return newStatuses
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][]string) {
+	v := &validator{q: q}
+	projectID := v.apID("projectId", true)
+	flowIDs := v.apIDs("flowId")
+	statuses := v.enum("status", s.statuses())
+	runIDs := v.apIDs("flowRunIds")
+	limit := v.limit(10)
+	if v.msg != "" {
+		validationError(w, v.msg)
+		return
+	}
+	if !s.authorize(w, r, projectID) {
+		return
+	}
+	after, ok1 := v.time("createdAfter")
+	before, ok2 := v.time("createdBefore")
+	if !ok1 || !ok2 {
+		serverError(w, "invalid input syntax for type timestamp with time zone")
+		return
+	}
+	tags := q["tags"]
+	failedStepName, failedStepMessage := v.str("failedStepName"), strings.ToLower(v.str("failedStepMessage"))
+	includeArchived := v.str("includeArchived") == "true"
+	cursor := v.str("cursor")
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	match := func(run *Run) bool {
+		switch {
+		case run.Hidden, run.Environment != "PRODUCTION", run.Archived && !includeArchived:
+			return false
+		case len(flowIDs) > 0 && !contains(flowIDs, run.FlowID):
+			return false
+		case len(statuses) > 0 && !contains(statuses, string(run.Status)):
+			return false
+		case len(runIDs) > 0 && !s.opts.IgnoreFlowRunIDs && !contains(runIDs, run.ID):
+			return false
+		case !after.IsZero() && run.Created.Before(after), !before.IsZero() && run.Created.After(before):
+			return false
+		case failedStepName != "" && run.FailedStepName != failedStepName:
+			return false
+		case failedStepMessage != "" && !strings.Contains(strings.ToLower(run.FailedStepMessage), failedStepMessage):
+			return false
+		}
+		for _, t := range tags {
+			if !contains(run.Tags, t) {
+				return false
+			}
+		}
+		return true
+	}
+	pos := s.decodeRunCursor(cursor)
+	var page []*Run
+	more := false
+	for _, run := range s.byProject[projectID] {
+		if pos != nil && !pos(run) {
+			continue
+		}
+		if !match(run) {
+			continue
+		}
+		if limit >= 0 && len(page) == limit {
+			more = true
+			break
+		}
+		page = append(page, run)
+	}
+	data := make([]any, len(page))
+	for i, run := range page {
+		data[i] = s.runJSON(run, false)
+	}
+	resp := map[string]any{"data": data, "next": nil, "previous": nil}
+	if more && len(page) > 0 {
+		resp["next"] = s.encodeRunCursor("next_", page[len(page)-1])
+	}
+	if cursor != "" && pos != nil && len(page) > 0 {
+		resp["previous"] = s.encodeRunCursor("prev_", page[0])
+	}
+	writeJSON(w, 200, resp)
+}
+
+// encodeRunCursor follows API.md §2: base64("next_" + inner).
+func (s *Server) encodeRunCursor(prefix string, run *Run) string {
+	var inner string
+	if s.opts.OldServer {
+		inner = base64.StdEncoding.EncodeToString([]byte("created:" + strconv.FormatInt(run.Created.UnixMilli(), 10)))
+	} else {
+		b, _ := json.Marshal(map[string]string{"created": apiclient.FormatTime(run.Created), "id": run.ID})
+		inner = base64.StdEncoding.EncodeToString(b)
+	}
+	return base64.StdEncoding.EncodeToString([]byte(prefix + inner))
+}
+
+// decodeRunCursor returns a filter for the rows after a next_ cursor, or nil (first page) for
+// none or a malformed one, which the real server ignores. prev_ cursors are not needed by the
+// exporter and are served as a first page too.
+func (s *Server) decodeRunCursor(cursor string) func(*Run) bool {
+	if cursor == "" {
+		return nil
+	}
+	outer, err := base64.StdEncoding.DecodeString(cursor)
+	if err != nil {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(string(outer), "next_")
+	if !ok {
+		return nil
+	}
+	inner, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return nil
+	}
+	if ms, ok := strings.CutPrefix(string(inner), "created:"); ok {
+		n, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			return nil
+		}
+		// DATE_TRUNC('second', created) < DATE_TRUNC('second', cursor): the rest of the
+		// boundary second is skipped, as on old servers.
+		bound := time.UnixMilli(n).UTC().Truncate(time.Second)
+		return func(r *Run) bool { return r.Created.Truncate(time.Second).Before(bound) }
+	}
+	var k struct{ Created, ID string }
+	if json.Unmarshal(inner, &k) != nil {
+		return nil
+	}
+	created, err := time.Parse(time.RFC3339Nano, k.Created)
+	if err != nil {
+		return nil
+	}
+	return func(r *Run) bool {
+		return r.Created.Before(created) || r.Created.Equal(created) && r.ID < k.ID
+	}
+}
+
+// runJSON serializes a run as the server would: strict (schema-stripped) or raw (explicit nulls,
+// extra join columns), new or old schema.
+func (s *Server) runJSON(run *Run, full bool) map[string]any {
+	m := map[string]any{
+		"id": run.ID, "created": apiclient.FormatTime(run.Created), "updated": apiclient.FormatTime(run.Updated),
+		"projectId": run.ProjectID, "flowId": run.FlowID, "flowVersionId": run.FlowVersionID,
+		"flowVersion": map[string]any{"displayName": run.FlowName}, "failParentOnFailure": true,
+		"logsFileId": nil, "status": string(run.Status), "environment": run.Environment, "archivedAt": nil,
+		"tags": emptyIfNil(run.Tags),
+	}
+	if run.Archived {
+		m["archivedAt"] = apiclient.FormatTime(run.Updated)
+	}
+	if !run.StartTime.IsZero() {
+		m["startTime"] = apiclient.FormatTime(run.StartTime)
+	} else if s.opts.Raw {
+		m["startTime"] = nil
+	}
+	if !run.FinishTime.IsZero() {
+		m["finishTime"] = apiclient.FormatTime(run.FinishTime)
+	} else if s.opts.Raw {
+		m["finishTime"] = nil
+	}
+	if s.opts.OldServer {
+		if run.FailedStepName != "" {
+			m["failedStepName"] = run.FailedStepName
+		}
+		if !run.StartTime.IsZero() && !run.FinishTime.IsZero() {
+			m["duration"] = run.FinishTime.Sub(run.StartTime).Milliseconds()
+		}
+		m["tasks"] = run.Steps
+	} else {
+		if run.FailedStepName != "" {
+			m["failedStep"] = map[string]any{"name": run.FailedStepName, "displayName": "Create Contact", "message": run.FailedStepMessage}
+		} else if s.opts.Raw {
+			m["failedStep"] = nil
+		}
+		m["stepsCount"] = run.Steps
+	}
+	if s.opts.Raw {
+		// What a page sent unvalidated carries (API.md §6, serialization quirk).
+		m["parentRunId"] = nil
+		m["triggeredBy"] = nil
+		m["stepNameToTest"] = nil
+		m["pauseMetadata"] = nil
+		m["flowVersion"] = map[string]any{"displayName": run.FlowName, "id": run.FlowVersionID, "flowId": run.FlowID, "state": "LOCKED"}
+		m["flowVersion_displayName"] = run.FlowName
+		m["displayName"] = run.FlowName
+	}
+	if full {
+		m["steps"] = map[string]any{}
+	}
+	return m
+}
+
+func emptyIfNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request, id string) {
+	if !apIDPattern.MatchString(id) {
+		validationError(w, "params/id Invalid string: must match pattern /^[0-9a-zA-Z]{21}$/")
+		return
+	}
+	if !s.authorize(w, r, "") {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	run, ok := s.runs[id]
+	if !ok || run.Hidden {
+		businessError(w, 404, "ENTITY_NOT_FOUND", map[string]any{"entityId": id, "entityType": "flow_run"})
+		return
+	}
+	writeJSON(w, 200, s.runJSON(run, true))
+}
+
+func (s *Server) countByStatus(w http.ResponseWriter, r *http.Request, q map[string][]string) {
+	v := &validator{q: q}
+	projectID := v.apID("projectId", true)
+	if v.msg != "" {
+		validationError(w, v.msg)
+		return
+	}
+	if !s.authorize(w, r, projectID) {
+		return
+	}
+	after, _ := v.time("createdAfter")
+	before, _ := v.time("createdBefore")
+	s.mu.Lock()
+	counts := map[string]int{}
+	for _, run := range s.byProject[projectID] {
+		if run.Hidden || run.Archived || run.Environment != "PRODUCTION" ||
+			!after.IsZero() && run.Created.Before(after) || !before.IsZero() && run.Created.After(before) {
+			continue
+		}
+		counts[string(run.Status)]++
+	}
+	s.mu.Unlock()
+	data := []map[string]any{}
+	for _, st := range s.statuses() {
+		if counts[st] > 0 {
+			data = append(data, map[string]any{"status": st, "count": counts[st]})
+		}
+	}
+	writeJSON(w, 200, map[string]any{"data": data})
+}
+
+// pageByID pages a sorted id list with an opaque id cursor (the real server's composite cursors
+// are as opaque to clients).
+func pageByID(ids []string, cursor string, limit int) (page []string, next any, prev any) {
+	start := 0
+	if raw, err := base64.StdEncoding.DecodeString(cursor); err == nil && cursor != "" {
+		if id, ok := strings.CutPrefix(string(raw), "next_"); ok {
+			for i, v := range ids {
+				if v == id {
+					start = i + 1
+					prev = base64.StdEncoding.EncodeToString([]byte("prev_" + id))
+				}
+			}
+		}
+	}
+	end := len(ids)
+	if limit >= 0 && start+limit < end {
+		end = start + limit
+		next = base64.StdEncoding.EncodeToString([]byte("next_" + ids[end-1]))
+	}
+	if start > end {
+		start = end
+	}
+	return ids[start:end], next, prev
+}
+
+func (s *Server) listFlows(w http.ResponseWriter, r *http.Request, q map[string][]string) {
+	v := &validator{q: q}
+	projectID := v.apID("projectId", true)
+	statuses := v.enum("status", []string{"ENABLED", "DISABLED"})
+	limit := v.limit(10)
+	if v.msg != "" {
+		validationError(w, v.msg)
+		return
+	}
+	if !s.authorize(w, r, projectID) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var flows []*flow
+	for _, f := range s.flows {
+		if f.projectID == projectID && (len(statuses) == 0 || contains(statuses, f.status)) {
+			flows = append(flows, f)
+		}
+	}
+	sort.Slice(flows, func(i, j int) bool { // status DESC, updated DESC
+		a, b := flows[i], flows[j]
+		if a.status != b.status {
+			return a.status > b.status
+		}
+		if !a.updated.Equal(b.updated) {
+			return a.updated.After(b.updated)
+		}
+		return a.id > b.id
+	})
+	ids := make([]string, len(flows))
+	byID := map[string]*flow{}
+	for i, f := range flows {
+		ids[i] = f.id
+		byID[f.id] = f
+	}
+	page, next, prev := pageByID(ids, v.str("cursor"), limit)
+	data := make([]any, len(page))
+	for i, id := range page {
+		f := byID[id]
+		var folderID any
+		if f.folderID != "" {
+			folderID = f.folderID
+		}
+		data[i] = map[string]any{
+			"id": f.id, "created": apiclient.FormatTime(f.created), "updated": apiclient.FormatTime(f.updated),
+			"projectId": f.projectID, "externalId": f.id, "ownerId": nil, "folderId": folderID, "status": f.status,
+			"publishedVersionId": f.versionID, "metadata": nil, "operationStatus": "NONE", "timeSavedPerRun": nil,
+			"templateId": nil, "createdBy": nil,
+			"version": map[string]any{
+				"id": f.versionID, "created": apiclient.FormatTime(f.created), "updated": apiclient.FormatTime(f.updated),
+				"flowId": f.id, "displayName": f.name, "trigger": map[string]any{"name": "trigger", "type": "PIECE_TRIGGER", "valid": true},
+				"updatedBy": nil, "valid": true, "schemaVersion": "22", "agentIds": []string{}, "state": "LOCKED",
+				"connectionIds": []string{}, "backupFiles": nil, "notes": []string{},
+			},
+		}
+	}
+	writeJSON(w, 200, map[string]any{"data": data, "next": next, "previous": prev})
+}
+
+func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, q map[string][]string) {
+	v := &validator{q: q}
+	projectID := v.apID("projectId", true)
+	limit := v.limit(10)
+	if v.msg != "" {
+		validationError(w, v.msg)
+		return
+	}
+	if !s.authorize(w, r, projectID) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var folders []*folder
+	for _, f := range s.folders {
+		if f.projectID == projectID {
+			folders = append(folders, f)
+		}
+	}
+	sort.Slice(folders, func(i, j int) bool { // created ASC
+		if !folders[i].created.Equal(folders[j].created) {
+			return folders[i].created.Before(folders[j].created)
+		}
+		return folders[i].id < folders[j].id
+	})
+	ids := make([]string, len(folders))
+	byID := map[string]*folder{}
+	for i, f := range folders {
+		ids[i] = f.id
+		byID[f.id] = f
+	}
+	page, next, prev := pageByID(ids, v.str("cursor"), limit)
+	data := make([]any, len(page))
+	for i, id := range page {
+		f := byID[id]
+		data[i] = map[string]any{"id": f.id, "created": apiclient.FormatTime(f.created), "updated": apiclient.FormatTime(f.created),
+			"projectId": f.projectID, "displayName": f.name, "displayOrder": i, "externalId": nil, "numberOfFlows": 0, "numberOfTables": 0}
+	}
+	writeJSON(w, 200, map[string]any{"data": data, "next": next, "previous": prev})
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, q map[string][]string) {
+	v := &validator{q: q}
+	limit := v.limit(50)
+	if v.msg != "" {
+		validationError(w, v.msg)
+		return
+	}
+	if !s.authorize(w, r, "") {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var projects []*project
+	for _, p := range s.projects {
+		projects = append(projects, p)
+	}
+	sort.Slice(projects, func(i, j int) bool { // type ASC, displayName ASC, id ASC
+		a, b := projects[i], projects[j]
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		if a.DisplayName != b.DisplayName {
+			return a.DisplayName < b.DisplayName
+		}
+		return a.ID < b.ID
+	})
+	ids := make([]string, len(projects))
+	byID := map[string]*project{}
+	for i, p := range projects {
+		ids[i] = p.ID
+		byID[p.ID] = p
+	}
+	page, next, prev := pageByID(ids, v.str("cursor"), limit)
+	data := make([]any, len(page))
+	for i, id := range page {
+		p := byID[id]
+		data[i] = map[string]any{"id": p.ID, "created": apiclient.FormatTime(p.created), "updated": apiclient.FormatTime(p.created),
+			"ownerId": "0wnerSimu1ator0000001", "displayName": p.DisplayName, "platformId": p.PlatformID,
+			"maxConcurrentJobs": nil, "type": p.Type, "icon": map[string]string{"color": "#8f2cb0"}, "externalId": nil,
+			"releasesEnabled": false, "metadata": nil, "poolId": nil, "plan": map[string]any{},
+			"analytics": map[string]any{"totalUsers": 1, "activeUsers": 1, "totalFlows": 0, "activeFlows": 0}}
+	}
+	writeJSON(w, 200, map[string]any{"data": data, "next": next, "previous": prev})
+}

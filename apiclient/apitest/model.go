@@ -1,0 +1,421 @@
+// Package apitest is an in-memory simulator of the Activepieces REST API, faithful to API.md: the
+// same routes under /api, query validation (400 bodies), auth (401/403), created DESC, id DESC
+// order, opaque cursors, PRODUCTION-only listing and the error bodies of §6. It has a "raw" mode
+// (explicit nulls and extra keys, as real servers usually send) and an "old server" mode
+// (duration/tasks/failedStepName and second-granularity cursors). Tests drive it through its
+// methods; the demo drives it with a Generator.
+package apitest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+)
+
+// Options shape the simulated server.
+type Options struct {
+	// APIKey is the platform key the server accepts (default DefaultAPIKey).
+	APIKey string
+	// Raw sends list items as real servers usually do: explicit nulls and extra keys.
+	Raw bool
+	// OldServer behaves like servers before mid-2026: runs carry duration (ms), tasks and
+	// failedStepName instead of stepsCount/failedStep, and cursors are "created:<ms>" compared at
+	// second granularity, so rows sharing the boundary second are skipped by plain paging.
+	OldServer bool
+	// IgnoreFlowRunIDs makes the server ignore the flowRunIds filter (as an old server might).
+	IgnoreFlowRunIDs bool
+	// Now is the server clock (default time.Now).
+	Now func() time.Time
+	// Seed makes generated ids reproducible (default 1).
+	Seed uint64
+}
+
+// DefaultAPIKey is a syntactically valid platform key for tests and the demo.
+const DefaultAPIKey = "sk-simulator0000000000000000000000000000000000000000000000000000"
+
+// Run is the simulator's record of a flow run.
+type Run struct {
+	ID, ProjectID, FlowID, FlowVersionID string
+	FlowName                             string
+	Status                               apiclient.RunStatus
+	Created, Updated                     time.Time
+	StartTime, FinishTime                time.Time
+	Environment                          string
+	Steps                                int
+	FailedStepName, FailedStepMessage    string
+	Tags                                 []string
+	Archived                             bool
+	// Hidden runs exist but are not yet visible to listings (a transaction not yet committed).
+	Hidden bool
+}
+
+type project struct {
+	apiclient.Project
+	created time.Time
+}
+
+type flow struct {
+	id, projectID, folderID, status, name, versionID string
+	created, updated                                 time.Time
+}
+
+type folder struct {
+	id, projectID, name string
+	created             time.Time
+}
+
+// Server is the simulator. Its zero value is not usable; call New.
+type Server struct {
+	mu       sync.Mutex
+	opts     Options
+	rng      *rand.Rand
+	projects map[string]*project
+	flows    map[string]*flow
+	folders  map[string]*folder
+	runs     map[string]*Run
+	// byProject keeps each project's runs sorted created DESC, id DESC.
+	byProject map[string][]*Run
+	faults    []*Fault
+	requests  []Request
+	maxLog    int
+}
+
+// Request is one request the simulator received, for tests that assert what was asked.
+type Request struct {
+	Method, Path string
+	Query        url.Values
+	Status       int
+}
+
+// New returns an empty simulator.
+func New(opts Options) *Server {
+	if opts.APIKey == "" {
+		opts.APIKey = DefaultAPIKey
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Seed == 0 {
+		opts.Seed = 1
+	}
+	return &Server{
+		opts:      opts,
+		rng:       rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		projects:  map[string]*project{},
+		flows:     map[string]*flow{},
+		folders:   map[string]*folder{},
+		runs:      map[string]*Run{},
+		byProject: map[string][]*Run{},
+		maxLog:    100000,
+	}
+}
+
+const idChars = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+func (s *Server) newID() string {
+	b := make([]byte, 21)
+	for i := range b {
+		b[i] = idChars[s.rng.IntN(len(idChars))]
+	}
+	return string(b)
+}
+
+func (s *Server) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
+
+// SetAPIKey replaces the accepted key (a key rotation).
+func (s *Server) SetAPIKey(k string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.APIKey = k
+}
+
+// AddProject creates a project and returns its id.
+func (s *Server) AddProject(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.newID()
+	s.projects[id] = &project{Project: apiclient.Project{ID: id, DisplayName: name, PlatformID: "p1atformSimu1ator0001", Type: "TEAM"}, created: s.now()}
+	return id
+}
+
+// DeleteProject removes a project with its flows, folders and runs.
+func (s *Server) DeleteProject(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.projects, id)
+	for fid, f := range s.flows {
+		if f.projectID == id {
+			delete(s.flows, fid)
+		}
+	}
+	for fid, f := range s.folders {
+		if f.projectID == id {
+			delete(s.folders, fid)
+		}
+	}
+	for _, r := range s.byProject[id] {
+		delete(s.runs, r.ID)
+	}
+	delete(s.byProject, id)
+}
+
+// AddFolder creates a folder in a project and returns its id.
+func (s *Server) AddFolder(projectID, name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.newID()
+	s.folders[id] = &folder{id: id, projectID: projectID, name: name, created: s.now()}
+	return id
+}
+
+// AddFlow creates an ENABLED flow in a project (folderID may be "") and returns its id.
+func (s *Server) AddFlow(projectID, folderID, name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.projects[projectID]; !ok {
+		panic(fmt.Sprintf("apitest: AddFlow: no project %q", projectID))
+	}
+	id := s.newID()
+	now := s.now()
+	s.flows[id] = &flow{id: id, projectID: projectID, folderID: folderID, status: "ENABLED", name: name,
+		versionID: s.newID(), created: now, updated: now}
+	return id
+}
+
+// RenameFlow changes a flow's display name.
+func (s *Server) RenameFlow(id, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.mustFlow(id)
+	f.name, f.updated = name, s.now()
+}
+
+// SetFlowStatus sets ENABLED or DISABLED.
+func (s *Server) SetFlowStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.mustFlow(id)
+	f.status, f.updated = status, s.now()
+}
+
+// DeleteFlow removes a flow (its runs stay, as on the real server until retention purges them).
+func (s *Server) DeleteFlow(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.flows, id)
+}
+
+func (s *Server) mustFlow(id string) *flow {
+	f, ok := s.flows[id]
+	if !ok {
+		panic(fmt.Sprintf("apitest: no flow %q", id))
+	}
+	return f
+}
+
+// RunSpec describes a run to add. Zero Created means now; zero Environment means PRODUCTION.
+type RunSpec struct {
+	FlowID      string
+	Status      apiclient.RunStatus
+	Created     time.Time
+	Duration    time.Duration // for terminal runs: finishTime − startTime (default 1.5s)
+	QueueWait   time.Duration // startTime − created (default 100ms; QUEUED runs have no start)
+	Steps       int
+	Environment string
+	Tags        []string
+	Hidden      bool
+	NoStartTime bool // a terminal run without startTime (duration unknown)
+}
+
+// AddRun adds a run and returns its id.
+func (s *Server) AddRun(spec RunSpec) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addRunLocked(spec)
+}
+
+func (s *Server) addRunLocked(spec RunSpec) string {
+	f := s.mustFlow(spec.FlowID)
+	if spec.Created.IsZero() {
+		spec.Created = s.now()
+	}
+	if spec.Environment == "" {
+		spec.Environment = "PRODUCTION"
+	}
+	if spec.Status == "" {
+		spec.Status = apiclient.StatusSucceeded
+	}
+	if spec.QueueWait == 0 {
+		spec.QueueWait = 100 * time.Millisecond
+	}
+	if spec.Duration == 0 {
+		spec.Duration = 1500 * time.Millisecond
+	}
+	created := spec.Created.UTC().Truncate(time.Millisecond)
+	r := &Run{
+		ID: s.newID(), ProjectID: f.projectID, FlowID: f.id, FlowVersionID: f.versionID, FlowName: f.name,
+		Status: spec.Status, Created: created, Updated: created, Environment: spec.Environment,
+		Steps: spec.Steps, Tags: spec.Tags, Hidden: spec.Hidden,
+	}
+	if spec.Status != apiclient.StatusQueued && !spec.NoStartTime {
+		r.StartTime = created.Add(spec.QueueWait)
+	}
+	if spec.Status.IsTerminal() {
+		start := created.Add(spec.QueueWait)
+		r.FinishTime = start.Add(spec.Duration)
+		r.Updated = r.FinishTime
+		s.setFailure(r)
+	}
+	s.runs[r.ID] = r
+	s.insertLocked(r)
+	return r.ID
+}
+
+func (s *Server) setFailure(r *Run) {
+	if r.Status.IsFailure() {
+		r.FailedStepName = "step_2"
+		r.FailedStepMessage = "Request failed with status code 401: invalid_grant"
+	}
+}
+
+func runLess(a, b *Run) bool { // created DESC, id DESC
+	if !a.Created.Equal(b.Created) {
+		return a.Created.After(b.Created)
+	}
+	return a.ID > b.ID
+}
+
+func (s *Server) insertLocked(r *Run) {
+	list := s.byProject[r.ProjectID]
+	i := sort.Search(len(list), func(i int) bool { return !runLess(list[i], r) })
+	list = append(list, nil)
+	copy(list[i+1:], list[i:])
+	list[i] = r
+	s.byProject[r.ProjectID] = list
+}
+
+// SetRunStatus moves a run to a new status at the server's now: RUNNING sets startTime, a
+// terminal status sets finishTime.
+func (s *Server) SetRunStatus(id string, status apiclient.RunStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setRunStatusLocked(s.mustRun(id), status)
+}
+
+func (s *Server) setRunStatusLocked(r *Run, status apiclient.RunStatus) {
+	now := s.now()
+	if r.StartTime.IsZero() && status != apiclient.StatusQueued {
+		r.StartTime = now
+	}
+	if status.IsTerminal() {
+		r.FinishTime = now
+		if r.FinishTime.Before(r.StartTime) {
+			r.FinishTime = r.StartTime
+		}
+	}
+	r.Status, r.Updated = status, now
+	s.setFailure(r)
+}
+
+// SetRunSteps sets a run's executed step count.
+func (s *Server) SetRunSteps(id string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustRun(id).Steps = n
+}
+
+// Reveal makes a hidden run visible (a late commit).
+func (s *Server) Reveal(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustRun(id).Hidden = false
+}
+
+// ArchiveRun soft-deletes a run: listings hide it unless includeArchived=true.
+func (s *Server) ArchiveRun(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustRun(id).Archived = true
+}
+
+func (s *Server) mustRun(id string) *Run {
+	r, ok := s.runs[id]
+	if !ok {
+		panic(fmt.Sprintf("apitest: no run %q", id))
+	}
+	return r
+}
+
+// Run returns a copy of a run.
+func (s *Server) Run(id string) Run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return *s.mustRun(id)
+}
+
+// Key identifies a counter of the simulator's own record.
+type Key struct {
+	FlowID string
+	Status apiclient.RunStatus
+}
+
+// Finished counts the visible PRODUCTION runs in a terminal status created at or after since, by
+// flow and status: the record to compare an exporter's totals with.
+func (s *Server) Finished(since time.Time) map[Key]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[Key]int{}
+	for _, r := range s.runs {
+		if r.Hidden || r.Environment != "PRODUCTION" || !r.Status.IsTerminal() || r.Created.Before(since) {
+			continue
+		}
+		out[Key{r.FlowID, r.Status}]++
+	}
+	return out
+}
+
+// InFlight lists the ids of visible PRODUCTION runs not yet finished.
+func (s *Server) InFlight() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, r := range s.runs {
+		if !r.Hidden && r.Environment == "PRODUCTION" && r.Status.IsInFlight() {
+			ids = append(ids, r.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Requests returns the requests received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// ResetRequests forgets the requests received so far.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// CountRequests counts received requests whose path is path (e.g. "/api/v1/flow-runs").
+func (s *Server) CountRequests(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if r.Path == path {
+			n++
+		}
+	}
+	return n
+}
