@@ -1,0 +1,197 @@
+package collector
+
+import (
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+)
+
+// apply folds one successful poll of a project into its state. Called with e.mu held.
+func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time) {
+	if f.flowsListed {
+		e.applyFlows(p, f, seq)
+	}
+	var finished []pendingRun
+	finished = append(finished, p.deferred...)
+	p.deferred = nil
+
+	for i := range f.inflight {
+		e.observe(p, &f.inflight[i], seq, false, &finished)
+	}
+	for i := range f.listed {
+		e.observe(p, &f.listed[i], seq, true, &finished)
+	}
+	for _, id := range f.gone {
+		if t, ok := p.tracked[id]; ok && t.touched != seq {
+			delete(p.tracked, id)
+			e.log.Debug("in-flight run no longer listed by the server; dropped", "project_id", p.id, "run_id", id)
+		}
+	}
+	// PAUSED runs older than the platform's pause limit will never be resumed.
+	for id, t := range p.tracked {
+		if t.status == apiclient.StatusPaused && now.Sub(t.created) > e.cfg.PauseLimit {
+			delete(p.tracked, id)
+		}
+	}
+
+	sortByFinish(finished)
+	for _, pr := range finished {
+		fl := p.flows[pr.run.FlowID]
+		switch {
+		case fl == nil:
+			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.run.FlowID)
+		case pr.count && fl.bornPoll == seq:
+			// The flow's zero series have not been served yet: apply next poll.
+			p.deferred = append(p.deferred, pr)
+		case !fl.exported:
+		default:
+			fl.record(&pr.run, pr.count, e.cfg.DurationBuckets)
+		}
+	}
+
+	p.head, p.started, p.gaps = f.head, f.started, f.gaps
+	if !f.overlapAt.IsZero() {
+		p.lastOverlap = f.overlapAt
+	}
+	if f.capped {
+		p.capHits++
+		e.log.Warn("page cap reached; the rest is read in later polls", "project_id", p.id,
+			"max_pages", e.cfg.MaxPages, "backlog_ranges", len(p.gaps))
+	}
+	if f.invalid > 0 {
+		p.invalidRuns += float64(f.invalid)
+	}
+	// The ledger of finished runs only needs the ids that a later listing may return again.
+	horizon := p.head.Add(-e.cfg.Overlap - time.Second)
+	for _, g := range p.gaps {
+		if g.from.Before(horizon) {
+			horizon = g.from.Add(-time.Second)
+		}
+	}
+	for id, created := range p.seen {
+		if created.Before(horizon) {
+			delete(p.seen, id)
+		}
+	}
+}
+
+// observe classifies one run read from the API. listed says it came from a time-range listing
+// (where a finished run may be first seen) rather than an in-flight listing or a refresh (where
+// only runs already tracked matter).
+func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, finished *[]pendingRun) {
+	if r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
+		p.invalidRuns++
+		return
+	}
+	if p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil {
+		return
+	}
+	if t, ok := p.tracked[r.ID]; ok {
+		if r.Status.IsTerminal() {
+			delete(p.tracked, r.ID)
+			p.seen[r.ID] = r.Created.Time
+			*finished = append(*finished, pendingRun{run: *r, count: true})
+			return
+		}
+		t.status, t.start, t.touched = r.Status, r.StartTime.Time, seq
+		return
+	}
+	if _, ok := p.seen[r.ID]; ok {
+		return
+	}
+	if r.Status.IsInFlight() {
+		if len(p.tracked) >= e.cfg.MaxTrackedRuns {
+			e.trackedDropped++
+			return
+		}
+		p.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time, touched: seq}
+		return
+	}
+	if !listed {
+		return // a finished run that was never tracked: the time-range listing owns it
+	}
+	p.seen[r.ID] = r.Created.Time
+	// Runs that finished before the exporter started are history: gauges only.
+	*finished = append(*finished, pendingRun{run: *r, count: !r.Created.Before(e.startedAt)})
+}
+
+// applyFlows replaces a project's flows and folders with a fresh listing.
+func (e *Exporter) applyFlows(p *projectState, f *fetched, seq uint64) {
+	present := map[string]bool{}
+	p.ignored = map[string]bool{}
+	for _, fl := range f.flows {
+		if fl.ID == "" {
+			continue
+		}
+		name := fl.DisplayName()
+		if len(e.flowSet) > 0 && !e.flowSet[fl.ID] && !e.flowSet[name] {
+			p.ignored[fl.ID] = true
+			continue
+		}
+		present[fl.ID] = true
+		st, ok := p.flows[fl.ID]
+		if !ok {
+			st = &flowState{id: fl.ID, bornPoll: seq}
+			st.resetCounts(len(e.cfg.DurationBuckets))
+			p.flows[fl.ID] = st
+			if e.exportedFlows < e.cfg.MaxFlows {
+				st.exported = true
+				e.exportedFlows++
+			} else {
+				e.droppedFlows++
+				if !e.droppedLogged[fl.ID] {
+					e.droppedLogged[fl.ID] = true
+					e.log.Warn("flow not exported: --metrics.max-flows reached", "project_id", p.id, "flow_id", fl.ID, "max_flows", e.cfg.MaxFlows)
+				}
+			}
+		}
+		if st.name != name || st.labels == nil {
+			st.name = name
+			st.labels = []string{p.id, fl.ID, name}
+		}
+		st.status, st.folderID = fl.Status, fl.FolderID
+	}
+	// Runs named flows this listing lacks: remember them so they do not trigger listings.
+	for _, r := range f.listed {
+		if !present[r.FlowID] {
+			p.ignored[r.FlowID] = true
+		}
+	}
+	e.removeFlowsLocked(p, present)
+	// Flows beyond the cap take free slots, starting from zero so increase() sees their runs.
+	for _, st := range p.flows {
+		if !st.exported && e.exportedFlows < e.cfg.MaxFlows {
+			st.exported, st.bornPoll = true, seq
+			st.resetCounts(len(e.cfg.DurationBuckets))
+			e.exportedFlows++
+			e.droppedFlows--
+		}
+	}
+	p.folders = map[string]string{}
+	for _, fo := range f.folders {
+		if fo.ID != "" {
+			p.folders[fo.ID] = fo.DisplayName
+		}
+	}
+	p.lastFlows = e.now()
+}
+
+// removeFlowsLocked drops the flows of p not in keep (all of them when keep is nil).
+func (e *Exporter) removeFlowsLocked(p *projectState, keep map[string]bool) {
+	for id, st := range p.flows {
+		if keep[id] {
+			continue
+		}
+		if st.exported {
+			e.exportedFlows--
+		} else {
+			e.droppedFlows--
+		}
+		delete(p.flows, id)
+		for rid, t := range p.tracked {
+			if t.flowID == id {
+				delete(p.tracked, rid)
+			}
+		}
+	}
+}

@@ -1,0 +1,117 @@
+// Package collector polls the Activepieces API in the background, keeps an exact ledger of flow
+// runs (each run counted once, when first seen finished) and exposes it as Prometheus metrics. It
+// knows nothing of HTTP serving: the command registers an *Exporter and serves the registry.
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config tunes polling and exposition. Zero values take the defaults of DefaultConfig.
+type Config struct {
+	// Projects to watch; empty means discover every project the key can read.
+	Projects []string
+	// Flows, if set, limits the exporter to flows whose id or display name is listed.
+	Flows []string
+
+	PollInterval     time.Duration // how often each project's runs are listed
+	Lookback         time.Duration // history read at start-up for the "last run" gauges
+	Overlap          time.Duration // window re-read to catch late commits
+	OverlapInterval  time.Duration // how often that window is re-read
+	FlowsInterval    time.Duration // how often flows and folders are listed
+	ProjectsInterval time.Duration // how often projects are discovered
+	MaxPages         int           // pages of new runs read per project per poll
+	PageSize         int           // runs per page
+	Concurrency      int           // projects polled at once
+	MaxFlows         int           // flows exported at most (cardinality cap)
+	DurationBuckets  []float64     // run duration histogram buckets, seconds
+	// PauseLimit drops a PAUSED run from tracking once it is older than this (the platform's
+	// pause timeout, 30 days by default).
+	PauseLimit time.Duration
+	// MaxTrackedRuns caps the in-flight runs tracked per project.
+	MaxTrackedRuns int
+}
+
+// DefaultDurationBuckets span half a second to an hour.
+var DefaultDurationBuckets = []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		PollInterval:     30 * time.Second,
+		Lookback:         time.Hour,
+		Overlap:          time.Minute,
+		OverlapInterval:  time.Minute,
+		FlowsInterval:    5 * time.Minute,
+		ProjectsInterval: 10 * time.Minute,
+		MaxPages:         50,
+		PageSize:         100,
+		Concurrency:      4,
+		MaxFlows:         10000,
+		DurationBuckets:  DefaultDurationBuckets,
+		PauseLimit:       30 * 24 * time.Hour,
+		MaxTrackedRuns:   100000,
+	}
+}
+
+// withDefaults fills zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur(&c.PollInterval, d.PollInterval)
+	setDur(&c.Lookback, d.Lookback)
+	setDur(&c.Overlap, d.Overlap)
+	setDur(&c.OverlapInterval, d.OverlapInterval)
+	setDur(&c.FlowsInterval, d.FlowsInterval)
+	setDur(&c.ProjectsInterval, d.ProjectsInterval)
+	setDur(&c.PauseLimit, d.PauseLimit)
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt(&c.MaxPages, d.MaxPages)
+	setInt(&c.PageSize, d.PageSize)
+	setInt(&c.Concurrency, d.Concurrency)
+	setInt(&c.MaxFlows, d.MaxFlows)
+	setInt(&c.MaxTrackedRuns, d.MaxTrackedRuns)
+	if c.DurationBuckets == nil {
+		c.DurationBuckets = d.DurationBuckets
+	}
+	var errs []error
+	for _, p := range []struct {
+		name string
+		v    time.Duration
+	}{{"poll interval", c.PollInterval}, {"lookback", c.Lookback}, {"overlap", c.Overlap},
+		{"overlap interval", c.OverlapInterval}, {"flows interval", c.FlowsInterval},
+		{"projects interval", c.ProjectsInterval}, {"pause limit", c.PauseLimit}} {
+		if p.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", p.name, p.v))
+		}
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"max pages", c.MaxPages}, {"page size", c.PageSize}, {"concurrency", c.Concurrency},
+		{"max flows", c.MaxFlows}, {"max tracked runs", c.MaxTrackedRuns}} {
+		if p.v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", p.name, p.v))
+		}
+	}
+	if c.PageSize > 1000 {
+		errs = append(errs, fmt.Errorf("page size must be at most 1000, got %d", c.PageSize))
+	}
+	for i, b := range c.DurationBuckets {
+		if i > 0 && b <= c.DurationBuckets[i-1] {
+			errs = append(errs, fmt.Errorf("duration buckets must increase, got %v", c.DurationBuckets))
+			break
+		}
+	}
+	return c, errors.Join(errs...)
+}

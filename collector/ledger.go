@@ -1,0 +1,180 @@
+package collector
+
+import (
+	"regexp"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+)
+
+// flowState is everything exported about one flow. Counts belong to the flow id: a rename only
+// changes name.
+type flowState struct {
+	id, name, status, folderID string
+	// bornPoll is the poll that first listed the flow; runs of a flow born in the current poll
+	// are applied one poll later, so its zero series are served first.
+	bornPoll uint64
+	exported bool
+	labels   []string // project_id, flow_id, flow_name: rebuilt on rename, reused on every scrape
+
+	runs        map[apiclient.RunStatus]float64
+	durCount    uint64
+	durSum      float64
+	durBuckets  []uint64 // non-cumulative
+	tasks       float64
+	last        lastRun
+	lastSuccess time.Time
+	consecFails int
+}
+
+type lastRun struct {
+	set       bool
+	status    apiclient.RunStatus
+	finish    time.Time // zero when the run had no finishTime
+	order     time.Time // what "most recent" is decided on: finishTime, else updated, else created
+	duration  float64
+	durationK bool
+	tasks     float64
+	tasksK    bool
+}
+
+// trackedRun is a run seen QUEUED, RUNNING or PAUSED, refreshed until it finishes.
+type trackedRun struct {
+	flowID  string
+	status  apiclient.RunStatus
+	created time.Time
+	start   time.Time
+	touched uint64 // poll in which a listing last returned it
+}
+
+// gap is a range of creation times [from, to] (inclusive) not yet fully read, left when a poll
+// hit its page cap.
+type gap struct{ from, to time.Time }
+
+type projectState struct {
+	id, name string
+
+	// Poll position. head is the newest creation time read; every run created at or before it
+	// has been listed (late commits aside, which the overlap sweep catches).
+	head        time.Time
+	started     bool // head is set
+	gaps        []gap
+	lastOverlap time.Time
+	lastFlows   time.Time
+
+	// What the server is like, learned on the way.
+	secondCursors     bool // its run cursors have second granularity (old servers)
+	flowRunIDsIgnored bool // it ignores the flowRunIds filter
+
+	// Ledger: ids of finished runs recently read (bounded by the overlap window), and runs in flight.
+	seen    map[string]time.Time
+	tracked map[string]*trackedRun
+	// deferred holds finished runs of flows first listed in the last poll.
+	deferred []pendingRun
+	// ignored holds flows excluded by the flow filter, and flows runs named that the last flow
+	// listing did not have (deleted), so they do not trigger a listing on every poll.
+	ignored map[string]bool
+
+	flows   map[string]*flowState
+	folders map[string]string
+
+	// Health.
+	invalidRuns float64
+	lastSuccess time.Time
+	failing     bool
+	lastErr     string
+	failures    float64
+	capHits     float64
+}
+
+func newProjectState(id, name string) *projectState {
+	return &projectState{id: id, name: name, seen: map[string]time.Time{}, tracked: map[string]*trackedRun{},
+		flows: map[string]*flowState{}, folders: map[string]string{}}
+}
+
+var statusPattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,39}$`)
+
+// statusLabel passes any sane status through (unknown ones included) and folds garbage, which
+// would otherwise be an unbounded label value, into one value.
+func statusLabel(s apiclient.RunStatus) apiclient.RunStatus {
+	if statusPattern.MatchString(string(s)) {
+		return s
+	}
+	return "INVALID"
+}
+
+// orderTime is when a finished run is taken to have finished, for "most recent" decisions.
+func orderTime(r *apiclient.FlowRun) time.Time {
+	switch {
+	case !r.FinishTime.IsZero():
+		return r.FinishTime.Time
+	case !r.Updated.IsZero():
+		return r.Updated.Time
+	}
+	return r.Created.Time
+}
+
+// record applies one finished run to its flow: counters when count is true, and always the
+// "last run" gauges.
+func (f *flowState) record(r *apiclient.FlowRun, count bool, buckets []float64) {
+	status := statusLabel(r.Status)
+	dur, durOK := r.DurationSeconds()
+	tasks, tasksOK := r.TaskCount()
+	if count {
+		f.runs[status]++
+		if durOK {
+			f.durCount++
+			f.durSum += dur
+			i := sort.SearchFloat64s(buckets, dur) // first bucket with upper bound >= dur
+			f.durBuckets[i]++
+		}
+		if tasksOK {
+			f.tasks += tasks
+		}
+	}
+	at := orderTime(r)
+	if !f.last.set || !at.Before(f.last.order) {
+		f.last = lastRun{set: true, status: status, finish: r.FinishTime.Time, order: at,
+			duration: dur, durationK: durOK, tasks: tasks, tasksK: tasksOK}
+	}
+	switch {
+	case status == apiclient.StatusSucceeded:
+		if at.After(f.lastSuccess) || f.lastSuccess.IsZero() {
+			if !r.FinishTime.IsZero() {
+				f.lastSuccess = r.FinishTime.Time
+			} else {
+				f.lastSuccess = at
+			}
+			f.consecFails = 0
+		}
+	case status.IsFailure():
+		if !at.Before(f.lastSuccess) {
+			f.consecFails++
+		}
+	}
+}
+
+func (f *flowState) resetCounts(nBuckets int) {
+	f.runs = map[apiclient.RunStatus]float64{}
+	f.durCount, f.durSum, f.tasks = 0, 0, 0
+	f.durBuckets = make([]uint64, nBuckets+1)
+}
+
+// sortByFinish orders runs so that the "last run" and consecutive-failure logic see them in the
+// order they finished.
+func sortByFinish(runs []pendingRun) {
+	slices.SortStableFunc(runs, func(a, b pendingRun) int {
+		if c := orderTime(&a.run).Compare(orderTime(&b.run)); c != 0 {
+			return c
+		}
+		return a.run.Created.Compare(b.run.Created.Time)
+	})
+}
+
+// pendingRun is a finished run waiting to be applied, and whether it is to be counted.
+type pendingRun struct {
+	run   apiclient.FlowRun
+	count bool
+}

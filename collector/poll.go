@@ -1,0 +1,490 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+)
+
+// Exporter polls the API and is the prometheus.Collector for everything it learns.
+type Exporter struct {
+	cfg       Config
+	api       *apiclient.Client
+	log       *slog.Logger
+	now       func() time.Time
+	startedAt time.Time
+	flowSet   map[string]bool // cfg.Flows as a set
+	desc      descs
+
+	mu             sync.RWMutex
+	projects       map[string]*projectState
+	pollSeq        uint64
+	lastDiscovery  time.Time
+	discoveryErr   error
+	up             bool
+	polled         bool
+	lastPollOK     time.Time
+	exportedFlows  int
+	droppedFlows   int
+	droppedLogged  map[string]bool
+	pollHist       prometheus.Histogram
+	trackedDropped float64
+}
+
+// Option changes an Exporter built by New.
+type Option func(*Exporter)
+
+// WithClock sets the clock (tests).
+func WithClock(now func() time.Time) Option { return func(e *Exporter) { e.now = now } }
+
+// New builds an Exporter. It does not poll until Run or PollOnce is called. Runs created before
+// now are history: they set the "last run" gauges but are not counted.
+func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option) (*Exporter, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("collector config: %w", err)
+	}
+	if api == nil || logger == nil {
+		return nil, errors.New("collector: api client and logger are required")
+	}
+	e := &Exporter{cfg: cfg, api: api, log: logger, now: time.Now, projects: map[string]*projectState{},
+		droppedLogged: map[string]bool{}, flowSet: map[string]bool{}}
+	for _, o := range opts {
+		o(e)
+	}
+	for _, f := range cfg.Flows {
+		e.flowSet[f] = true
+	}
+	e.startedAt = e.now()
+	e.desc = newDescs()
+	e.pollHist = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "activepieces_exporter_poll_duration_seconds",
+		Help:    "Duration of background polls of every project.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
+	})
+	for _, id := range cfg.Projects {
+		e.projects[id] = newProjectState(id, id)
+	}
+	return e, nil
+}
+
+// Run polls every PollInterval until ctx ends.
+func (e *Exporter) Run(ctx context.Context) {
+	for {
+		start := time.Now()
+		if err := e.PollOnce(ctx); err != nil && ctx.Err() == nil {
+			e.log.Debug("poll finished with errors", "err", err)
+		}
+		t := time.NewTimer(max(0, e.cfg.PollInterval-time.Since(start)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Ready reports whether the first poll has finished and a poll of every project succeeded within
+// the last three poll intervals.
+func (e *Exporter) Ready() error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	switch {
+	case !e.polled:
+		return errors.New("first poll not finished")
+	case e.lastPollOK.IsZero():
+		return errors.New("no poll has succeeded yet")
+	case e.now().Sub(e.lastPollOK) > 3*e.cfg.PollInterval:
+		return fmt.Errorf("last successful poll was %s ago", e.now().Sub(e.lastPollOK).Round(time.Second))
+	}
+	return nil
+}
+
+// PollOnce runs one poll of every project and returns the errors met.
+func (e *Exporter) PollOnce(ctx context.Context) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, max(5*e.cfg.PollInterval, time.Minute))
+	defer cancel()
+	e.mu.Lock()
+	e.pollSeq++
+	seq := e.pollSeq
+	e.mu.Unlock()
+
+	discoverErr := e.discover(ctx)
+
+	e.mu.RLock()
+	projects := make([]*projectState, 0, len(e.projects))
+	for _, p := range e.projects {
+		projects = append(projects, p)
+	}
+	e.mu.RUnlock()
+	sort.Slice(projects, func(i, j int) bool { return projects[i].id < projects[j].id })
+
+	errs := make([]error, len(projects))
+	sem := make(chan struct{}, e.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, p := range projects {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = e.pollProject(ctx, p, seq)
+		}()
+	}
+	wg.Wait()
+
+	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
+	e.mu.Lock()
+	e.polled = true
+	e.up = allErr == nil
+	if allErr == nil {
+		e.lastPollOK = e.now()
+	}
+	e.pollHist.Observe(time.Since(start).Seconds())
+	e.mu.Unlock()
+	return allErr
+}
+
+// discover lists projects when due: all of them without a configured list, or the configured
+// ones' names.
+func (e *Exporter) discover(ctx context.Context) error {
+	e.mu.RLock()
+	due := e.lastDiscovery.IsZero() || e.now().Sub(e.lastDiscovery) >= e.cfg.ProjectsInterval || e.discoveryErr != nil
+	e.mu.RUnlock()
+	if !due {
+		return nil
+	}
+	list, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Project], error) {
+		return e.api.ListProjects(ctx, e.cfg.PageSize, cursor)
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.cfg.Projects) > 0 {
+		// Names are a nicety for configured projects: a key that cannot list projects still polls.
+		e.lastDiscovery = e.now()
+		if err != nil {
+			e.log.Warn("cannot list projects for their names; using ids", "err", err)
+			return nil
+		}
+		for _, pr := range list {
+			if p, ok := e.projects[pr.ID]; ok && pr.DisplayName != "" {
+				p.name = pr.DisplayName
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		if e.discoveryErr == nil {
+			e.log.Warn("project discovery failed", "err", err)
+		}
+		e.discoveryErr = fmt.Errorf("project discovery: %w", err)
+		return e.discoveryErr
+	}
+	if e.discoveryErr != nil {
+		e.log.Info("project discovery recovered")
+	}
+	e.discoveryErr = nil
+	e.lastDiscovery = e.now()
+	present := map[string]bool{}
+	for _, pr := range list {
+		if pr.ID == "" {
+			continue
+		}
+		present[pr.ID] = true
+		if p, ok := e.projects[pr.ID]; ok {
+			p.name = pr.DisplayName
+			continue
+		}
+		e.projects[pr.ID] = newProjectState(pr.ID, pr.DisplayName)
+		e.log.Info("project discovered", "project_id", pr.ID, "project", pr.DisplayName)
+	}
+	for id, p := range e.projects {
+		if !present[id] {
+			e.removeFlowsLocked(p, nil)
+			delete(e.projects, id)
+			e.log.Info("project gone; its series are dropped", "project_id", id)
+		}
+	}
+	return nil
+}
+
+// fetched is what one poll of a project read, applied at once under the lock.
+type fetched struct {
+	flowsListed bool
+	flows       []apiclient.Flow
+	folders     []apiclient.Folder
+	unknown     map[string]bool // flow ids runs named that the flow list lacked
+
+	listed    []apiclient.FlowRun // from time-range listings
+	inflight  []apiclient.FlowRun // from the in-flight listing and the refresh of tracked runs
+	gone      []string            // tracked runs the server no longer has
+	invalid   int
+	head      time.Time
+	started   bool
+	gaps      []gap
+	capped    bool
+	overlapAt time.Time
+}
+
+func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64) error {
+	now := e.now()
+	f := &fetched{}
+	err := e.fetch(ctx, p, now, f)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.projects[p.id]; !ok {
+		return nil // dropped by discovery meanwhile
+	}
+	if err != nil {
+		p.failures++
+		if !p.failing || p.lastErr != err.Error() {
+			e.log.Warn("poll of project failed", "project_id", p.id, "project", p.name, "err", err)
+		} else {
+			e.log.Debug("poll of project still failing", "project_id", p.id, "err", err)
+		}
+		p.failing, p.lastErr = true, err.Error()
+		return fmt.Errorf("project %s: %w", p.id, err)
+	}
+	if p.failing {
+		e.log.Info("poll of project recovered", "project_id", p.id, "project", p.name)
+	}
+	p.failing, p.lastErr = false, ""
+	e.apply(p, f, seq, now)
+	p.lastSuccess = now
+	return nil
+}
+
+// fetch does every API call of one project's poll; it changes nothing shared.
+func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
+	flowsDue := !p.started || p.lastFlows.IsZero() || now.Sub(p.lastFlows) >= e.cfg.FlowsInterval
+	if flowsDue {
+		if err := e.fetchFlows(ctx, p, f); err != nil {
+			return err
+		}
+		// In-flight runs by status, without a time bound: a run PAUSED for days is tracked.
+		runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: apiclient.InFlightStatuses},
+			e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
+		if err != nil {
+			return fmt.Errorf("listing in-flight runs: %w", err)
+		}
+		f.inflight = append(f.inflight, runs...)
+	}
+
+	budget := e.cfg.MaxPages
+	f.head, f.started = p.head, true
+	for _, g := range p.gaps {
+		if budget <= 0 {
+			f.gaps = append(f.gaps, g)
+			continue
+		}
+		runs, w, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: g.from, CreatedBefore: g.to}, budget)
+		if err != nil {
+			return fmt.Errorf("listing runs of a backlog: %w", err)
+		}
+		budget -= w.pages
+		f.listed = append(f.listed, runs...)
+		if w.capped {
+			f.capped = true
+			f.gaps = append(f.gaps, gap{from: g.from, to: w.oldest})
+		}
+	}
+	from := p.head
+	if !p.started {
+		from = e.startedAt.Add(-e.cfg.Lookback)
+	}
+	runs, w, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: from}, max(budget, 1))
+	if err != nil {
+		return fmt.Errorf("listing new runs: %w", err)
+	}
+	f.listed = append(f.listed, runs...)
+	f.head = from
+	if w.newest.After(f.head) {
+		f.head = w.newest
+	}
+	if w.capped {
+		f.capped = true
+		gapFrom := from
+		if !p.started && e.startedAt.After(gapFrom) {
+			gapFrom = e.startedAt // history beyond the cap only feeds gauges: not worth a backlog
+		}
+		if w.oldest.After(gapFrom) {
+			f.gaps = append(f.gaps, gap{from: gapFrom, to: w.oldest})
+		}
+	}
+	// Late commits: re-read the overlap window now and then.
+	if p.started && now.Sub(p.lastOverlap) >= e.cfg.OverlapInterval {
+		runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: p.head.Add(-e.cfg.Overlap), CreatedBefore: p.head}, e.cfg.MaxPages)
+		if err != nil {
+			return fmt.Errorf("re-reading the overlap window: %w", err)
+		}
+		f.listed = append(f.listed, runs...)
+		f.overlapAt = now
+	} else if !p.started {
+		f.overlapAt = now
+	}
+
+	// Runs of flows not known: list flows now rather than wait for the next refresh.
+	if !f.flowsListed {
+		for _, r := range f.listed {
+			if _, ok := p.flows[r.FlowID]; !ok && !p.ignoredFlow(r.FlowID) {
+				if err := e.fetchFlows(ctx, p, f); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return e.refreshTracked(ctx, p, f)
+}
+
+func (p *projectState) ignoredFlow(id string) bool { return p.ignored != nil && p.ignored[id] }
+
+func (e *Exporter) fetchFlows(ctx context.Context, p *projectState, f *fetched) error {
+	flows, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
+		return e.api.ListFlows(ctx, apiclient.ListFlowsParams{ProjectID: p.id, Limit: e.cfg.PageSize, Cursor: cursor})
+	})
+	if err != nil {
+		return fmt.Errorf("listing flows: %w", err)
+	}
+	folders, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Folder], error) {
+		return e.api.ListFolders(ctx, p.id, e.cfg.PageSize, cursor)
+	})
+	if err != nil {
+		return fmt.Errorf("listing folders: %w", err)
+	}
+	f.flowsListed, f.flows, f.folders = true, flows, folders
+	return nil
+}
+
+type walk struct {
+	pages          int
+	capped         bool
+	newest, oldest time.Time
+}
+
+// listRange lists a project's runs matching base (project and paging are set here), newest first,
+// for at most maxPages pages. On servers whose cursors have second granularity it re-reads each
+// page's boundary second, which plain paging there would skip.
+func (e *Exporter) listRange(ctx context.Context, p *projectState, base apiclient.ListFlowRunsParams, maxPages int) ([]apiclient.FlowRun, walk, error) {
+	base.ProjectID, base.Limit = p.id, e.cfg.PageSize
+	var out []apiclient.FlowRun
+	var w walk
+	note := func(runs []apiclient.FlowRun) {
+		for i := range runs {
+			c := runs[i].Created.Time
+			if w.newest.IsZero() || c.After(w.newest) {
+				w.newest = c
+			}
+			if w.oldest.IsZero() || c.Before(w.oldest) {
+				w.oldest = c
+			}
+		}
+		out = append(out, runs...)
+	}
+	res, err := apiclient.Paginate(ctx, "", maxPages,
+		func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.FlowRun], error) {
+			q := base
+			q.Cursor = cursor
+			return e.api.ListFlowRuns(ctx, q)
+		},
+		func(page *apiclient.Page[apiclient.FlowRun]) (bool, error) {
+			note(page.Data)
+			next := page.NextCursor()
+			if next == "" || len(page.Data) == 0 || apiclient.ClassifyCursor(next) == apiclient.CursorKeyset {
+				return true, nil
+			}
+			p.secondCursors = true
+			sec := page.Data[len(page.Data)-1].Created.Truncate(time.Second)
+			q := base
+			q.Limit, q.CreatedAfter, q.CreatedBefore = -1, sec, sec.Add(time.Second-time.Millisecond)
+			if !base.CreatedAfter.IsZero() && base.CreatedAfter.After(q.CreatedAfter) {
+				q.CreatedAfter = base.CreatedAfter
+			}
+			if !base.CreatedBefore.IsZero() && base.CreatedBefore.Before(q.CreatedBefore) {
+				q.CreatedBefore = base.CreatedBefore
+			}
+			b, err := e.api.ListFlowRuns(ctx, q)
+			if err != nil {
+				return false, fmt.Errorf("re-reading boundary second %s: %w", apiclient.FormatTime(sec), err)
+			}
+			note(b.Data)
+			return true, nil
+		})
+	w.pages, w.capped = res.Pages, res.Capped
+	if err != nil {
+		return nil, w, err
+	}
+	return out, w, nil
+}
+
+// refreshTracked re-reads tracked runs no listing of this poll returned, 100 ids a request, or one
+// by one on servers that ignore flowRunIds.
+func (e *Exporter) refreshTracked(ctx context.Context, p *projectState, f *fetched) error {
+	returned := map[string]bool{}
+	for _, r := range f.listed {
+		returned[r.ID] = true
+	}
+	for _, r := range f.inflight {
+		returned[r.ID] = true
+	}
+	var ids []string
+	for id := range p.tracked {
+		if !returned[id] {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for len(ids) > 0 {
+		n := min(len(ids), 100)
+		batch := ids[:n]
+		ids = ids[n:]
+		if !p.flowRunIDsIgnored {
+			page, err := e.api.ListFlowRuns(ctx, apiclient.ListFlowRunsParams{ProjectID: p.id, FlowRunIDs: batch, Limit: len(batch)})
+			if err != nil {
+				return fmt.Errorf("refreshing in-flight runs: %w", err)
+			}
+			asked := map[string]bool{}
+			for _, id := range batch {
+				asked[id] = true
+			}
+			foreign := slices.ContainsFunc(page.Data, func(r apiclient.FlowRun) bool { return !asked[r.ID] })
+			if !foreign {
+				got := map[string]bool{}
+				for _, r := range page.Data {
+					got[r.ID] = true
+				}
+				f.inflight = append(f.inflight, page.Data...)
+				for _, id := range batch {
+					if !got[id] {
+						f.gone = append(f.gone, id)
+					}
+				}
+				continue
+			}
+			p.flowRunIDsIgnored = true
+			e.log.Warn("server ignores the flowRunIds filter; refreshing in-flight runs one by one", "project_id", p.id)
+		}
+		for _, id := range batch {
+			r, err := e.api.GetFlowRun(ctx, id)
+			switch {
+			case errors.Is(err, apiclient.ErrNotFound):
+				f.gone = append(f.gone, id)
+			case err != nil:
+				return fmt.Errorf("refreshing in-flight run: %w", err)
+			default:
+				f.inflight = append(f.inflight, *r)
+			}
+		}
+	}
+	return nil
+}
