@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// CheckCmd reaches the API once and reports.
+type CheckCmd struct{}
+
+// Run implements the command: one full poll (the first one, with its look-back), then a report of
+// projects, flows, the requests a steady-state poll costs and the series served.
+func (CheckCmd) Run(rc *runContext) error {
+	ctx, cancel := context.WithCancel(rc.ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	w, err := rc.wire(ctx, &wg)
+	if err != nil {
+		return err
+	}
+	out := rc.stdout
+	fmt.Fprintf(out, "API: %s\n", w.client.BaseURL())
+	if err := w.exporter.PollOnce(ctx); err != nil {
+		return fmt.Errorf("check failed: %w", err)
+	}
+	families, err := w.registry.Gather()
+	if err != nil {
+		return fmt.Errorf("gathering metrics: %w", err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	series := 0
+	for _, mf := range families {
+		byName[mf.GetName()] = mf
+		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				series += len(h.GetBucket()) + 3 // buckets, +Inf, _sum, _count
+			} else {
+				series++
+			}
+		}
+	}
+	label := func(m *dto.Metric, name string) string {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == name {
+				return lp.GetValue()
+			}
+		}
+		return ""
+	}
+	flowsByProject := map[string][]string{}
+	for _, m := range byName["activepieces_flow_info"].GetMetric() {
+		p := label(m, "project_id")
+		flowsByProject[p] = append(flowsByProject[p], label(m, "flow_name")+" ("+label(m, "flow_id")+", "+label(m, "flow_status")+")")
+	}
+	var projects []string
+	names := map[string]string{}
+	for _, m := range byName["activepieces_project_info"].GetMetric() {
+		projects = append(projects, label(m, "project_id"))
+		names[label(m, "project_id")] = label(m, "project_name")
+	}
+	sort.Strings(projects)
+	fmt.Fprintf(out, "Projects: %d\n", len(projects))
+	for _, p := range projects {
+		flows := flowsByProject[p]
+		sort.Strings(flows)
+		fmt.Fprintf(out, "  %s (%s): %d flows\n", names[p], p, len(flows))
+		for _, f := range flows {
+			fmt.Fprintf(out, "    %s\n", f)
+		}
+	}
+	tracked := 0.0
+	if mf := byName["activepieces_exporter_tracked_runs"]; mf != nil && len(mf.GetMetric()) > 0 {
+		tracked = mf.GetMetric()[0].GetGauge().GetValue()
+	}
+	steady := len(projects) + (int(tracked)+99)/100
+	fmt.Fprintf(out, "In-flight runs tracked: %.0f\n", tracked)
+	fmt.Fprintf(out, "API requests per poll in steady state: %d (1 per project + 1 per 100 in-flight runs)\n", steady)
+	fmt.Fprintf(out, "Series served: %d\n", series)
+	return nil
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/time/rate"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/collector"
+)
+
+// ServeCmd polls and serves.
+type ServeCmd struct{}
+
+// wired is what serve and check share: an API client and an exporter, with their registry.
+type wired struct {
+	keys     *keySource
+	client   *apiclient.Client
+	exporter *collector.Exporter
+	registry *prometheus.Registry
+}
+
+func (c *CLI) collectorConfig() collector.Config {
+	return collector.Config{
+		Projects: c.Projects, Flows: c.Flows,
+		PollInterval: c.PollInterval, Lookback: c.PollLookback, Overlap: c.PollOverlap,
+		OverlapInterval: c.PollOverlapInterval, FlowsInterval: c.PollFlowsInterval,
+		ProjectsInterval: c.PollProjectsInterval, MaxPages: c.PollMaxPages, PageSize: c.PollPageSize,
+		Concurrency: c.PollConcurrency, MaxFlows: c.MaxFlows, DurationBuckets: c.DurationBuckets,
+		MaxTrackedRuns: c.PollMaxTrackedRuns,
+	}
+}
+
+// wire builds the client, the exporter and the registry. In demo mode it first starts the
+// simulator on loopback and points the client at it.
+func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup) (*wired, error) {
+	c := rc.cli
+	var keys *keySource
+	var err error
+	if c.Demo {
+		url, err := startDemo(ctx, wg, c.DemoRate, rc.log)
+		if err != nil {
+			return nil, err
+		}
+		c.URL = url
+		keys = &keySource{}
+		k := apitest.DefaultAPIKey
+		keys.key.Store(&k)
+	} else if keys, err = newKeySource(c.APIKeyFile, rc.getenv); err != nil {
+		return nil, err
+	}
+	if c.APIRateLimit <= 0 {
+		return nil, fmt.Errorf("--api.rate-limit must be positive, got %g", c.APIRateLimit)
+	}
+	apiMetrics := collector.NewAPIMetrics()
+	client, err := apiclient.New(apiclient.Config{
+		BaseURL: c.URL, APIKey: keys.Get, Timeout: c.APITimeout, Retries: c.APIRetries,
+		Limiter:   rate.NewLimiter(rate.Limit(c.APIRateLimit), max(1, int(c.APIRateLimit))),
+		Observer:  apiMetrics.Observe,
+		UserAgent: "activepieces_exporter/" + version,
+	})
+	if err != nil {
+		return nil, err
+	}
+	exp, err := collector.New(c.collectorConfig(), client, rc.log)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(exp, apiMetrics, collector.NewBuildInfo(version, buildRevision(), runtime.Version()),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &wired{keys: keys, client: client, exporter: exp, registry: reg}, nil
+}
+
+// startDemo serves a simulator with a run generator on a loopback port until ctx ends.
+func startDemo(ctx context.Context, wg *sync.WaitGroup, runsPerSecond float64, log *slog.Logger) (string, error) {
+	sim := apitest.New(apitest.Options{Raw: true})
+	gen := apitest.NewGenerator(sim, runsPerSecond, uint64(time.Now().UnixNano()))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("demo simulator: %w", err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = srv.Serve(ln) }()
+	go func() {
+		defer wg.Done()
+		gen.Run(ctx, 250*time.Millisecond)
+		_ = srv.Close()
+	}()
+	url := "http://" + ln.Addr().String() + "/api"
+	log.Info("demo: serving the Activepieces simulator", "url", url, "runs_per_second", runsPerSecond)
+	return url, nil
+}
+
+// Run implements the command.
+func (ServeCmd) Run(rc *runContext) error {
+	ctx, cancel := context.WithCancel(rc.ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	w, err := rc.wire(ctx, &wg)
+	if err != nil {
+		return err
+	}
+	c := rc.cli
+	rc.log.Info("starting activepieces_exporter", "version", version, "url", c.URL, "listen", c.ListenAddress)
+
+	wg.Add(2)
+	go func() { defer wg.Done(); w.exporter.Run(ctx) }()
+	go func() { defer wg.Done(); w.keys.watch(ctx, rc.hup, 10*time.Second, rc.log) }()
+
+	mux, err := newMux(c, w, rc.log)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(rc.log.Handler(), slog.LevelWarn),
+	}
+	addrs := []string{c.ListenAddress}
+	systemd := false
+	flags := &web.FlagConfig{WebListenAddresses: &addrs, WebSystemdSocket: &systemd, WebConfigFile: &c.WebConfigFile}
+	served := make(chan error, 1)
+	go func() { served <- web.ListenAndServe(srv, flags, rc.log) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	rc.log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	mux.Handle(c.TelemetryPath, promhttp.HandlerFor(w.registry, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelError),
+		MaxRequestsInFlight: c.WebMaxRequests,
+		Timeout:             30 * time.Second,
+		Registry:            w.registry,
+	}))
+	mux.HandleFunc("/-/healthy", func(rw http.ResponseWriter, _ *http.Request) {
+		_, _ = rw.Write([]byte("Healthy\n"))
+	})
+	mux.HandleFunc("/-/ready", func(rw http.ResponseWriter, _ *http.Request) {
+		if err := w.exporter.Ready(); err != nil {
+			http.Error(rw, "Not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte("Ready\n"))
+	})
+	if c.TelemetryPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "Activepieces Exporter",
+			Description: "Prometheus exporter for Activepieces flow runs",
+			Version:     version,
+			Links: []web.LandingLinks{
+				{Address: c.TelemetryPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+				{Address: "/-/ready", Text: "Readiness"},
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("landing page: %w", err)
+		}
+		mux.Handle("/", landing)
+	}
+	return mux, nil
+}
