@@ -169,7 +169,7 @@ func (c *Client) retryDelay(err error, attempt int) (time.Duration, bool) {
 func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out any) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	name := "GET /v1" + path
+	name := "GET " + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -207,6 +207,9 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out
 		if json.Unmarshal(body, &eb) == nil {
 			apiErr.Code = eb.Code
 			apiErr.Message = truncate(eb.message(), 300)
+			if eb.Params != nil {
+				apiErr.EntityType = eb.Params.EntityType
+			}
 		} else {
 			apiErr.Message = http.StatusText(resp.StatusCode)
 		}

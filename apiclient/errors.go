@@ -11,12 +11,12 @@ import (
 
 // Error kinds, for errors.Is on an *APIError or a wrapped one.
 var (
-	ErrAuthentication = errors.New("authentication failed")     // 401
-	ErrAuthorization  = errors.New("not authorized")            // 403
-	ErrNotFound       = errors.New("entity not found")          // 404
+	ErrAuthentication = errors.New("authentication failed")       // 401
+	ErrAuthorization  = errors.New("not authorized")              // 403
+	ErrNotFound       = errors.New("entity not found")            // 404
 	ErrValidation     = errors.New("request rejected as invalid") // 400
-	ErrRateLimited    = errors.New("rate limited")              // 429
-	ErrServer         = errors.New("server error")              // 5xx
+	ErrRateLimited    = errors.New("rate limited")                // 429
+	ErrServer         = errors.New("server error")                // 5xx
 	// ErrCursorLoop is returned when a listing hands back a cursor it already handed out.
 	ErrCursorLoop = errors.New("pagination loop: the server returned a cursor already followed")
 	// ErrResponseTooLarge is returned when a body exceeds Config.MaxResponseBytes.
@@ -32,6 +32,7 @@ type APIError struct {
 	StatusCode int
 	Code       string // the server's code: AUTHENTICATION, FST_ERR_VALIDATION, ENTITY_NOT_FOUND, …
 	Message    string
+	EntityType string        // for ENTITY_NOT_FOUND: "project", "flow_run", …
 	RetryAfter time.Duration // from Retry-After, 0 when absent
 }
 

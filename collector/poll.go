@@ -245,6 +245,15 @@ func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64)
 	if _, ok := e.projects[p.id]; !ok {
 		return nil // dropped by discovery meanwhile
 	}
+	var apiErr *apiclient.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == 404 && apiErr.EntityType == "project" && len(e.cfg.Projects) == 0 {
+		// Deleted between two discoveries: drop it now and rediscover next poll.
+		e.removeFlowsLocked(p, nil)
+		delete(e.projects, p.id)
+		e.lastDiscovery = time.Time{}
+		e.log.Info("project gone; its series are dropped", "project_id", p.id, "project", p.name)
+		return nil
+	}
 	if err != nil {
 		p.failures++
 		if !p.failing || p.lastErr != err.Error() {

@@ -50,10 +50,10 @@ type CLI struct {
 	MaxFlows        int       `name:"metrics.max-flows" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FLOWS" default:"10000" help:"Flows exported at most; the rest are counted in activepieces_exporter_flows_dropped."`
 	DurationBuckets []float64 `name:"metrics.duration-buckets" env:"ACTIVEPIECES_EXPORTER_METRICS_DURATION_BUCKETS" default:"0.5,1,2.5,5,10,30,60,120,300,600,1800,3600" help:"Run duration histogram buckets, seconds."`
 
-	ListenAddress    string `name:"web.listen-address" env:"ACTIVEPIECES_EXPORTER_WEB_LISTEN_ADDRESS" default:":9942" help:"Address to serve metrics on."`
-	TelemetryPath    string `name:"web.telemetry-path" env:"ACTIVEPIECES_EXPORTER_WEB_TELEMETRY_PATH" default:"/metrics" help:"Path of the metrics."`
-	WebConfigFile    string `name:"web.config.file" env:"ACTIVEPIECES_EXPORTER_WEB_CONFIG_FILE" type:"path" help:"exporter-toolkit web config: TLS and basic auth."`
-	WebMaxRequests   int    `name:"web.max-requests" env:"ACTIVEPIECES_EXPORTER_WEB_MAX_REQUESTS" default:"40" help:"Scrapes served at once at most (0: no limit)."`
+	ListenAddress  string `name:"web.listen-address" env:"ACTIVEPIECES_EXPORTER_WEB_LISTEN_ADDRESS" default:":9942" help:"Address to serve metrics on."`
+	TelemetryPath  string `name:"web.telemetry-path" env:"ACTIVEPIECES_EXPORTER_WEB_TELEMETRY_PATH" default:"/metrics" help:"Path of the metrics."`
+	WebConfigFile  string `name:"web.config.file" env:"ACTIVEPIECES_EXPORTER_WEB_CONFIG_FILE" type:"path" help:"exporter-toolkit web config: TLS and basic auth."`
+	WebMaxRequests int    `name:"web.max-requests" env:"ACTIVEPIECES_EXPORTER_WEB_MAX_REQUESTS" default:"40" help:"Scrapes served at once at most (0: no limit)."`
 
 	LogLevel  string `name:"log.level" env:"ACTIVEPIECES_EXPORTER_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level: debug, info, warn, error."`
 	LogFormat string `name:"log.format" env:"ACTIVEPIECES_EXPORTER_LOG_FORMAT" default:"text" enum:"text,json" help:"Log format: text or json."`
