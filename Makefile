@@ -1,0 +1,31 @@
+# The README's test command is `make test`; .ci/run calls it on a clean machine.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REV     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.revision=$(REV)
+
+.PHONY: all build test tools lint demo
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o activepieces_exporter ./cmd/activepieces_exporter
+
+# promtool (and prometheus, for the deploy tests) come from Debian's package.
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing Debian's prometheus package for promtool"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@promtool --version | head -1
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+test: tools lint
+	$(GO) test -race -count=1 ./...
+
+demo:
+	$(GO) run ./cmd/activepieces_exporter --demo

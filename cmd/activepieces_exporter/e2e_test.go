@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// contractFamilies is every metric family the exporter promises (README, issue #2).
+var contractFamilies = []string{
+	"activepieces_flow_runs_total", "activepieces_flow_run_duration_seconds", "activepieces_flow_run_tasks_total",
+	"activepieces_flow_last_run_status", "activepieces_flow_last_run_duration_seconds", "activepieces_flow_last_run_tasks",
+	"activepieces_flow_last_run_finish_timestamp_seconds", "activepieces_flow_last_success_timestamp_seconds",
+	"activepieces_flow_consecutive_failures", "activepieces_flow_active_runs",
+	"activepieces_flow_oldest_running_run_start_timestamp_seconds", "activepieces_flow_info", "activepieces_project_info",
+	"activepieces_folder_info", "activepieces_up", "activepieces_exporter_last_poll_success_timestamp_seconds",
+	"activepieces_exporter_poll_duration_seconds", "activepieces_exporter_api_requests_total",
+	"activepieces_exporter_api_request_duration_seconds", "activepieces_exporter_tracked_runs",
+	"activepieces_exporter_flows_dropped", "activepieces_exporter_build_info", "go_goroutines", "process_cpu_seconds_total",
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "activepieces_exporter")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func scrape(url string) (string, int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), resp.StatusCode, err
+}
+
+func hasFamily(text, name string) bool {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") ||
+			strings.HasPrefix(line, name+"_bucket{") || strings.HasPrefix(line, name+"_count") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDemoBinaryServesEveryContractFamily(t *testing.T) {
+	bin := buildBinary(t)
+	addr := freePort(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--web.listen-address="+addr, "--log.format=json")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY=") // demo needs no key
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("exporter did not shut down cleanly on SIGTERM: %v\n%s", err, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("exporter ignored SIGTERM")
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	var missing []string
+	for ctx.Err() == nil {
+		time.Sleep(500 * time.Millisecond)
+		text, code, err := scrape("http://" + addr + "/metrics")
+		if err != nil || code != 200 {
+			continue
+		}
+		missing = missing[:0]
+		for _, f := range contractFamilies {
+			if !hasFamily(text, f) {
+				missing = append(missing, f)
+			}
+		}
+		if len(missing) == 0 {
+			if !strings.Contains(text, "activepieces_up 1") {
+				t.Errorf("activepieces_up is not 1 against the demo")
+			}
+			for _, path := range []string{"/-/healthy", "/-/ready", "/"} {
+				if _, code, err := scrape("http://" + addr + path); err != nil || code != 200 {
+					t.Errorf("GET %s: %d %v", path, code, err)
+				}
+			}
+			return
+		}
+	}
+	t.Fatalf("after 45s the demo still lacks %v\nlogs:\n%s", missing, logs.String())
+}
+
+func TestCheckCommandAgainstTheDemo(t *testing.T) {
+	bin := buildBinary(t)
+	out, err := exec.Command(bin, "check", "--demo").CombinedOutput()
+	if err != nil {
+		t.Fatalf("check --demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Projects: 2", "Sales Ops", "Flaky webhook relay", "API requests per poll in steady state:", "Series served:"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCheckCommandFailsClearlyWithoutLeakingTheKey(t *testing.T) {
+	bin := buildBinary(t)
+	const key = "sk-secretSecretSecret0000000000000000000000000000000000000000000"
+	srv := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(401)
+		fmt.Fprint(w, `{"code":"AUTHENTICATION","params":{"message":"invalid api key"}}`)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	cmd := exec.Command(bin, "check", "--activepieces.url=http://"+ln.Addr().String()+"/api", "--log.level=debug")
+	cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+key)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("check succeeded against a server refusing the key:\n%s", out)
+	}
+	if !strings.Contains(string(out), "AUTHENTICATION") {
+		t.Errorf("check output does not say why:\n%s", out)
+	}
+	if strings.Contains(string(out), key) {
+		t.Errorf("the key leaked into check output:\n%s", out)
+	}
+}

@@ -1,0 +1,231 @@
+package collector
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+)
+
+type fixture struct {
+	project, folder, flowA, flowB string
+}
+
+func seedFixture(h *harness) fixture {
+	p := h.sim.AddProject("Sales Ops")
+	folder := h.sim.AddFolder(p, "Production")
+	return fixture{project: p, folder: folder,
+		flowA: h.sim.AddFlow(p, folder, "Sync CRM leads"),
+		flowB: h.sim.AddFlow(p, "", "Nightly invoice export")}
+}
+
+func TestHistoryIsNotCountedButSetsLastRun(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) {
+		fx = seedFixture(h)
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: epoch.Add(-10 * time.Minute)})
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-20 * time.Minute)})
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusTimeout, Created: epoch.Add(-2 * time.Hour)}) // beyond lookback
+	})
+	h.mustPoll()
+	if got := h.counts(); len(got) != 0 {
+		t.Fatalf("history was counted: %v", got)
+	}
+	if v, ok := h.value("activepieces_flow_last_run_status", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); !ok || v != 1 {
+		t.Errorf("last_run_status FAILED = %v, %v; want 1", v, ok)
+	}
+	if v, _ := h.value("activepieces_flow_consecutive_failures", map[string]string{"flow_id": fx.flowA}); v != 1 {
+		t.Errorf("consecutive_failures = %v, want 1", v)
+	}
+	if _, ok := h.value("activepieces_flow_last_run_status", map[string]string{"flow_id": fx.flowB}); ok {
+		t.Error("flow B has a last run status from beyond the look-back")
+	}
+	// All eight terminal statuses are served from zero for every flow.
+	for _, s := range apiclient.TerminalStatuses {
+		if v, ok := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowB, "status": string(s)}); !ok || v != 0 {
+			t.Errorf("runs_total{status=%s} = %v, %v; want 0 served", s, v, ok)
+		}
+	}
+	h.lint()
+}
+
+func TestCountsExactlyOnceAcrossPollsPagesAndTransitions(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{PageSize: 7}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	running := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	queued := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusQueued})
+	for i := 0; i < 30; i++ { // several pages, some sharing a millisecond
+		st := apiclient.StatusSucceeded
+		if i%7 == 3 {
+			st = apiclient.StatusFailed
+		}
+		h.sim.AddRun(apitest.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Created: h.clock.Now().Add(time.Duration(i/3) * time.Millisecond)})
+	}
+	h.mustPoll()
+	if v, _ := h.value("activepieces_flow_active_runs", map[string]string{"flow_id": fx.flowA, "status": "RUNNING"}); v != 1 {
+		t.Errorf("active RUNNING = %v, want 1", v)
+	}
+	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 2 {
+		t.Errorf("tracked runs = %v, want 2", v)
+	}
+	h.sim.SetRunStatus(queued, apiclient.StatusRunning)
+	h.mustPoll()
+	h.sim.SetRunStatus(running, apiclient.StatusSucceeded)
+	h.sim.SetRunStatus(queued, apiclient.StatusTimeout)
+	for i := 0; i < 6; i++ { // polls that re-read the overlap window
+		h.mustPoll()
+		h.assertTotals()
+	}
+	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 0 {
+		t.Errorf("tracked runs = %v after they finished, want 0", v)
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowB, "status": "TIMEOUT"}); v != 1 {
+		t.Errorf("TIMEOUT count = %v, want 1", v)
+	}
+	h.lint()
+}
+
+func TestBurstBetweenTwoPollsIsFullyCounted(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll() // flows are no longer new
+	h.sim.ResetRequests()
+	for i := 0; i < 250; i++ {
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * 10 * time.Millisecond)})
+	}
+	h.clock.Advance(5 * time.Second)
+	h.mustPoll()
+	h.assertTotals()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "SUCCEEDED"}); v != 250 {
+		t.Fatalf("counted %v of 250", v)
+	}
+	// ⌈250/100⌉ pages of new runs + 1 overlap re-read of an empty window.
+	if n := h.sim.CountRequests("/api/v1/flow-runs"); n != 4 {
+		t.Errorf("burst cost %d run listings, want 4", n)
+	}
+	if v, ok := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); !ok || v != 250 {
+		t.Errorf("duration histogram count = %v, want 250", v)
+	}
+}
+
+func TestSteadyStateCostsOneRequestPerProject(t *testing.T) {
+	h := newHarness(t, apitest.Options{}, Config{OverlapInterval: time.Hour}, func(h *harness) {
+		seedFixture(h)
+		p2 := h.sim.AddProject("Support")
+		h.sim.AddFlow(p2, "", "Triage")
+	})
+	h.mustPoll()
+	h.sim.ResetRequests()
+	for i := 0; i < 5; i++ {
+		h.mustPoll()
+	}
+	reqs := h.sim.Requests()
+	if len(reqs) != 10 {
+		t.Errorf("5 idle polls of 2 projects sent %d requests, want 10: %v", len(reqs), reqs)
+	}
+	for _, r := range reqs {
+		if r.Path != "/api/v1/flow-runs" || r.Query.Get("createdAfter") == "" || r.Query.Get("limit") != "100" {
+			t.Errorf("unexpected request %s %v", r.Path, r.Query)
+		}
+	}
+}
+
+func TestNewFlowServesZeroBeforeItsFirstFailure(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	newFlow := h.sim.AddFlow(fx.project, "", "Brand new flow")
+	h.sim.AddRun(apitest.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	v, ok := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": newFlow, "status": "FAILED"})
+	if !ok || v != 0 {
+		t.Fatalf("first poll after the flow appeared: FAILED = %v (served %v); want 0 served first", v, ok)
+	}
+	h.mustPoll()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": newFlow, "status": "FAILED"}); v != 1 {
+		t.Fatalf("second poll: FAILED = %v, want 1", v)
+	}
+	if v, _ := h.value("activepieces_flow_consecutive_failures", map[string]string{"flow_id": newFlow}); v != 1 {
+		t.Errorf("consecutive failures = %v, want 1", v)
+	}
+	h.assertTotals()
+}
+
+func TestUnknownStatusIsCountedUnderItsOwnValue(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{OldServer: true}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: "STOPPED"})
+	h.mustPoll()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "STOPPED"}); v != 1 {
+		t.Errorf("STOPPED count = %v, want 1", v)
+	}
+	if v, _ := h.value("activepieces_flow_last_run_status", map[string]string{"flow_id": fx.flowA, "status": "STOPPED"}); v != 1 {
+		t.Errorf("last_run_status{STOPPED} = %v, want 1", v)
+	}
+	if v, ok := h.value("activepieces_flow_last_run_status", map[string]string{"flow_id": fx.flowA, "status": "SUCCEEDED"}); !ok || v != 0 {
+		t.Errorf("last_run_status{SUCCEEDED} = %v, %v; want 0 beside the unknown one", v, ok)
+	}
+	h.assertTotals()
+	h.lint()
+}
+
+// scenario plays the same runs on any simulator mode and returns the flow metrics it produced.
+func scenario(t *testing.T, opts apitest.Options) string {
+	var fx fixture
+	opts.Seed = 42
+	h := newHarness(t, opts, Config{PageSize: 5}, func(h *harness) {
+		fx = seedFixture(h)
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-time.Minute), Steps: 3})
+	})
+	h.mustPoll()
+	h.mustPoll()
+	base := h.clock.Now()
+	// 23 runs, many sharing a second, so pages end inside a second.
+	for i := 0; i < 23; i++ {
+		st := []apiclient.RunStatus{apiclient.StatusSucceeded, apiclient.StatusFailed, apiclient.StatusSucceeded, apiclient.StatusTimeout}[i%4]
+		h.sim.AddRun(apitest.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Steps: i % 5,
+			Created: base.Add(time.Duration(i*137) * time.Millisecond), Duration: time.Duration(i) * 700 * time.Millisecond})
+	}
+	r := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning, Created: base.Add(5 * time.Second)})
+	h.clock.Advance(10 * time.Second)
+	h.mustPoll()
+	h.sim.SetRunStatus(r, apiclient.StatusFailed)
+	h.mustPoll()
+	h.mustPoll()
+	h.assertTotals()
+	var b strings.Builder
+	for _, name := range []string{"activepieces_flow_runs_total", "activepieces_flow_run_duration_seconds",
+		"activepieces_flow_run_tasks_total", "activepieces_flow_last_run_status", "activepieces_flow_last_run_duration_seconds",
+		"activepieces_flow_last_run_tasks", "activepieces_flow_consecutive_failures", "activepieces_flow_last_success_timestamp_seconds"} {
+		for _, m := range h.family(name) {
+			fmt.Fprintf(&b, "%s %s\n", name, m.String())
+		}
+	}
+	return b.String()
+}
+
+func TestOldNewAndRawServersGiveTheSameMetrics(t *testing.T) {
+	want := scenario(t, apitest.Options{})
+	if !strings.Contains(want, "FAILED") {
+		t.Fatal("scenario produced no FAILED runs")
+	}
+	for name, opts := range map[string]apitest.Options{
+		"raw":     {Raw: true},
+		"old":     {OldServer: true},
+		"old raw": {OldServer: true, Raw: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := scenario(t, opts); got != want {
+				t.Errorf("metrics differ from the new strict server:\n--- new\n%s\n--- %s\n%s", want, name, got)
+			}
+		})
+	}
+}

@@ -1,0 +1,223 @@
+package collector
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+)
+
+func TestCursorLoopEndsWithAnErrorAndNothingDoubleCounted(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{PageSize: 5}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	for i := 0; i < 12; i++ {
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+	}
+	h.clock.Advance(time.Second)
+	h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs", LoopCursor: true, Times: -1})
+	err := h.poll()
+	if !errors.Is(err, apiclient.ErrCursorLoop) {
+		t.Fatalf("poll error = %v, want a cursor loop", err)
+	}
+	if v, _ := h.value("activepieces_up", nil); v != 0 {
+		t.Errorf("activepieces_up = %v during the loop, want 0", v)
+	}
+	if v, _ := h.value("activepieces_exporter_poll_failures_total", map[string]string{"project_id": fx.project}); v != 1 {
+		t.Errorf("poll failures = %v, want 1", v)
+	}
+	h.sim.ClearFaults()
+	h.mustPoll()
+	h.mustPoll()
+	h.assertTotals()
+	if v, _ := h.value("activepieces_up", nil); v != 1 {
+		t.Errorf("activepieces_up = %v after recovery, want 1", v)
+	}
+}
+
+func TestUnauthorizedGivesUpZeroAndALogLineWithoutTheKey(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.sim.SetAPIKey("sk-rotatedKeyThatTheExporterDoesNotHave00000000000000000000000000")
+	err := h.poll()
+	if !errors.Is(err, apiclient.ErrAuthentication) {
+		t.Fatalf("poll error = %v, want authentication failure", err)
+	}
+	if v, _ := h.value("activepieces_up", nil); v != 0 {
+		t.Errorf("activepieces_up = %v, want 0", v)
+	}
+	h.poll()
+	logs := h.logs.String()
+	if !strings.Contains(logs, "AUTHENTICATION") || !strings.Contains(logs, "invalid api key") {
+		t.Errorf("log does not say why: %s", logs)
+	}
+	if strings.Count(logs, `"msg":"poll of project failed"`) != 1 {
+		t.Errorf("want exactly one warning for a failure that persists, got logs:\n%s", logs)
+	}
+	if strings.Contains(logs, apitest.DefaultAPIKey) || strings.Contains(err.Error(), apitest.DefaultAPIKey) {
+		t.Error("the API key leaked into logs or errors")
+	}
+	// The series of the project survive a failing poll.
+	if _, ok := h.value("activepieces_flow_info", map[string]string{"flow_id": fx.flowA}); !ok {
+		t.Error("flow series vanished while the API refused the key")
+	}
+}
+
+func TestDeletedFlowAndProjectLoseTheirSeries(t *testing.T) {
+	var fx fixture
+	var other string
+	h := newHarness(t, apitest.Options{}, Config{FlowsInterval: time.Minute, ProjectsInterval: time.Minute}, func(h *harness) {
+		fx = seedFixture(h)
+		other = h.sim.AddProject("Support")
+		h.sim.AddFlow(other, "", "Triage")
+	})
+	h.mustPoll()
+	h.sim.DeleteFlow(fx.flowB)
+	h.sim.DeleteProject(other)
+	h.mustPoll()
+	h.mustPoll()
+	text := h.text()
+	for _, gone := range []string{fx.flowB, other} {
+		if strings.Contains(text, gone) {
+			t.Errorf("series of deleted %s are still served", gone)
+		}
+	}
+	if _, ok := h.value("activepieces_flow_info", map[string]string{"flow_id": fx.flowA}); !ok {
+		t.Error("the remaining flow lost its series")
+	}
+}
+
+func TestRenamedFlowKeepsItsCountsUnderTheNewName(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{FlowsInterval: time.Minute}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	h.sim.RenameFlow(fx.flowA, "Sync CRM leads v2")
+	h.mustPoll()
+	h.mustPoll()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "flow_name": "Sync CRM leads v2", "status": "FAILED"}); v != 1 {
+		t.Errorf("FAILED under the new name = %v, want 1", v)
+	}
+	if strings.Contains(h.text(), `value:"Sync CRM leads"`) {
+		t.Error("series with the old name are still served")
+	}
+}
+
+func TestLateCommitIsCaughtByTheOverlapSweep(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	late := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Hidden: true})
+	h.clock.Advance(time.Second)
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
+	h.mustPoll() // lists the newer run; head moves past the hidden one
+	h.sim.Reveal(late)
+	h.mustPoll()
+	h.mustPoll()
+	h.assertTotals()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 1 {
+		t.Errorf("late FAILED run counted %v times, want 1", v)
+	}
+}
+
+func TestPageCapLeavesABacklogThatLaterPollsDrain(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{PageSize: 10, MaxPages: 2}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	for i := 0; i < 75; i++ {
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * time.Second)})
+	}
+	h.clock.Advance(2 * time.Minute)
+	h.mustPoll()
+	if v, _ := h.value("activepieces_exporter_poll_page_cap_hits_total", map[string]string{"project_id": fx.project}); v != 1 {
+		t.Errorf("cap hits = %v, want 1", v)
+	}
+	if !strings.Contains(h.logs.String(), "page cap reached") {
+		t.Error("no log line about the page cap")
+	}
+	for i := 0; i < 5; i++ {
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed})
+		h.mustPoll()
+	}
+	h.assertTotals()
+}
+
+func TestServerIgnoringFlowRunIDsFallsBackToGetByID(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{IgnoreFlowRunIDs: true}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	r := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	for i := 0; i < 20; i++ {
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+	}
+	h.mustPoll()
+	h.clock.Advance(10 * time.Minute)
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+	h.mustPoll()
+	h.mustPoll() // the running run is now outside every time-range listing
+	h.sim.SetRunStatus(r, apiclient.StatusSucceeded)
+	h.mustPoll()
+	if h.sim.CountRequests("/api/v1/flow-runs/"+r) == 0 {
+		t.Error("no GET by id after the server ignored flowRunIds")
+	}
+	h.assertTotals()
+	if !strings.Contains(h.logs.String(), "ignores the flowRunIds filter") {
+		t.Error("no log line about the ignored filter")
+	}
+}
+
+func TestRunPausedBeforeStartIsTrackedAndCountedWhenItFinishes(t *testing.T) {
+	var fx fixture
+	var paused string
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) {
+		fx = seedFixture(h)
+		paused = h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused, Created: epoch.Add(-72 * time.Hour)})
+	})
+	h.mustPoll()
+	if v, _ := h.value("activepieces_flow_active_runs", map[string]string{"flow_id": fx.flowA, "status": "PAUSED"}); v != 1 {
+		t.Fatalf("PAUSED runs = %v, want 1", v)
+	}
+	h.sim.SetRunStatus(paused, apiclient.StatusSucceeded)
+	h.mustPoll()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "SUCCEEDED"}); v != 1 {
+		t.Errorf("SUCCEEDED = %v, want 1 for the resumed run", v)
+	}
+	if v, _ := h.value("activepieces_flow_active_runs", map[string]string{"flow_id": fx.flowA, "status": "PAUSED"}); v != 0 {
+		t.Errorf("PAUSED runs = %v, want 0", v)
+	}
+}
+
+func TestOneFailingProjectDoesNotStopTheOthers(t *testing.T) {
+	var fx fixture
+	var other, otherFlow string
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) {
+		fx = seedFixture(h)
+		other = h.sim.AddProject("Support")
+		otherFlow = h.sim.AddFlow(other, "", "Triage")
+	})
+	h.mustPoll()
+	h.mustPoll()
+	h.sim.AddRun(apitest.RunSpec{FlowID: otherFlow, Status: apiclient.StatusFailed})
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	// Every request for the first project fails: fault on the run listing, matched by order.
+	h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs", Status: 500, Body: `{"statusCode":500,"code":"ERR_X","error":"Internal Server Error","message":"boom"}`, Times: 1})
+	if err := h.poll(); err == nil {
+		t.Fatal("poll succeeded despite a 500")
+	}
+	got := h.counts()
+	if got[apitest.Key{FlowID: otherFlow, Status: apiclient.StatusFailed}]+got[apitest.Key{FlowID: fx.flowA, Status: apiclient.StatusFailed}] != 1 {
+		t.Errorf("want exactly the healthy project's run counted, got %v", got)
+	}
+	h.mustPoll()
+	h.assertTotals()
+}

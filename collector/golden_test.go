@@ -1,0 +1,113 @@
+package collector
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// goldenFamilies are the families whose values a fixed scenario fixes exactly (durations of the
+// exporter's own polls and requests vary).
+var goldenFamilies = []string{
+	"activepieces_flow_runs_total", "activepieces_flow_run_duration_seconds", "activepieces_flow_run_tasks_total",
+	"activepieces_flow_last_run_status", "activepieces_flow_last_run_duration_seconds", "activepieces_flow_last_run_tasks",
+	"activepieces_flow_last_run_finish_timestamp_seconds", "activepieces_flow_last_success_timestamp_seconds",
+	"activepieces_flow_consecutive_failures", "activepieces_flow_active_runs",
+	"activepieces_flow_oldest_running_run_start_timestamp_seconds", "activepieces_flow_info", "activepieces_project_info",
+	"activepieces_folder_info", "activepieces_up", "activepieces_exporter_last_poll_success_timestamp_seconds",
+	"activepieces_exporter_poll_failures_total", "activepieces_exporter_poll_page_cap_hits_total",
+	"activepieces_exporter_invalid_runs_total", "activepieces_exporter_tracked_runs",
+	"activepieces_exporter_tracked_runs_dropped_total", "activepieces_exporter_flows_dropped",
+}
+
+// goldenScenario: two flows, history, failures in a row, a success, a running and a queued run,
+// a run without startTime, an unknown status.
+func goldenScenario(t *testing.T) *harness {
+	var fx fixture
+	h := newHarness(t, apitest.Options{Seed: 7}, Config{}, func(h *harness) {
+		fx = seedFixture(h)
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-30 * time.Minute), Steps: 4})
+	})
+	h.mustPoll()
+	h.mustPoll()
+	at := func(s int) time.Time { return h.clock.Now().Add(time.Duration(s) * time.Second) }
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: at(1), Duration: 2 * time.Second, Steps: 2})
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusTimeout, Created: at(2), Duration: 600 * time.Second, Steps: 9})
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded, Created: at(3), Duration: 700 * time.Millisecond, Steps: 3})
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: "STOPPED", Created: at(4), NoStartTime: true})
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning, Created: at(5)})
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusQueued, Created: at(6)})
+	h.clock.Advance(10 * time.Second)
+	h.mustPoll()
+	return h
+}
+
+func TestGoldenMetrics(t *testing.T) {
+	h := goldenScenario(t)
+	path := filepath.Join("testdata", "golden.prom")
+	if *update {
+		b, err := testutil.CollectAndFormat(h.exp, expfmt.TypeTextPlain, goldenFamilies...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := testutil.CollectAndCompare(h.exp, f, goldenFamilies...); err != nil {
+		t.Error(err)
+	}
+	h.lint()
+}
+
+// requireTool finds a command on PATH or in the repository's .tools/bin. Without it the test is
+// skipped on a developer's machine and fails under CI, where .ci/run installs it.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if root, err := filepath.Abs(filepath.Join("..", ".tools", "bin", name)); err == nil {
+		if _, err := os.Stat(root); err == nil {
+			return root
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required under CI but not installed (.ci/run installs it)", name)
+	}
+	t.Skipf("%s not installed", name)
+	return ""
+}
+
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool := requireTool(t, "promtool")
+	h := goldenScenario(t)
+	b, err := testutil.GatherAndFormat(h.reg, expfmt.TypeTextPlain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(b)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}

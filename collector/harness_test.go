@@ -1,0 +1,217 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+)
+
+// clock is a manual clock shared by the simulator and the exporter.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var epoch = time.Date(2026, 6, 20, 10, 0, 0, 0, time.UTC)
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type harness struct {
+	t     *testing.T
+	clock *clock
+	sim   *apitest.Server
+	exp   *Exporter
+	api   *APIMetrics
+	logs  *syncBuffer
+	reg   *prometheus.Registry
+}
+
+// newHarness starts a simulator (opts) and returns it with an unstarted exporter; setup runs
+// before the exporter is created, so what it adds is history.
+func newHarness(t *testing.T, opts apitest.Options, cfg Config, setup func(h *harness)) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: &clock{t: epoch}, logs: &syncBuffer{}}
+	opts.Now = h.clock.Now
+	h.sim = apitest.New(opts)
+	if setup != nil {
+		setup(h)
+	}
+	srv := httptest.NewServer(h.sim)
+	t.Cleanup(srv.Close)
+	h.api = NewAPIMetrics()
+	client, err := apiclient.New(apiclient.Config{
+		BaseURL: srv.URL + "/api", APIKey: func() string { return apitest.DefaultAPIKey },
+		Timeout: 2 * time.Second, Retries: 1, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		Observer: h.api.Observe,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 30 * time.Second
+	}
+	h.exp, err = New(cfg, client, logger, WithClock(h.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.reg = prometheus.NewPedanticRegistry()
+	h.reg.MustRegister(h.exp, h.api)
+	return h
+}
+
+// poll advances the clock by one poll interval and polls.
+func (h *harness) poll() error {
+	h.t.Helper()
+	h.clock.Advance(h.exp.cfg.PollInterval)
+	return h.exp.PollOnce(context.Background())
+}
+
+func (h *harness) mustPoll() {
+	h.t.Helper()
+	if err := h.poll(); err != nil {
+		h.t.Fatalf("poll: %v", err)
+	}
+}
+
+// counts reads activepieces_flow_runs_total as flow id/status → value.
+func (h *harness) counts() map[apitest.Key]int {
+	h.t.Helper()
+	out := map[apitest.Key]int{}
+	for _, m := range h.family("activepieces_flow_runs_total") {
+		if v := int(m.GetCounter().GetValue()); v > 0 {
+			out[apitest.Key{FlowID: label(m, "flow_id"), Status: apiclient.RunStatus(label(m, "status"))}] = v
+		}
+	}
+	return out
+}
+
+func (h *harness) family(name string) []*dto.Metric {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()
+		}
+	}
+	return nil
+}
+
+// value returns the value of the series of family name whose labels include want, and whether
+// it exists.
+func (h *harness) value(name string, want map[string]string) (float64, bool) {
+	h.t.Helper()
+	for _, m := range h.family(name) {
+		ok := true
+		for k, v := range want {
+			if label(m, k) != v {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, lp := range m.GetLabel() {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
+}
+
+// assertTotals compares the exporter's counters with the simulator's record of runs created
+// since the exporter started.
+func (h *harness) assertTotals() {
+	h.t.Helper()
+	want := h.sim.Finished(h.exp.startedAt)
+	got := h.counts()
+	if len(want) != len(got) {
+		h.t.Errorf("counted %d flow/status pairs, simulator has %d\n got %v\nwant %v", len(got), len(want), got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			h.t.Errorf("%s/%s: counted %d, simulator has %d", k.FlowID, k.Status, got[k], v)
+		}
+	}
+}
+
+func (h *harness) lint() {
+	h.t.Helper()
+	problems, err := testutil.GatherAndLint(h.reg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, p := range problems {
+		h.t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func (h *harness) text() string {
+	h.t.Helper()
+	var b strings.Builder
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		b.WriteString(mf.String())
+		b.WriteString("\n")
+	}
+	return b.String()
+}
