@@ -58,9 +58,6 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 		e.log.Warn("page cap reached; the rest is read in later polls", "project_id", p.id,
 			"max_pages", e.cfg.MaxPages, "backlog_ranges", len(p.gaps))
 	}
-	if f.invalid > 0 {
-		p.invalidRuns += float64(f.invalid)
-	}
 	// The ledger of finished runs only needs the ids that a later listing may return again.
 	horizon := p.head.Add(-e.cfg.Overlap - time.Second)
 	for _, g := range p.gaps {

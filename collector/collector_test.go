@@ -229,3 +229,32 @@ func TestOldNewAndRawServersGiveTheSameMetrics(t *testing.T) {
 		})
 	}
 }
+
+func TestFlowFilterAndCardinalityCap(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{Flows: []string{"Sync CRM leads"}}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	if strings.Contains(h.text(), fx.flowB) {
+		t.Error("a flow outside --activepieces.flow is exported")
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 1 {
+		t.Errorf("filtered-in flow FAILED = %v, want 1", v)
+	}
+
+	h2 := newHarness(t, apitest.Options{}, Config{MaxFlows: 1}, func(h *harness) { fx = seedFixture(h) })
+	h2.mustPoll()
+	h2.mustPoll()
+	if n := len(h2.family("activepieces_flow_info")); n != 1 {
+		t.Errorf("%d flows exported with --metrics.max-flows=1", n)
+	}
+	if v, _ := h2.value("activepieces_exporter_flows_dropped", nil); v != 1 {
+		t.Errorf("flows_dropped = %v, want 1", v)
+	}
+	if n := strings.Count(h2.logs.String(), "max-flows reached"); n != 1 {
+		t.Errorf("the dropped flow was logged %d times, want once", n)
+	}
+}

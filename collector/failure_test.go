@@ -221,3 +221,22 @@ func TestOneFailingProjectDoesNotStopTheOthers(t *testing.T) {
 	h.mustPoll()
 	h.assertTotals()
 }
+
+func TestRunFromTheFutureDoesNotFreezeThePollPosition(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(365 * 24 * time.Hour)})
+	h.mustPoll()
+	for i := 0; i < 3; i++ {
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+		h.mustPoll()
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowB, "status": "SUCCEEDED"}); v != 3 {
+		t.Errorf("runs after a future-dated one: counted %v of 3", v)
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 1 {
+		t.Errorf("the future-dated run itself: counted %v, want 1 (once)", v)
+	}
+}

@@ -228,7 +228,6 @@ type fetched struct {
 	listed    []apiclient.FlowRun // from time-range listings
 	inflight  []apiclient.FlowRun // from the in-flight listing and the refresh of tracked runs
 	gone      []string            // tracked runs the server no longer has
-	invalid   int
 	head      time.Time
 	started   bool
 	gaps      []gap
@@ -375,6 +374,10 @@ func (e *Exporter) fetchFlows(ctx context.Context, p *projectState, f *fetched) 
 	return nil
 }
 
+// maxClockSkew is how far ahead of the exporter's clock a run's creation time may be and still
+// move the poll position.
+const maxClockSkew = 10 * time.Minute
+
 type walk struct {
 	pages          int
 	capped         bool
@@ -388,9 +391,15 @@ func (e *Exporter) listRange(ctx context.Context, p *projectState, base apiclien
 	base.ProjectID, base.Limit = p.id, e.cfg.PageSize
 	var out []apiclient.FlowRun
 	var w walk
+	// A creation time far in the future (a bad clock or row) must not become the poll position:
+	// every later run would be created "before" it and never listed.
+	horizon := e.now().Add(maxClockSkew)
 	note := func(runs []apiclient.FlowRun) {
 		for i := range runs {
 			c := runs[i].Created.Time
+			if c.After(horizon) {
+				continue
+			}
 			if w.newest.IsZero() || c.After(w.newest) {
 				w.newest = c
 			}
