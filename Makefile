@@ -11,9 +11,9 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o activepieces_exporter ./cmd/activepieces_exporter
 
-# promtool (and prometheus, for the deploy tests) come from Debian's package.
+# promtool and prometheus (deploy tests run a real one) come from Debian's package.
 tools:
-	@command -v promtool >/dev/null 2>&1 || { \
+	@{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || { \
 		echo "installing Debian's prometheus package for promtool"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }

@@ -12,7 +12,8 @@ import (
 // Generator keeps creating runs on a simulator with a realistic mix of statuses: mostly
 // SUCCEEDED, some FAILED and TIMEOUT, runs that stay RUNNING, QUEUED or PAUSED for a while, and
 // now and then the rarer terminal statuses. One flow ("Flaky webhook relay") fails often, so
-// alerts have something to fire on.
+// alerts have something to fire on, and one ("Nightly invoice export") never ends FAILED or
+// TIMEOUT, so alerts have something not to fire on.
 type Generator struct {
 	s     *Server
 	rate  float64 // runs per second
@@ -52,8 +53,11 @@ func NewGenerator(s *Server, rate float64, seed uint64) *Generator {
 		for i, fname := range DemoProjects[pname] {
 			fid := s.AddFlow(pid, folder, fname)
 			fail := 0.04
-			if fname == "Flaky webhook relay" {
+			switch fname {
+			case "Flaky webhook relay":
 				fail = 0.35
+			case "Nightly invoice export":
+				fail = 0
 			}
 			g.flows = append(g.flows, demoFlow{id: fid, failRate: fail, steps: 2 + i,
 				duration: time.Duration(300+g.rng.IntN(4000)) * time.Millisecond})

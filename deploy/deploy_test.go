@@ -1,0 +1,462 @@
+// Package deploy_test checks what operators apply: the Prometheus rules (promtool), the
+// prometheus-operator copy of them, the Kubernetes manifests, and the rules and the dashboard
+// against a real Prometheus scraping the exporter's demo.
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var update = flag.Bool("update", false, "regenerate kubernetes/prometheusrule.yaml")
+
+// requireTool finds a command on PATH. Without it the test is skipped on a developer's machine
+// and fails under CI, where .ci/run (make tools) installs it.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required under CI but not installed (make tools installs it)", name)
+	}
+	t.Skipf("%s not installed", name)
+	return ""
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestRulesPassPromtool(t *testing.T) {
+	promtool := requireTool(t, "promtool")
+	run(t, promtool, "check", "rules", "prometheus/alerts.yml", "prometheus/recording.yml")
+	out := run(t, promtool, "test", "rules", "prometheus/alerts_test.yml")
+	if !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool test rules: %s", out)
+	}
+}
+
+func TestEveryAlertHasAUnitTest(t *testing.T) {
+	alerts := ruleNames(t, "prometheus/alerts.yml", "alert")
+	if len(alerts) < 8 {
+		t.Fatalf("only %d alerts: %v", len(alerts), alerts)
+	}
+	tests, err := os.ReadFile("prometheus/alerts_test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		if !strings.Contains(string(tests), "alertname: "+a+"\n") {
+			t.Errorf("alert %s has no promtool test", a)
+		}
+	}
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert  string `yaml:"alert"`
+			Record string `yaml:"record"`
+			Expr   string `yaml:"expr"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+func readRules(t *testing.T, path string) ruleFile {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rf ruleFile
+	if err := yaml.Unmarshal(b, &rf); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rf
+}
+
+func ruleNames(t *testing.T, path, kind string) []string {
+	var out []string
+	for _, g := range readRules(t, path).Groups {
+		for _, r := range g.Rules {
+			if kind == "alert" && r.Alert != "" {
+				out = append(out, r.Alert)
+			}
+			if kind == "record" && r.Record != "" {
+				out = append(out, r.Record)
+			}
+		}
+	}
+	return out
+}
+
+// prometheusRule renders the prometheus-operator resource from the two rules files, so the two
+// never drift: the groups are copied verbatim, indented under spec.
+func prometheusRule(t *testing.T) []byte {
+	var b bytes.Buffer
+	b.WriteString("# Generated from deploy/prometheus/alerts.yml and recording.yml by\n" +
+		"# `go test ./deploy -run PrometheusRule -update`. Do not edit: edit those files.\n" +
+		"apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: activepieces-exporter\n" +
+		"  labels:\n    app.kubernetes.io/name: activepieces-exporter\nspec:\n  groups:\n")
+	for _, f := range []string{"prometheus/alerts.yml", "prometheus/recording.yml"} {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, groups, ok := strings.Cut(string(src), "\ngroups:\n")
+		if !ok {
+			t.Fatalf("%s: no top-level groups:", f)
+		}
+		for _, line := range strings.SplitAfter(groups, "\n") {
+			if strings.TrimSpace(line) != "" {
+				b.WriteString("  ")
+			}
+			b.WriteString(line)
+		}
+	}
+	return b.Bytes()
+}
+
+func TestPrometheusRuleMatchesTheRulesFiles(t *testing.T) {
+	want := prometheusRule(t)
+	path := "kubernetes/prometheusrule.yaml"
+	if *update {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s drifted from prometheus/alerts.yml and recording.yml; run go test ./deploy -run PrometheusRule -update", path)
+	}
+	var pr struct {
+		Kind string   `yaml:"kind"`
+		Spec ruleFile `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(got, &pr); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range pr.Spec.Groups {
+		n += len(g.Rules)
+	}
+	want2 := len(ruleNames(t, "prometheus/alerts.yml", "alert")) + len(ruleNames(t, "prometheus/recording.yml", "record"))
+	if pr.Kind != "PrometheusRule" || n != want2 {
+		t.Errorf("PrometheusRule has %d rules, the files %d", n, want2)
+	}
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	b, err := os.ReadFile("kubernetes/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					SecurityContext struct {
+						RunAsNonRoot bool `yaml:"runAsNonRoot"`
+					} `yaml:"securityContext"`
+					Containers []struct {
+						Args          []string `yaml:"args"`
+						LivenessProbe struct {
+							HTTPGet struct{ Path string } `yaml:"httpGet"`
+						} `yaml:"livenessProbe"`
+						ReadinessProbe struct {
+							HTTPGet struct{ Path string } `yaml:"httpGet"`
+						} `yaml:"readinessProbe"`
+						Resources struct {
+							Requests map[string]string `yaml:"requests"`
+							Limits   map[string]string `yaml:"limits"`
+						} `yaml:"resources"`
+						SecurityContext struct {
+							AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+							ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
+						} `yaml:"securityContext"`
+						VolumeMounts []struct {
+							MountPath string `yaml:"mountPath"`
+						} `yaml:"volumeMounts"`
+					} `yaml:"containers"`
+					Volumes []struct {
+						Secret struct {
+							SecretName string `yaml:"secretName"`
+						} `yaml:"secret"`
+					} `yaml:"volumes"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 || !pod.SecurityContext.RunAsNonRoot {
+		t.Fatalf("pod spec: %+v", pod)
+	}
+	c := pod.Containers[0]
+	if c.LivenessProbe.HTTPGet.Path != "/-/healthy" || c.ReadinessProbe.HTTPGet.Path != "/-/ready" {
+		t.Errorf("probes: %+v %+v", c.LivenessProbe, c.ReadinessProbe)
+	}
+	if c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation || !c.SecurityContext.ReadOnlyRootFilesystem {
+		t.Errorf("container securityContext: %+v", c.SecurityContext)
+	}
+	if c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" {
+		t.Errorf("resources: %+v", c.Resources)
+	}
+	keyFile := ""
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--activepieces.api-key-file="); ok {
+			keyFile = v
+		}
+		if strings.Contains(a, "sk-") {
+			t.Errorf("an API key in the manifest args: %s", a)
+		}
+	}
+	if keyFile == "" || len(c.VolumeMounts) != 1 || filepath.Dir(keyFile) != c.VolumeMounts[0].MountPath ||
+		len(pod.Volumes) != 1 || pod.Volumes[0].Secret.SecretName == "" {
+		t.Errorf("the key must come from a mounted secret file: args %v mounts %+v volumes %+v", c.Args, c.VolumeMounts, pod.Volumes)
+	}
+	kust, err := os.ReadFile("kubernetes/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := filepath.Glob("kubernetes/*.yaml")
+	for _, e := range entries {
+		if base := filepath.Base(e); base != "kustomization.yaml" && !strings.Contains(string(kust), "- "+base) {
+			t.Errorf("%s is not listed in kustomization.yaml", base)
+		}
+	}
+}
+
+// dashboardExprs returns every PromQL expression of the dashboard (panels and variables), with
+// Grafana's variables replaced as Grafana would for "All".
+func dashboardExprs(t *testing.T) []string {
+	b, err := os.ReadFile("grafana/activepieces-flows.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	labelValues := regexp.MustCompile(`^label_values\((.*), *[a-z_]+\)$`)
+	for _, v := range d.Templating.List {
+		if v.Definition == "" {
+			continue
+		}
+		exprs = append(exprs, labelValues.ReplaceAllString(v.Definition, "$1"))
+	}
+	r := strings.NewReplacer(`$project`, `.*`, `$flow`, `.*`, `$__rate_interval`, `20s`, `$__range`, `2m`, `$__interval`, `5s`)
+	for i := range exprs {
+		exprs[i] = r.Replace(exprs[i])
+		if strings.Contains(exprs[i], "$") {
+			t.Errorf("unreplaced variable in %q", exprs[i])
+		}
+	}
+	if len(exprs) < 15 {
+		t.Fatalf("only %d expressions in the dashboard", len(exprs))
+	}
+	return exprs
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs a command until the test ends, with its output kept for failure reports.
+func start(t *testing.T, logs *bytes.Buffer, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+}
+
+type promResult struct {
+	Status string `json:"status"`
+	Error  string `json:"error"`
+	Data   struct {
+		Result []json.RawMessage `json:"result"`
+		Alerts []struct {
+			Labels map[string]string `json:"labels"`
+			State  string            `json:"state"`
+		} `json:"alerts"`
+	} `json:"data"`
+}
+
+func promGet(base, path string, q url.Values) (promResult, error) {
+	var r promResult
+	resp, err := http.Get(base + path + "?" + q.Encode())
+	if err != nil {
+		return r, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("%s: %w: %s", path, err, b)
+	}
+	if r.Status != "success" {
+		return r, fmt.Errorf("%s %v: %s", path, q, r.Error)
+	}
+	return r, nil
+}
+
+func TestRealPrometheusAlertsAndDashboardAgainstTheDemo(t *testing.T) {
+	prometheus := requireTool(t, "prometheus")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "activepieces_exporter")
+	run(t, "go", "build", "-o", bin, "../cmd/activepieces_exporter")
+
+	exporterAddr, promAddr := freePort(t), freePort(t)
+	var exporterLogs, promLogs bytes.Buffer
+	start(t, &exporterLogs, bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--web.listen-address="+exporterAddr, "--log.level=warn")
+
+	// The shipped rules, evaluated every second instead of every minute.
+	for _, f := range []string{"alerts.yml", "recording.yml"} {
+		src, err := os.ReadFile("prometheus/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast := strings.ReplaceAll(string(src), "interval: 1m", "interval: 1s")
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(fast), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [alerts.yml, recording.yml]
+scrape_configs:
+  - job_name: activepieces
+    static_configs:
+      - targets: [%q]
+`, exporterAddr)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start(t, &promLogs, prometheus, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr, "--log.level=warn")
+	base := "http://" + promAddr
+
+	exprs := dashboardExprs(t)
+	for _, r := range ruleNames(t, "prometheus/recording.yml", "record") {
+		exprs = append(exprs, r)
+	}
+	for _, g := range readRules(t, "prometheus/recording.yml").Groups {
+		for _, r := range g.Rules {
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	empty := map[string]bool{}
+	firing := false
+	var lastErr error
+	for ctx.Err() == nil {
+		time.Sleep(time.Second)
+		alerts, err := promGet(base, "/api/v1/alerts", nil)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		firing = false
+		for _, a := range alerts.Data.Alerts {
+			if a.Labels["alertname"] != "ActivepiecesFlowRunFailed" {
+				continue
+			}
+			switch a.Labels["flow_name"] {
+			case "Flaky webhook relay":
+				firing = firing || a.State == "firing"
+			case "Nightly invoice export":
+				t.Fatalf("ActivepiecesFlowRunFailed fired for the healthy flow: %v", a.Labels)
+			}
+		}
+		clear(empty)
+		for _, e := range exprs {
+			res, err := promGet(base, "/api/v1/query", url.Values{"query": {e}})
+			if err != nil {
+				t.Fatalf("query does not run: %v", err) // a parse error will not heal by waiting
+			}
+			if len(res.Data.Result) == 0 {
+				empty[e] = true
+			}
+		}
+		if firing && len(empty) == 0 {
+			return
+		}
+	}
+	var missing []string
+	for e := range empty {
+		missing = append(missing, e)
+	}
+	sort.Strings(missing)
+	t.Fatalf("after 90s: FAILED alert firing for the flaky flow = %v; queries without data:\n  %s\nlast error: %v\nexporter log:\n%s\nprometheus log:\n%s",
+		firing, strings.Join(missing, "\n  "), lastErr, exporterLogs.String(), promLogs.String())
+}
