@@ -169,3 +169,41 @@ func TestRawModeSendsNullsAndExtraKeys(t *testing.T) {
 		t.Error("no raw join column")
 	}
 }
+
+func TestFlowsFoldersAndProjectsPage(t *testing.T) {
+	s := New(Options{})
+	p := s.AddProject("P")
+	for i := 0; i < 25; i++ {
+		s.AddFlow(p, "", "F")
+		s.AddFolder(p, "D")
+		s.AddProject("Q")
+	}
+	for path, want := range map[string]int{"/api/v1/flows": 25, "/api/v1/folders": 25, "/api/v1/projects": 26} {
+		seen := map[string]bool{}
+		cursor, pages := "", 0
+		for {
+			q := url.Values{"limit": {"10"}}
+			if path != "/api/v1/projects" {
+				q.Set("projectId", p)
+			}
+			if cursor != "" {
+				q.Set("cursor", cursor)
+			}
+			_, page := get(t, s, path, q, DefaultAPIKey)
+			pages++
+			for _, id := range ids(page) {
+				if seen[id] {
+					t.Fatalf("%s: %s on two pages", path, id)
+				}
+				seen[id] = true
+			}
+			if page["next"] == nil {
+				break
+			}
+			cursor = page["next"].(string)
+		}
+		if len(seen) != want || pages != (want+9)/10 {
+			t.Errorf("%s: %d items in %d pages, want %d", path, len(seen), pages, want)
+		}
+	}
+}

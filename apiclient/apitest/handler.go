@@ -484,29 +484,32 @@ func (s *Server) countByStatus(w http.ResponseWriter, r *http.Request, q map[str
 	writeJSON(w, 200, map[string]any{"data": data})
 }
 
-// pageByID pages a sorted id list with an opaque id cursor (the real server's composite cursors
-// are as opaque to clients).
-func pageByID(ids []string, cursor string, limit int) (page []string, next any, prev any) {
+// writePage writes one page of items (already in the endpoint's order) with an opaque id cursor;
+// the real server's composite cursors are as opaque to clients.
+func writePage[T any](w http.ResponseWriter, items []T, id func(T) string, cursor string, limit int, render func(i int, item T) any) {
 	start := 0
+	var next, prev any
 	if raw, err := base64.StdEncoding.DecodeString(cursor); err == nil && cursor != "" {
-		if id, ok := strings.CutPrefix(string(raw), "next_"); ok {
-			for i, v := range ids {
-				if v == id {
+		if after, ok := strings.CutPrefix(string(raw), "next_"); ok {
+			for i, it := range items {
+				if id(it) == after {
 					start = i + 1
-					prev = base64.StdEncoding.EncodeToString([]byte("prev_" + id))
+					prev = base64.StdEncoding.EncodeToString([]byte("prev_" + after))
 				}
 			}
 		}
 	}
-	end := len(ids)
+	end := len(items)
 	if limit >= 0 && start+limit < end {
 		end = start + limit
-		next = base64.StdEncoding.EncodeToString([]byte("next_" + ids[end-1]))
+		next = base64.StdEncoding.EncodeToString([]byte("next_" + id(items[end-1])))
 	}
-	if start > end {
-		start = end
+	start = min(start, end)
+	data := make([]any, 0, end-start)
+	for i, it := range items[start:end] {
+		data = append(data, render(start+i, it))
 	}
-	return ids[start:end], next, prev
+	writeJSON(w, 200, map[string]any{"data": data, "next": next, "previous": prev})
 }
 
 func (s *Server) listFlows(w http.ResponseWriter, r *http.Request, q map[string][]string) {
@@ -539,21 +542,12 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request, q map[string]
 		}
 		return a.id > b.id
 	})
-	ids := make([]string, len(flows))
-	byID := map[string]*flow{}
-	for i, f := range flows {
-		ids[i] = f.id
-		byID[f.id] = f
-	}
-	page, next, prev := pageByID(ids, v.str("cursor"), limit)
-	data := make([]any, len(page))
-	for i, id := range page {
-		f := byID[id]
+	writePage(w, flows, func(f *flow) string { return f.id }, v.str("cursor"), limit, func(_ int, f *flow) any {
 		var folderID any
 		if f.folderID != "" {
 			folderID = f.folderID
 		}
-		data[i] = map[string]any{
+		return map[string]any{
 			"id": f.id, "created": apiclient.FormatTime(f.created), "updated": apiclient.FormatTime(f.updated),
 			"projectId": f.projectID, "externalId": f.id, "ownerId": nil, "folderId": folderID, "status": f.status,
 			"publishedVersionId": f.versionID, "metadata": nil, "operationStatus": "NONE", "timeSavedPerRun": nil,
@@ -565,8 +559,7 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request, q map[string]
 				"connectionIds": []string{}, "backupFiles": nil, "notes": []string{},
 			},
 		}
-	}
-	writeJSON(w, 200, map[string]any{"data": data, "next": next, "previous": prev})
+	})
 }
 
 func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, q map[string][]string) {
@@ -594,20 +587,10 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, q map[strin
 		}
 		return folders[i].id < folders[j].id
 	})
-	ids := make([]string, len(folders))
-	byID := map[string]*folder{}
-	for i, f := range folders {
-		ids[i] = f.id
-		byID[f.id] = f
-	}
-	page, next, prev := pageByID(ids, v.str("cursor"), limit)
-	data := make([]any, len(page))
-	for i, id := range page {
-		f := byID[id]
-		data[i] = map[string]any{"id": f.id, "created": apiclient.FormatTime(f.created), "updated": apiclient.FormatTime(f.created),
+	writePage(w, folders, func(f *folder) string { return f.id }, v.str("cursor"), limit, func(i int, f *folder) any {
+		return map[string]any{"id": f.id, "created": apiclient.FormatTime(f.created), "updated": apiclient.FormatTime(f.created),
 			"projectId": f.projectID, "displayName": f.name, "displayOrder": i, "externalId": nil, "numberOfFlows": 0, "numberOfTables": 0}
-	}
-	writeJSON(w, 200, map[string]any{"data": data, "next": next, "previous": prev})
+	})
 }
 
 func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, q map[string][]string) {
@@ -636,21 +619,11 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, q map[stri
 		}
 		return a.ID < b.ID
 	})
-	ids := make([]string, len(projects))
-	byID := map[string]*project{}
-	for i, p := range projects {
-		ids[i] = p.ID
-		byID[p.ID] = p
-	}
-	page, next, prev := pageByID(ids, v.str("cursor"), limit)
-	data := make([]any, len(page))
-	for i, id := range page {
-		p := byID[id]
-		data[i] = map[string]any{"id": p.ID, "created": apiclient.FormatTime(p.created), "updated": apiclient.FormatTime(p.created),
+	writePage(w, projects, func(p *project) string { return p.ID }, v.str("cursor"), limit, func(_ int, p *project) any {
+		return map[string]any{"id": p.ID, "created": apiclient.FormatTime(p.created), "updated": apiclient.FormatTime(p.created),
 			"ownerId": "0wnerSimu1ator0000001", "displayName": p.DisplayName, "platformId": p.PlatformID,
 			"maxConcurrentJobs": nil, "type": p.Type, "icon": map[string]string{"color": "#8f2cb0"}, "externalId": nil,
 			"releasesEnabled": false, "metadata": nil, "poolId": nil, "plan": map[string]any{},
 			"analytics": map[string]any{"totalUsers": 1, "activeUsers": 1, "totalFlows": 0, "activeFlows": 0}}
-	}
-	writeJSON(w, 200, map[string]any{"data": data, "next": next, "previous": prev})
+	})
 }
