@@ -109,7 +109,7 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 	}
 	p.seen[r.ID] = r.Created.Time
 	// Runs that finished before the exporter started are history: gauges only.
-	*finished = append(*finished, pendingRun{run: *r, count: !r.Created.Before(e.startedAt)})
+	*finished = append(*finished, pendingRun{run: *r, count: !r.Created.Before(p.countFrom)})
 }
 
 // applyFlows replaces a project's flows and folders with a fresh listing.

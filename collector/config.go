@@ -32,6 +32,12 @@ type Config struct {
 	PauseLimit time.Duration
 	// MaxTrackedRuns caps the in-flight runs tracked per project.
 	MaxTrackedRuns int
+	// StateFile, if set, is where the ledger and counters are saved after every poll and restored
+	// from at start; StateReset ignores (and later overwrites) an existing one. StateSource names
+	// the API the state belongs to (its base URL): a state file of another source is refused.
+	StateFile   string
+	StateReset  bool
+	StateSource string
 }
 
 // DefaultDurationBuckets span half a second to an hour.

@@ -57,13 +57,14 @@ func (s *syncBuffer) String() string {
 }
 
 type harness struct {
-	t     *testing.T
-	clock *clock
-	sim   *apitest.Server
-	exp   *Exporter
-	api   *APIMetrics
-	logs  *syncBuffer
-	reg   *prometheus.Registry
+	t      *testing.T
+	clock  *clock
+	sim    *apitest.Server
+	exp    *Exporter
+	api    *APIMetrics
+	client *apiclient.Client
+	logs   *syncBuffer
+	reg    *prometheus.Registry
 }
 
 // newHarness starts a simulator (opts) and returns it with an unstarted exporter; setup runs
@@ -87,17 +88,27 @@ func newHarness(t *testing.T, opts apitest.Options, cfg Config, setup func(h *ha
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.client = client
+	if err := h.start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// start (re)creates the exporter on the same simulator, as a restarted process would.
+func (h *harness) start(cfg Config) error {
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 30 * time.Second
 	}
-	h.exp, err = New(cfg, client, logger, WithClock(h.clock.Now))
+	exp, err := New(cfg, h.client, logger, WithClock(h.clock.Now))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
+	h.exp = exp
 	h.reg = prometheus.NewPedanticRegistry()
 	h.reg.MustRegister(h.exp, h.api)
-	return h
+	return nil
 }
 
 // poll advances the clock by one poll interval and polls.

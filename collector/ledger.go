@@ -55,6 +55,9 @@ type gap struct{ from, to time.Time }
 
 type projectState struct {
 	id, name string
+	// countFrom: finished runs created before it are history (gauges only). The exporter's start
+	// for a fresh project; zero for one restored from a state file, whose ledger says what was seen.
+	countFrom time.Time
 
 	// Poll position. head is the newest creation time read; every run created at or before it
 	// has been listed (late commits aside, which the overlap sweep catches).
@@ -89,8 +92,8 @@ type projectState struct {
 	capHits     float64
 }
 
-func newProjectState(id, name string) *projectState {
-	return &projectState{id: id, name: name, seen: map[string]time.Time{}, tracked: map[string]*trackedRun{},
+func newProjectState(id, name string, countFrom time.Time) *projectState {
+	return &projectState{id: id, name: name, countFrom: countFrom, seen: map[string]time.Time{}, tracked: map[string]*trackedRun{},
 		flows: map[string]*flowState{}, folders: map[string]string{}}
 }
 

@@ -13,7 +13,7 @@ const polled = " Read from the background poll of the Activepieces API, not at s
 type descs struct {
 	runs, duration, tasks, lastStatus, lastDuration, lastTasks, lastFinish, lastSuccess, consecFails,
 	active, oldestRunning, flowInfo, projectInfo, folderInfo, up, lastPoll, pollFailures, capHits,
-	invalidRuns, trackedRuns, trackedDropped, flowsDropped *prometheus.Desc
+	invalidRuns, trackedRuns, trackedDropped, flowsDropped, stateSaveFailures *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -24,28 +24,29 @@ func newDescs() descs {
 		return prometheus.NewDesc(name, help+polled, labels, nil)
 	}
 	return descs{
-		runs:           d("activepieces_flow_runs_total", "Finished flow runs by terminal status, each counted once when first seen finished.", flowStatus),
-		duration:       d("activepieces_flow_run_duration_seconds", "Duration of counted runs (finishTime - startTime, or the server's duration).", flow),
-		tasks:          d("activepieces_flow_run_tasks_total", "Tasks (steps executed) of counted runs.", flow),
-		lastStatus:     d("activepieces_flow_last_run_status", "1 for the status of the flow's most recently finished run, 0 for the other terminal statuses.", flowStatus),
-		lastDuration:   d("activepieces_flow_last_run_duration_seconds", "Duration of the flow's most recently finished run.", flow),
-		lastTasks:      d("activepieces_flow_last_run_tasks", "Tasks of the flow's most recently finished run.", flow),
-		lastFinish:     d("activepieces_flow_last_run_finish_timestamp_seconds", "Finish time of the flow's most recently finished run.", flow),
-		lastSuccess:    d("activepieces_flow_last_success_timestamp_seconds", "Finish time of the flow's most recent SUCCEEDED run.", flow),
-		consecFails:    d("activepieces_flow_consecutive_failures", "Runs ending FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED since the last SUCCEEDED.", flow),
-		active:         d("activepieces_flow_active_runs", "Runs in flight by status (QUEUED, RUNNING, PAUSED).", flowStatus),
-		oldestRunning:  d("activepieces_flow_oldest_running_run_start_timestamp_seconds", "Start time of the oldest run still RUNNING.", flow),
-		flowInfo:       d("activepieces_flow_info", "Flow metadata; always 1.", []string{"project_id", "flow_id", "flow_name", "flow_status", "folder_id"}),
-		projectInfo:    d("activepieces_project_info", "Project metadata; always 1.", []string{"project_id", "project_name"}),
-		folderInfo:     d("activepieces_folder_info", "Folder metadata; always 1.", []string{"project_id", "folder_id", "folder_name"}),
-		up:             d("activepieces_up", "1 when the last poll of every project (and project discovery) succeeded.", nil),
-		lastPoll:       d("activepieces_exporter_last_poll_success_timestamp_seconds", "When a poll of the project last succeeded.", project),
-		pollFailures:   d("activepieces_exporter_poll_failures_total", "Polls of the project that failed after the API client's retries.", project),
-		capHits:        d("activepieces_exporter_poll_page_cap_hits_total", "Polls of the project that stopped at --poll.max-pages and left a backlog for later polls.", project),
-		invalidRuns:    d("activepieces_exporter_invalid_runs_total", "Runs the API returned without id, created time or status, or for another project; skipped.", project),
-		trackedRuns:    d("activepieces_exporter_tracked_runs", "In-flight runs being refreshed until they finish.", nil),
-		trackedDropped: d("activepieces_exporter_tracked_runs_dropped_total", "In-flight runs not tracked because --poll.max-tracked-runs was reached.", nil),
-		flowsDropped:   d("activepieces_exporter_flows_dropped", "Flows not exported because --metrics.max-flows was reached.", nil),
+		runs:              d("activepieces_flow_runs_total", "Finished flow runs by terminal status, each counted once when first seen finished.", flowStatus),
+		duration:          d("activepieces_flow_run_duration_seconds", "Duration of counted runs (finishTime - startTime, or the server's duration).", flow),
+		tasks:             d("activepieces_flow_run_tasks_total", "Tasks (steps executed) of counted runs.", flow),
+		lastStatus:        d("activepieces_flow_last_run_status", "1 for the status of the flow's most recently finished run, 0 for the other terminal statuses.", flowStatus),
+		lastDuration:      d("activepieces_flow_last_run_duration_seconds", "Duration of the flow's most recently finished run.", flow),
+		lastTasks:         d("activepieces_flow_last_run_tasks", "Tasks of the flow's most recently finished run.", flow),
+		lastFinish:        d("activepieces_flow_last_run_finish_timestamp_seconds", "Finish time of the flow's most recently finished run.", flow),
+		lastSuccess:       d("activepieces_flow_last_success_timestamp_seconds", "Finish time of the flow's most recent SUCCEEDED run.", flow),
+		consecFails:       d("activepieces_flow_consecutive_failures", "Runs ending FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED since the last SUCCEEDED.", flow),
+		active:            d("activepieces_flow_active_runs", "Runs in flight by status (QUEUED, RUNNING, PAUSED).", flowStatus),
+		oldestRunning:     d("activepieces_flow_oldest_running_run_start_timestamp_seconds", "Start time of the oldest run still RUNNING.", flow),
+		flowInfo:          d("activepieces_flow_info", "Flow metadata; always 1.", []string{"project_id", "flow_id", "flow_name", "flow_status", "folder_id"}),
+		projectInfo:       d("activepieces_project_info", "Project metadata; always 1.", []string{"project_id", "project_name"}),
+		folderInfo:        d("activepieces_folder_info", "Folder metadata; always 1.", []string{"project_id", "folder_id", "folder_name"}),
+		up:                d("activepieces_up", "1 when the last poll of every project (and project discovery) succeeded.", nil),
+		lastPoll:          d("activepieces_exporter_last_poll_success_timestamp_seconds", "When a poll of the project last succeeded.", project),
+		pollFailures:      d("activepieces_exporter_poll_failures_total", "Polls of the project that failed after the API client's retries.", project),
+		capHits:           d("activepieces_exporter_poll_page_cap_hits_total", "Polls of the project that stopped at --poll.max-pages and left a backlog for later polls.", project),
+		invalidRuns:       d("activepieces_exporter_invalid_runs_total", "Runs the API returned without id, created time or status, or for another project; skipped.", project),
+		trackedRuns:       d("activepieces_exporter_tracked_runs", "In-flight runs being refreshed until they finish.", nil),
+		trackedDropped:    d("activepieces_exporter_tracked_runs_dropped_total", "In-flight runs not tracked because --poll.max-tracked-runs was reached.", nil),
+		flowsDropped:      d("activepieces_exporter_flows_dropped", "Flows not exported because --metrics.max-flows was reached.", nil),
+		stateSaveFailures: d("activepieces_exporter_state_save_failures_total", "Saves of --state.file that failed.", nil),
 	}
 }
 
@@ -54,7 +55,8 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	d := e.desc
 	for _, x := range []*prometheus.Desc{d.runs, d.duration, d.tasks, d.lastStatus, d.lastDuration, d.lastTasks,
 		d.lastFinish, d.lastSuccess, d.consecFails, d.active, d.oldestRunning, d.flowInfo, d.projectInfo, d.folderInfo,
-		d.up, d.lastPoll, d.pollFailures, d.capHits, d.invalidRuns, d.trackedRuns, d.trackedDropped, d.flowsDropped} {
+		d.up, d.lastPoll, d.pollFailures, d.capHits, d.invalidRuns, d.trackedRuns, d.trackedDropped, d.flowsDropped,
+		d.stateSaveFailures} {
 		ch <- x
 	}
 	e.pollHist.Describe(ch)
@@ -84,6 +86,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.up, gauge, b2f(e.up && e.polled))
 	ch <- prometheus.MustNewConstMetric(d.flowsDropped, gauge, float64(e.droppedFlows))
 	ch <- prometheus.MustNewConstMetric(d.trackedDropped, counter, e.trackedDropped)
+	if e.cfg.StateFile != "" {
+		ch <- prometheus.MustNewConstMetric(d.stateSaveFailures, counter, e.stateSaveFailures)
+	}
 	tracked := 0
 	buckets := e.cfg.DurationBuckets
 	for _, p := range e.projects {

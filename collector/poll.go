@@ -25,19 +25,20 @@ type Exporter struct {
 	flowSet   map[string]bool // cfg.Flows as a set
 	desc      descs
 
-	mu             sync.RWMutex
-	projects       map[string]*projectState
-	pollSeq        uint64
-	lastDiscovery  time.Time
-	discoveryErr   error
-	up             bool
-	polled         bool
-	lastPollOK     time.Time
-	exportedFlows  int
-	droppedFlows   int
-	droppedLogged  map[string]bool
-	pollHist       prometheus.Histogram
-	trackedDropped float64
+	mu                sync.RWMutex
+	projects          map[string]*projectState
+	pollSeq           uint64
+	lastDiscovery     time.Time
+	discoveryErr      error
+	up                bool
+	polled            bool
+	lastPollOK        time.Time
+	exportedFlows     int
+	droppedFlows      int
+	droppedLogged     map[string]bool
+	pollHist          prometheus.Histogram
+	trackedDropped    float64
+	stateSaveFailures float64
 }
 
 // Option changes an Exporter built by New.
@@ -71,8 +72,15 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		Help:    "Duration of background polls of every project.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 	})
+	if cfg.StateFile != "" && !cfg.StateReset {
+		if err := e.loadState(); err != nil {
+			return nil, err
+		}
+	}
 	for _, id := range cfg.Projects {
-		e.projects[id] = newProjectState(id, id)
+		if e.projects[id] == nil {
+			e.projects[id] = newProjectState(id, id, e.startedAt)
+		}
 	}
 	return e, nil
 }
@@ -152,6 +160,15 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	}
 	e.pollHist.Observe(time.Since(start).Seconds())
 	e.mu.Unlock()
+	if e.cfg.StateFile != "" {
+		if err := e.saveState(); err != nil {
+			e.mu.Lock()
+			e.stateSaveFailures++
+			e.mu.Unlock()
+			e.log.Warn("cannot save state; a restart now would lose this poll's accounting", "err", err)
+			allErr = errors.Join(allErr, err)
+		}
+	}
 	return allErr
 }
 
@@ -205,7 +222,7 @@ func (e *Exporter) discover(ctx context.Context) error {
 			p.name = pr.DisplayName
 			continue
 		}
-		e.projects[pr.ID] = newProjectState(pr.ID, pr.DisplayName)
+		e.projects[pr.ID] = newProjectState(pr.ID, pr.DisplayName, e.startedAt)
 		e.log.Info("project discovered", "project_id", pr.ID, "project", pr.DisplayName)
 	}
 	for id, p := range e.projects {

@@ -50,6 +50,9 @@ type CLI struct {
 	MaxFlows        int       `name:"metrics.max-flows" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FLOWS" default:"10000" help:"Flows exported at most; the rest are counted in activepieces_exporter_flows_dropped."`
 	DurationBuckets []float64 `name:"metrics.duration-buckets" env:"ACTIVEPIECES_EXPORTER_METRICS_DURATION_BUCKETS" default:"0.5,1,2.5,5,10,30,60,120,300,600,1800,3600" help:"Run duration histogram buckets, seconds."`
 
+	StateFile  string `name:"state.file" env:"ACTIVEPIECES_EXPORTER_STATE_FILE" type:"path" help:"Save the ledger and counters here after every poll and continue from it on start (default: off)."`
+	StateReset bool   `name:"state.reset" env:"ACTIVEPIECES_EXPORTER_STATE_RESET" help:"Ignore an existing --state.file (corrupt, or from another version or API) and start fresh; it is overwritten after the first poll."`
+
 	ListenAddress  string `name:"web.listen-address" env:"ACTIVEPIECES_EXPORTER_WEB_LISTEN_ADDRESS" default:":9942" help:"Address to serve metrics on."`
 	TelemetryPath  string `name:"web.telemetry-path" env:"ACTIVEPIECES_EXPORTER_WEB_TELEMETRY_PATH" default:"/metrics" help:"Path of the metrics."`
 	WebConfigFile  string `name:"web.config.file" env:"ACTIVEPIECES_EXPORTER_WEB_CONFIG_FILE" type:"path" help:"exporter-toolkit web config: TLS and basic auth."`

@@ -41,6 +41,7 @@ func (c *CLI) collectorConfig() collector.Config {
 		ProjectsInterval: c.PollProjectsInterval, MaxPages: c.PollMaxPages, PageSize: c.PollPageSize,
 		Concurrency: c.PollConcurrency, MaxFlows: c.MaxFlows, DurationBuckets: c.DurationBuckets,
 		MaxTrackedRuns: c.PollMaxTrackedRuns,
+		StateFile:      c.StateFile, StateReset: c.StateReset, StateSource: c.URL,
 	}
 }
 

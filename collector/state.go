@@ -1,0 +1,242 @@
+package collector
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+)
+
+// StateVersion is the format of state files this exporter writes and reads.
+const StateVersion = 1
+
+// ErrStateIncompatible marks a state file that is not corrupt but cannot be continued from: another
+// format version, another API, other histogram buckets. Start fresh with --state.reset.
+var ErrStateIncompatible = errors.New("state file cannot be continued from")
+
+// The state file: each project's poll position, ledger and counters, written after every poll so
+// a restart continues the counters and counts runs that finished meanwhile exactly once.
+type stateFile struct {
+	Version  int                      `json:"version"`
+	Source   string                   `json:"source"` // the API it was read from
+	SavedAt  time.Time                `json:"savedAt"`
+	Buckets  []float64                `json:"durationBuckets"`
+	Dropped  float64                  `json:"trackedRunsDropped"`
+	Projects map[string]*projectSaved `json:"projects"`
+}
+
+type projectSaved struct {
+	Name        string                 `json:"name"`
+	Head        time.Time              `json:"head"`
+	Gaps        [][2]time.Time         `json:"gaps,omitempty"`
+	LastOverlap time.Time              `json:"lastOverlap"`
+	Seen        map[string]time.Time   `json:"seen"`
+	Tracked     map[string]trackedSave `json:"tracked"`
+	Deferred    []pendingSave          `json:"deferred,omitempty"`
+	Flows       map[string]*flowSaved  `json:"flows"`
+	Folders     map[string]string      `json:"folders"`
+	Failures    float64                `json:"pollFailures"`
+	CapHits     float64                `json:"pageCapHits"`
+	InvalidRuns float64                `json:"invalidRuns"`
+}
+
+type trackedSave struct {
+	FlowID  string              `json:"flowId"`
+	Status  apiclient.RunStatus `json:"status"`
+	Created time.Time           `json:"created"`
+	Start   time.Time           `json:"start"`
+}
+
+type pendingSave struct {
+	Run   apiclient.FlowRun `json:"run"`
+	Count bool              `json:"count"`
+}
+
+type flowSaved struct {
+	Name        string                          `json:"name"`
+	Status      string                          `json:"status"`
+	FolderID    string                          `json:"folderId"`
+	Runs        map[apiclient.RunStatus]float64 `json:"runs"`
+	DurCount    uint64                          `json:"durationCount"`
+	DurSum      float64                         `json:"durationSum"`
+	DurBuckets  []uint64                        `json:"durationBuckets"`
+	Tasks       float64                         `json:"tasks"`
+	Last        *lastSaved                      `json:"last,omitempty"`
+	LastSuccess time.Time                       `json:"lastSuccess"`
+	ConsecFails int                             `json:"consecutiveFailures"`
+}
+
+type lastSaved struct {
+	Status   apiclient.RunStatus `json:"status"`
+	Finish   time.Time           `json:"finish"`
+	Order    time.Time           `json:"order"`
+	Duration *float64            `json:"duration,omitempty"`
+	Tasks    *float64            `json:"tasks,omitempty"`
+}
+
+// snapshotLocked captures the state to save. Called with e.mu held (read is enough).
+func (e *Exporter) snapshotLocked() *stateFile {
+	sf := &stateFile{Version: StateVersion, Source: e.cfg.StateSource, SavedAt: e.now(), Buckets: e.cfg.DurationBuckets,
+		Dropped: e.trackedDropped, Projects: map[string]*projectSaved{}}
+	for id, p := range e.projects {
+		if !p.started {
+			continue // nothing learned yet: a restart starts it afresh
+		}
+		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Seen: p.seen,
+			Tracked: map[string]trackedSave{}, Flows: map[string]*flowSaved{}, Folders: p.folders,
+			Failures: p.failures, CapHits: p.capHits, InvalidRuns: p.invalidRuns}
+		for _, g := range p.gaps {
+			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
+		}
+		for rid, t := range p.tracked {
+			ps.Tracked[rid] = trackedSave{FlowID: t.flowID, Status: t.status, Created: t.created, Start: t.start}
+		}
+		for _, d := range p.deferred {
+			ps.Deferred = append(ps.Deferred, pendingSave{Run: d.run, Count: d.count})
+		}
+		for fid, f := range p.flows {
+			fs := &flowSaved{Name: f.name, Status: f.status, FolderID: f.folderID, Runs: f.runs, DurCount: f.durCount,
+				DurSum: f.durSum, DurBuckets: f.durBuckets, Tasks: f.tasks, LastSuccess: f.lastSuccess, ConsecFails: f.consecFails}
+			if f.last.set {
+				fs.Last = &lastSaved{Status: f.last.status, Finish: f.last.finish, Order: f.last.order}
+				if f.last.durationK {
+					fs.Last.Duration = &f.last.duration
+				}
+				if f.last.tasksK {
+					fs.Last.Tasks = &f.last.tasks
+				}
+			}
+			ps.Flows[fid] = fs
+		}
+		sf.Projects[id] = ps
+	}
+	return sf
+}
+
+// saveState writes the state file atomically: a temporary file in the same directory, fsync,
+// rename over the old one, fsync of the directory.
+func (e *Exporter) saveState() error {
+	path := e.cfg.StateFile
+	e.mu.RLock()
+	b, err := json.Marshal(e.snapshotLocked())
+	e.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("encoding state: %w", err)
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing state %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("syncing state %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("closing state %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replacing state %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// loadState restores a state file written by saveState. A missing file is a fresh start; a
+// corrupt or incompatible one is an error that names the way out.
+func (e *Exporter) loadState() error {
+	path := e.cfg.StateFile
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading state file: %w", err)
+	}
+	var sf stateFile
+	if err := json.Unmarshal(b, &sf); err != nil {
+		return fmt.Errorf("state file %s is corrupt (%w); move it away, or start fresh with --state.reset", path, err)
+	}
+	switch {
+	case sf.Version != StateVersion:
+		return fmt.Errorf("%w: %s has format version %d, this exporter reads %d; start fresh with --state.reset",
+			ErrStateIncompatible, path, sf.Version, StateVersion)
+	case sf.Source != e.cfg.StateSource:
+		return fmt.Errorf("%w: %s was written for %q, not %q; start fresh with --state.reset",
+			ErrStateIncompatible, path, sf.Source, e.cfg.StateSource)
+	case !slices.Equal(sf.Buckets, e.cfg.DurationBuckets):
+		return fmt.Errorf("%w: %s has duration buckets %v, the exporter is configured with %v; start fresh with --state.reset",
+			ErrStateIncompatible, path, sf.Buckets, e.cfg.DurationBuckets)
+	}
+	e.trackedDropped = sf.Dropped
+	for id, ps := range sf.Projects {
+		if len(e.cfg.Projects) > 0 && !slices.Contains(e.cfg.Projects, id) {
+			continue // no longer configured
+		}
+		if ps == nil {
+			return fmt.Errorf("state file %s is corrupt (project %s is null); move it away, or start fresh with --state.reset", path, id)
+		}
+		p := newProjectState(id, ps.Name, time.Time{})
+		p.head, p.started, p.lastOverlap = ps.Head, true, ps.LastOverlap
+		p.failures, p.capHits, p.invalidRuns = ps.Failures, ps.CapHits, ps.InvalidRuns
+		for _, g := range ps.Gaps {
+			p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
+		}
+		for rid, c := range ps.Seen {
+			p.seen[rid] = c
+		}
+		for rid, t := range ps.Tracked {
+			p.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start}
+		}
+		for _, d := range ps.Deferred {
+			p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count})
+		}
+		if ps.Folders != nil {
+			p.folders = ps.Folders
+		}
+		for fid, fs := range ps.Flows {
+			if fs == nil || len(fs.DurBuckets) != len(e.cfg.DurationBuckets)+1 {
+				return fmt.Errorf("state file %s is corrupt (flow %s); move it away, or start fresh with --state.reset", path, fid)
+			}
+			f := &flowState{id: fid, name: fs.Name, status: fs.Status, folderID: fs.FolderID, runs: fs.Runs,
+				durCount: fs.DurCount, durSum: fs.DurSum, durBuckets: fs.DurBuckets, tasks: fs.Tasks,
+				lastSuccess: fs.LastSuccess, consecFails: fs.ConsecFails, labels: []string{id, fid, fs.Name}}
+			if f.runs == nil {
+				f.runs = map[apiclient.RunStatus]float64{}
+			}
+			if fs.Last != nil {
+				f.last = lastRun{set: true, status: fs.Last.Status, finish: fs.Last.Finish, order: fs.Last.Order}
+				if fs.Last.Duration != nil {
+					f.last.duration, f.last.durationK = *fs.Last.Duration, true
+				}
+				if fs.Last.Tasks != nil {
+					f.last.tasks, f.last.tasksK = *fs.Last.Tasks, true
+				}
+			}
+			if e.exportedFlows < e.cfg.MaxFlows {
+				f.exported = true
+				e.exportedFlows++
+			} else {
+				e.droppedFlows++
+			}
+			p.flows[fid] = f
+		}
+		// Flows are listed again on the first poll; until then the saved ones are served.
+		e.projects[id] = p
+	}
+	e.log.Info("state restored", "file", path, "saved_at", sf.SavedAt, "projects", len(e.projects))
+	return nil
+}

@@ -1,0 +1,135 @@
+package collector
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+)
+
+func TestRestartFromStateCountsEveryRunOnce(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	cfg := Config{StateFile: state, StateSource: "sim", PageSize: 10, MaxPages: 3}
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
+	firstStart := h.exp.startedAt
+	h.mustPoll()
+	h.mustPoll()
+	produce := func(n int, st apiclient.RunStatus) {
+		for i := 0; i < n; i++ {
+			h.sim.AddRun(apitest.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+		}
+	}
+	produce(15, apiclient.StatusFailed)
+	running := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	paused := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusPaused})
+	h.mustPoll()
+	// Time passes: the in-flight runs fall out of the overlap window, only tracking finds them.
+	h.clock.Advance(5 * time.Minute)
+	produce(3, apiclient.StatusFailed)
+	h.mustPoll()
+	h.mustPoll()
+	before := h.counts()
+
+	// The process dies between polls (nothing runs at exit); meanwhile runs keep coming and the
+	// in-flight ones finish.
+	h.clock.Advance(10 * time.Minute)
+	produce(95, apiclient.StatusSucceeded) // more than one poll's page cap: a backlog
+	h.sim.SetRunStatus(running, apiclient.StatusTimeout)
+	h.sim.SetRunStatus(paused, apiclient.StatusSucceeded)
+
+	if err := h.start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.counts(); len(got) != len(before) || got[apitest.Key{FlowID: fx.flowA, Status: "FAILED"}] != before[apitest.Key{FlowID: fx.flowA, Status: "FAILED"}] {
+		t.Fatalf("counters did not continue from the state: before %v, after restart %v", before, got)
+	}
+	for i := 0; i < 6; i++ {
+		h.mustPoll()
+	}
+	want := h.sim.Finished(firstStart)
+	want[apitest.Key{FlowID: fx.flowA, Status: apiclient.StatusTimeout}]++ // created before the first start? no: check below
+	want[apitest.Key{FlowID: fx.flowA, Status: apiclient.StatusTimeout}]-- // (it was created after: already in Finished)
+	got := h.counts()
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s/%s: counted %d, simulator has %d", k.FlowID, k.Status, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("counted %v, want %v", got, want)
+	}
+}
+
+func TestStateFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	buckets := `[0.5,1,2.5,5,10,30,60,120,300,600,1800,3600]`
+	for _, tc := range []struct {
+		name, content, want string
+		incompatible        bool
+	}{
+		{"corrupt", `{"version":1,`, "is corrupt (unexpected end of JSON input); move it away, or start fresh with --state.reset", false},
+		{"not json", `hello`, "is corrupt (invalid character 'h' looking for beginning of value); move it away, or start fresh with --state.reset", false},
+		{"future version", `{"version":7,"source":"sim","durationBuckets":` + buckets + `}`, "has format version 7, this exporter reads 1; start fresh with --state.reset", true},
+		{"other api", `{"version":1,"source":"https://other/api","durationBuckets":` + buckets + `}`, `was written for "https://other/api", not "sim"; start fresh with --state.reset`, true},
+		{"other buckets", `{"version":1,"source":"sim","durationBuckets":[1,2]}`, "has duration buckets [1 2], the exporter is configured with", true},
+		{"bad flow", `{"version":1,"source":"sim","durationBuckets":` + buckets + `,"projects":{"p":{"flows":{"f":{"durationBuckets":[1]}}}}}`, "is corrupt (flow f)", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := write(tc.name+".json", tc.content)
+			h := newHarness(t, apitest.Options{}, Config{}, nil)
+			err := h.start(Config{StateFile: path, StateSource: "sim"})
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant it to name %s and say %q", err, path, tc.want)
+			}
+			if errors.Is(err, ErrStateIncompatible) != tc.incompatible {
+				t.Errorf("errors.Is(ErrStateIncompatible) = %v", !tc.incompatible)
+			}
+			// --state.reset starts fresh and overwrites the file after the next poll.
+			if err := h.start(Config{StateFile: path, StateSource: "sim", StateReset: true}); err != nil {
+				t.Fatalf("with reset: %v", err)
+			}
+			h.mustPoll()
+			if err := h.start(Config{StateFile: path, StateSource: "sim"}); err != nil {
+				t.Errorf("the file written after a reset does not load: %v", err)
+			}
+		})
+	}
+}
+
+func TestStateIsWrittenAtomically(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	h := newHarness(t, apitest.Options{}, Config{StateFile: path, StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	h.mustPoll()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "state.json" {
+		t.Errorf("directory holds %v, want only state.json (no temporary files left)", entries)
+	}
+	// A directory that cannot be written: the save fails, is counted, and the exporter goes on.
+	h2 := newHarness(t, apitest.Options{}, Config{StateFile: filepath.Join(dir, "missing", "state.json"), StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	if err := h2.poll(); err == nil || !strings.Contains(err.Error(), "writing state") {
+		t.Errorf("poll error = %v, want the failed save", err)
+	}
+	if v, _ := h2.value("activepieces_exporter_state_save_failures_total", nil); v != 1 {
+		t.Errorf("state save failures = %v, want 1", v)
+	}
+	if v, _ := h2.value("activepieces_up", nil); v != 1 {
+		t.Errorf("activepieces_up = %v: a failed save is not an API failure", v)
+	}
+}
