@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+)
+
+// exporterProc is the built binary running against a simulator of the test's.
+type exporterProc struct {
+	cmd  *exec.Cmd
+	addr string
+	logs bytes.Buffer
+}
+
+func startExporter(t *testing.T, bin string, args ...string) *exporterProc {
+	t.Helper()
+	p := &exporterProc{addr: freePort(t)}
+	p.cmd = exec.Command(bin, append(args, "--web.listen-address="+p.addr, "--log.format=json")...)
+	p.cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+apitest.DefaultAPIKey)
+	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, code, err := scrape("http://" + p.addr + "/-/ready"); err == nil && code == 200 {
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("exporter not ready after 20s:\n%s", p.logs.String())
+	return nil
+}
+
+// totals reads activepieces_flow_runs_total from /metrics.
+func (p *exporterProc) totals(t *testing.T) map[apitest.Key]int {
+	t.Helper()
+	text, code, err := scrape("http://" + p.addr + "/metrics")
+	if err != nil || code != 200 {
+		t.Fatalf("scrape: %d %v", code, err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[apitest.Key]int{}
+	for _, m := range mfs["activepieces_flow_runs_total"].GetMetric() {
+		var k apitest.Key
+		for _, lp := range m.GetLabel() {
+			switch lp.GetName() {
+			case "flow_id":
+				k.FlowID = lp.GetValue()
+			case "status":
+				k.Status = apiclient.RunStatus(lp.GetValue())
+			}
+		}
+		if v := int(m.GetCounter().GetValue()); v > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func equalCounts(a, b map[apitest.Key]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSIGKILLAndRestartWithStateLosesNoRun(t *testing.T) {
+	bin := buildBinary(t)
+	sim := apitest.New(apitest.Options{Raw: true})
+	gen := apitest.NewGenerator(sim, 40, 3) // seeds an hour of history: not to be counted
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	state := filepath.Join(t.TempDir(), "state.json")
+	args := []string{"--activepieces.url=" + srv.URL + "/api", "--poll.interval=200ms", "--poll.overlap-interval=1s",
+		"--poll.flows-interval=2s", "--api.rate-limit=1000", "--state.file=" + state}
+
+	t0 := time.Now()
+	first := startExporter(t, bin, args...)
+	ctx, stopGen := context.WithCancel(context.Background())
+	genDone := make(chan struct{})
+	go func() { gen.Run(ctx, 50*time.Millisecond); close(genDone) }()
+
+	time.Sleep(2500 * time.Millisecond)
+	beforeKill := first.totals(t)
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.cmd.Wait()
+	time.Sleep(1500 * time.Millisecond) // runs keep coming, and finishing, while it is down
+
+	second := startExporter(t, bin, args...)
+	afterRestart := second.totals(t)
+	for k, v := range beforeKill {
+		if afterRestart[k] < v-100 { // at most one poll's worth may be re-counted from the saved state
+			t.Errorf("%v: counter went from %d to %d across the restart: not continued", k, v, afterRestart[k])
+		}
+	}
+	time.Sleep(2 * time.Second)
+	stopGen()
+	<-genDone
+	for _, id := range sim.InFlight() { // let everything finish so the record is final
+		sim.SetRunStatus(id, apiclient.StatusSucceeded)
+	}
+	want := sim.Finished(t0)
+	produced := 0
+	for _, v := range want {
+		produced += v
+	}
+	var got map[apitest.Key]int
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if got = second.totals(t); equalCounts(got, want) {
+			t.Logf("produced %d finished runs across a SIGKILL; counted %d exactly", produced, produced)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("totals differ from the simulator's record\n got %v\nwant %v\nlogs after restart:\n%s", got, want, second.logs.String())
+}
