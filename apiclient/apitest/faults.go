@@ -31,6 +31,8 @@ type Fault struct {
 	LoopCursor bool
 	// EndlessNext gives every page of the real answer a new next cursor, so a listing never ends.
 	EndlessNext bool
+	// HugePage answers a run listing with every matching run in one page, whatever the limit.
+	HugePage bool
 }
 
 // InjectFault queues a fault.
@@ -102,8 +104,14 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
 		_, _ = w.Write([]byte(f.Body))
 		return true
 	}
-	if !f.Truncate && !f.LoopCursor && !f.EndlessNext {
+	if !f.Truncate && !f.LoopCursor && !f.EndlessNext && !f.HugePage {
 		return false
+	}
+	if f.HugePage {
+		q := r.URL.Query()
+		q.Set("limit", "-1")
+		r = r.Clone(r.Context())
+		r.URL.RawQuery = q.Encode()
 	}
 	rec := httptest.NewRecorder()
 	s.route(rec, r)

@@ -1,0 +1,258 @@
+package collector
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+)
+
+// TestFaultSuite injects one fault per case while runs keep coming. In each: the exporter keeps
+// serving, the fault is visible in a metric, a persisting failure is logged once, and after the
+// API recovers the totals equal the simulator's own record (every run counted exactly once).
+func TestFaultSuite(t *testing.T) {
+	const runsPath = "/api/v1/flow-runs"
+	serverError := func(code int) apitest.Fault {
+		return apitest.Fault{Path: runsPath, Status: code, Times: -1,
+			Body: `{"statusCode":` + strconv.Itoa(code) + `,"code":"ERR_X","error":"` + http.StatusText(code) + `","message":"boom"}`}
+	}
+	type check struct {
+		metric string
+		labels map[string]string
+		min    float64
+	}
+	for _, tc := range []struct {
+		name   string
+		opts   apitest.Options
+		fault  func(h *harness, fx fixture) // injected before the failing polls
+		polls  int                          // polls while the fault is active
+		failed bool                         // the polls fail (poll_failures_total grows, up is 0)
+		check  check                        // a metric that shows the fault
+		logOne string                       // a log message that must appear exactly once
+		extra  func(t *testing.T, h *harness, fx fixture)
+	}{
+		{name: "429 with Retry-After seconds, then recovery within the retries", polls: 1,
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 429, Header: http.Header{"Retry-After": {"1"}},
+					Body: `{"statusCode":429,"error":"Too Many Requests","message":"Rate limit exceeded, retry in 1 minute"}`})
+			},
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "429"}, 1}},
+		{name: "429 with Retry-After HTTP-date", polls: 1,
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 429,
+					Header: http.Header{"Retry-After": {time.Now().Add(time.Second).UTC().Format(http.TimeFormat)}}})
+			},
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "429"}, 1}},
+		{name: "429 without Retry-After, persisting", polls: 2, failed: true, logOne: "poll of project failed",
+			fault: func(h *harness, _ fixture) { h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 429, Times: -1}) },
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "429"}, 4}},
+		{name: "500 burst", polls: 2, failed: true, logOne: "poll of project failed",
+			fault: func(h *harness, _ fixture) { h.sim.InjectFault(serverError(500)) },
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "500"}, 2}},
+		{name: "502 burst", polls: 2, failed: true,
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 502, Times: -1, Body: "<html>Bad Gateway</html>"})
+			},
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "502"}, 4}},
+		{name: "503 burst", polls: 2, failed: true,
+			fault: func(h *harness, _ fixture) { h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 503, Times: -1}) },
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "503"}, 4}},
+		{name: "504 burst", polls: 2, failed: true,
+			fault: func(h *harness, _ fixture) { h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 504, Times: -1}) },
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "504"}, 4}},
+		{name: "connection resets", polls: 2, failed: true, logOne: "poll of project failed",
+			fault: func(h *harness, _ fixture) { h.sim.InjectFault(apitest.Fault{Path: runsPath, Reset: true, Times: -1}) },
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "error"}, 4}},
+		{name: "slower than the timeout", polls: 1, failed: true,
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, Delay: 3 * time.Second, Times: 2})
+			},
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "error"}, 2}},
+		{name: "truncated JSON", polls: 2, failed: true, logOne: "poll of project failed",
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, Truncate: true, Times: -1})
+			},
+			check: check{"activepieces_exporter_poll_failures_total", nil, 2}},
+		{name: "malformed JSON", polls: 2, failed: true, logOne: "poll of project failed",
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 200, Body: `{"data":[{"id":"x","created":"not a time"}]}`, Times: -1})
+			},
+			check: check{"activepieces_exporter_poll_failures_total", nil, 2}},
+		{name: "a page of 10,000 runs", polls: 1,
+			fault: func(h *harness, fx fixture) {
+				for i := 0; i < 10000; i++ {
+					h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+				}
+				h.clock.Advance(20 * time.Second)
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, HugePage: true})
+			},
+			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 10000}},
+		{name: "cursor loop", polls: 2, failed: true, logOne: "poll of project failed",
+			fault: func(h *harness, fx fixture) {
+				for i := 0; i < 250; i++ {
+					h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+				}
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, LoopCursor: true, Times: -1})
+			},
+			check: check{"activepieces_exporter_poll_failures_total", nil, 2}},
+		{name: "next that never ends", polls: 2,
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, EndlessNext: true, Times: -1})
+			},
+			check: check{"activepieces_exporter_poll_page_cap_hits_total", nil, 2}},
+		{name: "unknown statuses", polls: 2, opts: apitest.Options{OldServer: true},
+			fault: func(h *harness, fx fixture) {
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: "STOPPED"})
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: "EXPLODED_IN_2030"})
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: "lower case nonsense!"})
+			},
+			check: check{"activepieces_flow_runs_total", map[string]string{"status": "EXPLODED_IN_2030"}, 1}},
+		{name: "missing startTime", polls: 1,
+			fault: func(h *harness, fx fixture) {
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, NoStartTime: true})
+			},
+			check: check{"activepieces_flow_runs_total", map[string]string{"status": "FAILED"}, 1},
+			extra: func(t *testing.T, h *harness, fx fixture) {
+				// The run is counted, but its unknowable duration is not observed: the histogram
+				// count stays one below the run count.
+				var runs float64
+				for _, m := range h.family("activepieces_flow_runs_total") {
+					if label(m, "flow_id") == fx.flowA {
+						runs += m.GetCounter().GetValue()
+					}
+				}
+				if n, _ := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); n != runs-1 {
+					t.Errorf("duration observations = %v, runs = %v: want the bad duration left out", n, runs)
+				}
+			}},
+
+		{name: "clock skew and negative durations", polls: 1, opts: apitest.Options{OldServer: true},
+			fault: func(h *harness, fx fixture) {
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Duration: -5 * time.Second})
+			},
+			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 1},
+			extra: func(t *testing.T, h *harness, fx fixture) {
+				// The run is counted, but its unknowable duration is not observed: the histogram
+				// count stays one below the run count.
+				var runs float64
+				for _, m := range h.family("activepieces_flow_runs_total") {
+					if label(m, "flow_id") == fx.flowA {
+						runs += m.GetCounter().GetValue()
+					}
+				}
+				if n, _ := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); n != runs-1 {
+					t.Errorf("duration observations = %v, runs = %v: want the bad duration left out", n, runs)
+				}
+			}},
+
+		{name: "absurd duration", polls: 1,
+			fault: func(h *harness, fx fixture) {
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Duration: 5 * 365 * 24 * time.Hour})
+			},
+			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 1},
+			extra: func(t *testing.T, h *harness, fx fixture) {
+				// The run is counted, but its unknowable duration is not observed: the histogram
+				// count stays one below the run count.
+				var runs float64
+				for _, m := range h.family("activepieces_flow_runs_total") {
+					if label(m, "flow_id") == fx.flowA {
+						runs += m.GetCounter().GetValue()
+					}
+				}
+				if n, _ := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); n != runs-1 {
+					t.Errorf("duration observations = %v, runs = %v: want the bad duration left out", n, runs)
+				}
+			}},
+
+		{name: "flow renamed between polls", polls: 2,
+			fault: func(h *harness, fx fixture) {
+				h.sim.RenameFlow(fx.flowA, "Renamed")
+				h.clock.Advance(5 * time.Minute) // the next flow listing is due
+			},
+			check: check{"activepieces_flow_info", map[string]string{"flow_name": "Renamed"}, 1}},
+		{name: "project deleted mid-poll", polls: 1,
+			fault: func(h *harness, fx fixture) {
+				p := h.sim.AddProject("Doomed")
+				f := h.sim.AddFlow(p, "", "Doomed flow")
+				h.mustPoll()
+				h.sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusFailed})
+				h.sim.DeleteProject(p)
+			},
+			extra: func(t *testing.T, h *harness, fx fixture) {
+				if strings.Contains(h.text(), "Doomed") {
+					t.Error("the deleted project's series are still served")
+				}
+			},
+			check: check{"activepieces_flow_info", map[string]string{"flow_name": "Sync CRM leads"}, 1}},
+		{name: "401 after a key rotation", polls: 2, failed: true, logOne: "poll of project failed",
+			fault: func(h *harness, _ fixture) {
+				h.sim.SetAPIKey("sk-rotated00000000000000000000000000000000000000000000000000000")
+			},
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "401"}, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fx fixture
+			h := newHarness(t, tc.opts, Config{}, func(h *harness) { fx = seedFixture(h) })
+			h.mustPoll()
+			h.mustPoll()
+			h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
+			running := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning})
+			h.mustPoll()
+			before := h.logs.String()
+
+			tc.fault(h, fx)
+			h.sim.SetRunStatus(running, apiclient.StatusFailed)
+			for i := 0; i < tc.polls; i++ {
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+				err := h.poll()
+				if (err != nil) != tc.failed {
+					t.Fatalf("poll %d error = %v, want failure %v", i, err, tc.failed)
+				}
+				if _, err := h.reg.Gather(); err != nil {
+					t.Fatalf("the exporter stopped serving: %v", err)
+				}
+				if up, _ := h.value("activepieces_up", nil); (up == 0) != tc.failed {
+					t.Errorf("activepieces_up = %v during the fault", up)
+				}
+			}
+			var sum float64
+			for _, m := range h.family(tc.check.metric) {
+				ok := true
+				for k, v := range tc.check.labels {
+					ok = ok && label(m, k) == v
+				}
+				if ok {
+					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+			if sum < tc.check.min {
+				t.Errorf("%s%v = %v, want at least %v", tc.check.metric, tc.check.labels, sum, tc.check.min)
+			}
+			if tc.extra != nil {
+				tc.extra(t, h, fx)
+			}
+			if tc.logOne != "" {
+				if n := strings.Count(strings.TrimPrefix(h.logs.String(), before), `"msg":"`+tc.logOne+`"`); n != 1 {
+					t.Errorf("%q logged %d times over %d failing polls, want once", tc.logOne, n, tc.polls)
+				}
+			}
+
+			// Recovery.
+			h.sim.ClearFaults()
+			h.sim.SetAPIKey(apitest.DefaultAPIKey)
+			for i := 0; i < 4; i++ {
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusTimeout})
+				h.mustPoll()
+			}
+			if up, _ := h.value("activepieces_up", nil); up != 1 {
+				t.Errorf("activepieces_up = %v after recovery", up)
+			}
+			h.assertTotals()
+			h.lint()
+		})
+	}
+}
