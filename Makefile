@@ -4,7 +4,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REV     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.revision=$(REV)
 
-.PHONY: all build test tools lint demo
+FUZZTIME ?= 10s
+
+.PHONY: all build test tools lint demo fuzz
 
 all: build
 
@@ -26,6 +28,12 @@ lint:
 
 test: tools lint
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
+
+# A short run of each fuzz target on top of its committed seed corpus (apiclient/testdata/fuzz).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRunPage$$' -fuzztime $(FUZZTIME) ./apiclient
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./apiclient
 
 demo:
 	$(GO) run ./cmd/activepieces_exporter --demo

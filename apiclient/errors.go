@@ -103,8 +103,15 @@ func (b *errorBody) message() string {
 	return b.Error
 }
 
+// maxRetryAfter bounds what ParseRetryAfter returns; the client caps it further (MaxRetryAfter).
+const (
+	maxRetryAfter     = 365 * 24 * time.Hour
+	maxRetryAfterSecs = int64(maxRetryAfter / time.Second)
+)
+
 // ParseRetryAfter parses a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110
-// §10.2.3). ok is false for an empty, negative or unparseable value. A date in the past gives 0.
+// §10.2.3). ok is false for an empty, negative or unparseable value. A date in the past gives 0;
+// nothing gives more than a year.
 func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -114,18 +121,14 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 		if secs < 0 {
 			return 0, false
 		}
-		const maxSecs = int64(365 * 24 * 3600)
-		if secs > maxSecs {
-			secs = maxSecs
-		}
-		return time.Duration(secs) * time.Second, true
+		return min(time.Duration(min(secs, maxRetryAfterSecs))*time.Second, maxRetryAfter), true
 	}
 	t, err := http.ParseTime(v)
 	if err != nil {
 		return 0, false
 	}
 	if d := t.Sub(now); d > 0 {
-		return d, true
+		return min(d, maxRetryAfter), true
 	}
 	return 0, true
 }
