@@ -28,6 +28,7 @@ lint:
 
 test: tools lint
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run '^TestSoak' ./collector -soak
 	$(MAKE) --no-print-directory fuzz
 
 # A short run of each fuzz target on top of its committed seed corpus (apiclient/testdata/fuzz).

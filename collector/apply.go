@@ -31,6 +31,7 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 	for id, t := range p.tracked {
 		if t.status == apiclient.StatusPaused && now.Sub(t.created) > e.cfg.PauseLimit {
 			delete(p.tracked, id)
+			p.untracked[id] = t.created // a re-read must not track it again
 		}
 	}
 
@@ -65,9 +66,11 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 			horizon = g.from.Add(-time.Second)
 		}
 	}
-	for id, created := range p.seen {
-		if created.Before(horizon) {
-			delete(p.seen, id)
+	for _, ledger := range []map[string]time.Time{p.seen, p.untracked} {
+		for id, created := range ledger {
+			if created.Before(horizon) {
+				delete(ledger, id)
+			}
 		}
 	}
 }
@@ -97,7 +100,11 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 		return
 	}
 	if r.Status.IsInFlight() {
+		if _, skip := p.untracked[r.ID]; skip {
+			return
+		}
 		if len(p.tracked) >= e.cfg.MaxTrackedRuns {
+			p.untracked[r.ID] = r.Created.Time
 			e.trackedDropped++
 			return
 		}

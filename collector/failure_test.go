@@ -240,3 +240,29 @@ func TestRunFromTheFutureDoesNotFreezeThePollPosition(t *testing.T) {
 		t.Errorf("the future-dated run itself: counted %v, want 1 (once)", v)
 	}
 }
+
+func TestTrackingIsBounded(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{PauseLimit: time.Hour, MaxTrackedRuns: 3}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
+	h.mustPoll()
+	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 1 {
+		t.Fatalf("tracked = %v, want 1", v)
+	}
+	h.clock.Advance(2 * time.Hour) // beyond the pause limit: it will never resume
+	h.mustPoll()
+	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 0 {
+		t.Errorf("tracked = %v after the pause limit, want 0", v)
+	}
+	for i := 0; i < 5; i++ {
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning})
+	}
+	h.mustPoll()
+	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 3 {
+		t.Errorf("tracked = %v, want the cap of 3", v)
+	}
+	if v, _ := h.value("activepieces_exporter_tracked_runs_dropped_total", nil); v != 2 {
+		t.Errorf("tracked_runs_dropped_total = %v, want 2", v)
+	}
+}

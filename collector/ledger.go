@@ -72,8 +72,12 @@ type projectState struct {
 	flowRunIDsIgnored bool // it ignores the flowRunIds filter
 
 	// Ledger: ids of finished runs recently read (bounded by the overlap window), and runs in flight.
-	seen    map[string]time.Time
-	tracked map[string]*trackedRun
+	seen map[string]time.Time
+	// untracked holds in-flight runs deliberately not tracked (no room, or paused beyond the
+	// pause limit), so a re-read neither tracks them nor counts them as dropped again (bounded
+	// like seen).
+	untracked map[string]time.Time
+	tracked   map[string]*trackedRun
 	// deferred holds finished runs of flows first listed in the last poll.
 	deferred []pendingRun
 	// ignored holds flows excluded by the flow filter, and flows runs named that the last flow
@@ -93,7 +97,7 @@ type projectState struct {
 }
 
 func newProjectState(id, name string, countFrom time.Time) *projectState {
-	return &projectState{id: id, name: name, countFrom: countFrom, seen: map[string]time.Time{}, tracked: map[string]*trackedRun{},
+	return &projectState{id: id, name: name, countFrom: countFrom, seen: map[string]time.Time{}, untracked: map[string]time.Time{}, tracked: map[string]*trackedRun{},
 		flows: map[string]*flowState{}, folders: map[string]string{}}
 }
 
