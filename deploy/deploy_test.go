@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -317,7 +318,25 @@ func freePort(t *testing.T) string {
 }
 
 // start runs a command until the test ends, with its output kept for failure reports.
-func start(t *testing.T, logs *bytes.Buffer, name string, args ...string) {
+// lockedBuffer collects a process's output; it may be read while the process still writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func start(t *testing.T, logs *lockedBuffer, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -375,7 +394,7 @@ func TestRealPrometheusAlertsAndDashboardAgainstTheDemo(t *testing.T) {
 	run(t, "go", "build", "-o", bin, "../cmd/activepieces_exporter")
 
 	exporterAddr, promAddr := freePort(t), freePort(t)
-	var exporterLogs, promLogs bytes.Buffer
+	var exporterLogs, promLogs lockedBuffer
 	start(t, &exporterLogs, bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--web.listen-address="+exporterAddr, "--log.level=warn")
 
 	// The shipped rules, evaluated every second instead of every minute.

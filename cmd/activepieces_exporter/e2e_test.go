@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -76,7 +75,7 @@ func hasFamily(text, name string) bool {
 func TestDemoBinaryServesEveryContractFamily(t *testing.T) {
 	bin := buildBinary(t)
 	addr := freePort(t)
-	var logs bytes.Buffer
+	var logs syncBuf
 	cmd := exec.Command(bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--web.listen-address="+addr, "--log.format=json")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY=") // demo needs no key

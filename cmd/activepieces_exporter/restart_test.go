@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http/httptest"
 	"os"
@@ -23,7 +22,7 @@ import (
 type exporterProc struct {
 	cmd  *exec.Cmd
 	addr string
-	logs bytes.Buffer
+	logs syncBuf
 }
 
 func startExporter(t *testing.T, bin string, args ...string) *exporterProc {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -106,29 +107,22 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-// syncBuf is an io.Writer safe for the two pipes of a command.
+// syncBuf is an io.Writer safe for the two pipes of a command and for reading while it runs.
 type syncBuf struct {
-	mu  chan struct{}
+	mu  sync.Mutex
 	buf []byte
 }
 
-func (b *syncBuf) lock() {
-	if b.mu == nil {
-		b.mu = make(chan struct{}, 1)
-	}
-	b.mu <- struct{}{}
-}
-
 func (b *syncBuf) Write(p []byte) (int, error) {
-	b.lock()
-	defer func() { <-b.mu }()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.buf = append(b.buf, p...)
 	return len(p), nil
 }
 
 func (b *syncBuf) String() string {
-	b.lock()
-	defer func() { <-b.mu }()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return string(b.buf)
 }
 
