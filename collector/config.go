@@ -6,6 +6,7 @@ package collector
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 )
 
@@ -35,7 +36,11 @@ type Config struct {
 	// StateFile, if set, is where the ledger and counters are saved after every poll and restored
 	// from at start; StateReset ignores (and later overwrites) an existing one. StateSource names
 	// the API the state belongs to (its base URL): a state file of another source is refused.
-	StateFile   string
+	StateFile string
+	// ShardCount and ShardIndex split the projects between replicas: this one polls the projects
+	// for which ShardOf(id, ShardCount) == ShardIndex. ShardCount 0 or 1 means all projects.
+	ShardCount, ShardIndex int
+
 	StateReset  bool
 	StateSource string
 }
@@ -110,6 +115,9 @@ func (c Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", p.name, p.v))
 		}
 	}
+	if c.ShardCount < 0 || c.ShardIndex < 0 || c.ShardCount > 0 && c.ShardIndex >= c.ShardCount || c.ShardCount == 0 && c.ShardIndex > 0 {
+		errs = append(errs, fmt.Errorf("shard index must be in [0, shard count), got index %d of %d", c.ShardIndex, c.ShardCount))
+	}
 	if c.PageSize > 1000 {
 		errs = append(errs, fmt.Errorf("page size must be at most 1000, got %d", c.PageSize))
 	}
@@ -121,3 +129,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, errors.Join(errs...)
 }
+
+// ShardOf is the shard a project belongs to among count shards: FNV-1a (64-bit) of the project id,
+// modulo count. It depends on nothing but the id and count, so every replica agrees, and across
+// replicas 0…count-1 every project is polled exactly once.
+func ShardOf(projectID string, count int) int {
+	if count <= 1 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(projectID))
+	return int(h.Sum64() % uint64(count))
+}
+
+func (c Config) ownsProject(id string) bool { return ShardOf(id, c.ShardCount) == c.ShardIndex }

@@ -78,7 +78,7 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		}
 	}
 	for _, id := range cfg.Projects {
-		if e.projects[id] == nil {
+		if e.projects[id] == nil && cfg.ownsProject(id) {
 			e.projects[id] = newProjectState(id, id, e.startedAt)
 		}
 	}
@@ -214,7 +214,7 @@ func (e *Exporter) discover(ctx context.Context) error {
 	e.lastDiscovery = e.now()
 	present := map[string]bool{}
 	for _, pr := range list {
-		if pr.ID == "" {
+		if pr.ID == "" || !e.cfg.ownsProject(pr.ID) {
 			continue
 		}
 		present[pr.ID] = true

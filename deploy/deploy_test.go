@@ -27,7 +27,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var update = flag.Bool("update", false, "regenerate kubernetes/prometheusrule.yaml")
+var update = flag.Bool("update", false, "regenerate kubernetes/common/prometheusrule.yaml")
 
 // requireTool finds a command on PATH. Without it the test is skipped on a developer's machine
 // and fails under CI, where .ci/run (make tools) installs it.
@@ -145,7 +145,7 @@ func prometheusRule(t *testing.T) []byte {
 
 func TestPrometheusRuleMatchesTheRulesFiles(t *testing.T) {
 	want := prometheusRule(t)
-	path := "kubernetes/prometheusrule.yaml"
+	path := "kubernetes/common/prometheusrule.yaml"
 	if *update {
 		if err := os.WriteFile(path, want, 0o644); err != nil {
 			t.Fatal(err)
@@ -204,10 +204,12 @@ func TestKubernetesManifests(t *testing.T) {
 							ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
 						} `yaml:"securityContext"`
 						VolumeMounts []struct {
+							Name      string `yaml:"name"`
 							MountPath string `yaml:"mountPath"`
 						} `yaml:"volumeMounts"`
 					} `yaml:"containers"`
 					Volumes []struct {
+						Name   string `yaml:"name"`
 						Secret struct {
 							SecretName string `yaml:"secretName"`
 						} `yaml:"secret"`
@@ -242,19 +244,88 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("an API key in the manifest args: %s", a)
 		}
 	}
-	if keyFile == "" || len(c.VolumeMounts) != 1 || filepath.Dir(keyFile) != c.VolumeMounts[0].MountPath ||
-		len(pod.Volumes) != 1 || pod.Volumes[0].Secret.SecretName == "" {
+	secretMounted := false
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if m.Name == v.Name && v.Secret.SecretName != "" && m.MountPath == filepath.Dir(keyFile) {
+				secretMounted = true
+			}
+		}
+	}
+	if keyFile == "" || !secretMounted {
 		t.Errorf("the key must come from a mounted secret file: args %v mounts %+v volumes %+v", c.Args, c.VolumeMounts, pod.Volumes)
 	}
-	kust, err := os.ReadFile("kubernetes/kustomization.yaml")
+	// Every manifest belongs to a kustomization.
+	err = filepath.WalkDir("kubernetes", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Base(path) == "kustomization.yaml" {
+			return err
+		}
+		kust, err := os.ReadFile(filepath.Join(filepath.Dir(path), "kustomization.yaml"))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(kust), "- "+filepath.Base(path)) {
+			t.Errorf("%s is not listed in its kustomization.yaml", path)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := filepath.Glob("kubernetes/*.yaml")
-	for _, e := range entries {
-		if base := filepath.Base(e); base != "kustomization.yaml" && !strings.Contains(string(kust), "- "+base) {
-			t.Errorf("%s is not listed in kustomization.yaml", base)
-		}
+}
+
+func TestShardedStatefulSet(t *testing.T) {
+	b, err := os.ReadFile("kubernetes/sharded/statefulset.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ss struct {
+		Spec struct {
+			Replicas int `yaml:"replicas"`
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Env []struct {
+							Name      string `yaml:"name"`
+							Value     string `yaml:"value"`
+							ValueFrom struct {
+								FieldRef struct {
+									FieldPath string `yaml:"fieldPath"`
+								} `yaml:"fieldRef"`
+							} `yaml:"valueFrom"`
+						} `yaml:"env"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &ss); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, e := range ss.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value + e.ValueFrom.FieldRef.FieldPath
+	}
+	if env["ACTIVEPIECES_EXPORTER_SHARD_COUNT"] != fmt.Sprint(ss.Spec.Replicas) {
+		t.Errorf("shard count %q differs from replicas %d", env["ACTIVEPIECES_EXPORTER_SHARD_COUNT"], ss.Spec.Replicas)
+	}
+	if env["ACTIVEPIECES_EXPORTER_SHARD_INDEX"] != "metadata.labels['apps.kubernetes.io/pod-index']" {
+		t.Errorf("shard index not from the pod ordinal: %q", env["ACTIVEPIECES_EXPORTER_SHARD_INDEX"])
+	}
+	headless, err := os.ReadFile("kubernetes/sharded/service-headless.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svc struct {
+		Metadata struct {
+			Labels map[string]string `yaml:"labels"`
+		} `yaml:"metadata"`
+	}
+	if err := yaml.Unmarshal(headless, &svc); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := svc.Metadata.Labels["app.kubernetes.io/name"]; ok {
+		t.Error("the headless Service carries the label the ServiceMonitor selects: shards would be scraped twice")
 	}
 }
 

@@ -50,6 +50,9 @@ type CLI struct {
 	MaxFlows        int       `name:"metrics.max-flows" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FLOWS" default:"10000" help:"Flows exported at most; the rest are counted in activepieces_exporter_flows_dropped."`
 	DurationBuckets []float64 `name:"metrics.duration-buckets" env:"ACTIVEPIECES_EXPORTER_METRICS_DURATION_BUCKETS" default:"0.5,1,2.5,5,10,30,60,120,300,600,1800,3600" help:"Run duration histogram buckets, seconds."`
 
+	ShardCount int `name:"shard.count" env:"ACTIVEPIECES_EXPORTER_SHARD_COUNT" default:"1" help:"Replicas sharing the projects; each polls those whose id hashes to its --shard.index."`
+	ShardIndex int `name:"shard.index" env:"ACTIVEPIECES_EXPORTER_SHARD_INDEX" default:"0" help:"This replica's shard, 0 to --shard.count - 1."`
+
 	StateFile  string `name:"state.file" env:"ACTIVEPIECES_EXPORTER_STATE_FILE" type:"path" help:"Save the ledger and counters here after every poll and continue from it on start (default: off)."`
 	StateReset bool   `name:"state.reset" env:"ACTIVEPIECES_EXPORTER_STATE_RESET" help:"Ignore an existing --state.file (corrupt, or from another version or API) and start fresh; it is overwritten after the first poll."`
 

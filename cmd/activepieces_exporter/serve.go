@@ -41,7 +41,8 @@ func (c *CLI) collectorConfig() collector.Config {
 		ProjectsInterval: c.PollProjectsInterval, MaxPages: c.PollMaxPages, PageSize: c.PollPageSize,
 		Concurrency: c.PollConcurrency, MaxFlows: c.MaxFlows, DurationBuckets: c.DurationBuckets,
 		MaxTrackedRuns: c.PollMaxTrackedRuns,
-		StateFile:      c.StateFile, StateReset: c.StateReset, StateSource: c.URL,
+		ShardCount:     c.ShardCount, ShardIndex: c.ShardIndex,
+		StateFile: c.StateFile, StateReset: c.StateReset, StateSource: c.URL,
 	}
 }
 
