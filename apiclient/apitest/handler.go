@@ -292,9 +292,15 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][
 	pos := s.decodeRunCursor(cursor)
 	var page []*Run
 	more := false
-	for _, run := range s.byProject[projectID] {
-		if pos != nil && !pos(run) {
-			continue
+	// Runs are kept created DESC, id DESC, and the cursor and createdBefore bounds are monotone in
+	// that order: start at the first run past both, stop at the first one before createdAfter.
+	list := s.byProject[projectID]
+	first := sort.Search(len(list), func(i int) bool {
+		return (pos == nil || pos(list[i])) && (before.IsZero() || !list[i].Created.After(before))
+	})
+	for _, run := range list[first:] {
+		if !after.IsZero() && run.Created.Before(after) {
+			break
 		}
 		if !match(run) {
 			continue
