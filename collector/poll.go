@@ -23,7 +23,8 @@ type Exporter struct {
 	now       func() time.Time
 	startedAt time.Time
 	flowSet   map[string]bool // cfg.Flows as a set
-	desc      descs
+	fam       *families
+	expo      exposition
 
 	mu                sync.RWMutex
 	projects          map[string]*projectState
@@ -66,7 +67,7 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		e.flowSet[f] = true
 	}
 	e.startedAt = e.now()
-	e.desc = newDescs()
+	e.fam = newFamilies()
 	e.pollHist = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "activepieces_exporter_poll_duration_seconds",
 		Help:    "Duration of background polls of every project.",
@@ -81,6 +82,9 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		if e.projects[id] == nil && cfg.ownsProject(id) {
 			e.projects[id] = newProjectState(id, id, e.startedAt)
 		}
+	}
+	if err := e.refreshExposition(); err != nil {
+		return nil, fmt.Errorf("rendering metrics: %w", err)
 	}
 	return e, nil
 }
@@ -168,6 +172,10 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 			e.log.Warn("cannot save state; a restart now would lose this poll's accounting", "err", err)
 			allErr = errors.Join(allErr, err)
 		}
+	}
+	if err := e.refreshExposition(); err != nil {
+		e.log.Error("cannot render metrics", "err", err)
+		allErr = errors.Join(allErr, err)
 	}
 	return allErr
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -29,7 +30,9 @@ func (CheckCmd) Run(rc *runContext) error {
 	if err := w.exporter.PollOnce(ctx); err != nil {
 		return fmt.Errorf("check failed: %w", err)
 	}
-	families, err := w.registry.Gather()
+	own := prometheus.NewRegistry()
+	own.MustRegister(w.exporter)
+	families, err := prometheus.Gatherers{w.registry, own}.Gather()
 	if err != nil {
 		return fmt.Errorf("gathering metrics: %w", err)
 	}

@@ -115,6 +115,7 @@ func TestDemoBinaryServesEveryContractFamily(t *testing.T) {
 			if !strings.Contains(text, "activepieces_up 1") {
 				t.Errorf("activepieces_up is not 1 against the demo")
 			}
+			checkWithPromtool(t, text)
 			for _, path := range []string{"/-/healthy", "/-/ready", "/"} {
 				if _, code, err := scrape("http://" + addr + path); err != nil || code != 200 {
 					t.Errorf("GET %s: %d %v", path, code, err)
@@ -164,5 +165,23 @@ func TestCheckCommandFailsClearlyWithoutLeakingTheKey(t *testing.T) {
 	}
 	if strings.Contains(string(out), key) {
 		t.Errorf("the key leaked into check output:\n%s", out)
+	}
+}
+
+// checkWithPromtool runs promtool check metrics on a scrape (required under CI).
+func checkWithPromtool(t *testing.T, text string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is required under CI (make tools installs it)")
+		}
+		t.Log("promtool not installed: served text not checked")
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("promtool check metrics on /metrics: %v\n%s", err, out)
 	}
 }

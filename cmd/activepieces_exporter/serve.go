@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/time/rate"
 
@@ -81,8 +80,10 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup) (*wired, err
 	if err != nil {
 		return nil, err
 	}
+	// The exporter's own samples are served from the exposition it renders after each poll (see
+	// metricsHandler); the registry holds the rest.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(exp, apiMetrics, collector.NewBuildInfo(version, buildRevision(), runtime.Version()),
+	reg.MustRegister(apiMetrics, collector.NewBuildInfo(version, buildRevision(), runtime.Version()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &wired{keys: keys, client: client, exporter: exp, registry: reg}, nil
 }
@@ -159,12 +160,7 @@ func (ServeCmd) Run(rc *runContext) error {
 
 func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(c.TelemetryPath, promhttp.HandlerFor(w.registry, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelError),
-		MaxRequestsInFlight: c.WebMaxRequests,
-		Timeout:             30 * time.Second,
-		Registry:            w.registry,
-	}))
+	mux.Handle(c.TelemetryPath, newMetricsHandler(w.exporter.Exposition, w.registry, c.WebMaxRequests, log))
 	mux.HandleFunc("/-/healthy", func(rw http.ResponseWriter, _ *http.Request) {
 		_, _ = rw.Write([]byte("Healthy\n"))
 	})
