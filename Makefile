@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.revision=$(REV)
 
 FUZZTIME ?= 10s
 
-.PHONY: all build test tools lint demo fuzz
+.PHONY: all build test tools lint demo fuzz bench
 
 all: build
 
@@ -38,3 +38,9 @@ fuzz:
 
 demo:
 	$(GO) run ./cmd/activepieces_exporter --demo
+
+# Benchmarks (each with its baseline in the same run) and the 60 s load test; README, Performance.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./collector ./cmd/activepieces_exporter
+	$(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/activepieces_exporter -load
+	$(GO) test -count=1 -run '^TestAPICost$$|^TestSoak' -v ./collector -soak

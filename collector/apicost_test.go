@@ -1,0 +1,83 @@
+package collector
+
+import (
+	"testing"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+)
+
+// TestAPICost counts, through the simulator, what the exporter costs the API (README,
+// Performance): steady state, a burst, and the overlap sweep at 10 runs/s.
+func TestAPICost(t *testing.T) {
+	t.Run("steady state: 1 per project + 1 per 100 runs in flight", func(t *testing.T) {
+		var fx fixture
+		h := newHarness(t, apitest.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
+			fx = seedFixture(h)
+			p2 := h.sim.AddProject("Support")
+			h.sim.AddFlow(p2, "", "Triage")
+		})
+		h.mustPoll()
+		for range 250 {
+			h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
+		}
+		h.mustPoll()
+		h.clock.Advance(10 * time.Minute)
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded}) // moves the head past them
+		h.mustPoll()
+		h.sim.ResetRequests()
+		for range 10 {
+			h.mustPoll()
+		}
+		perPoll := float64(len(h.sim.Requests())) / 10
+		t.Logf("2 projects, 250 runs in flight: %.1f requests per poll", perPoll)
+		if perPoll != 2+3 {
+			t.Errorf("%.1f requests per poll, want 2 + ceil(250/100) = 5", perPoll)
+		}
+	})
+	t.Run("burst of 1000 new runs: ceil(1000/100)+1", func(t *testing.T) {
+		var fx fixture
+		h := newHarness(t, apitest.Options{}, Config{OverlapInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
+		h.mustPoll()
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA})
+		h.mustPoll()
+		for i := range 1000 {
+			h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+		}
+		h.sim.ResetRequests()
+		h.mustPoll()
+		n := len(h.sim.Requests())
+		t.Logf("burst of 1000 runs: %d requests", n)
+		if n != 11 {
+			t.Errorf("%d requests, want 11", n)
+		}
+		h.assertTotals()
+	})
+	t.Run("overlap sweep per hour at 10 runs/s", func(t *testing.T) {
+		var fx fixture
+		h := newHarness(t, apitest.Options{}, Config{FlowsInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
+		h.mustPoll()
+		h.sim.ResetRequests()
+		for range 120 { // an hour of 30 s polls
+			base := h.clock.Now()
+			for i := range 300 {
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Created: base.Add(time.Duration(i) * 100 * time.Millisecond)})
+			}
+			h.mustPoll()
+		}
+		sweep, fresh := 0, 0
+		for _, r := range h.sim.Requests() {
+			if r.Query.Get("createdBefore") != "" {
+				sweep++
+			} else {
+				fresh++
+			}
+		}
+		t.Logf("one hour at 10 runs/s (36,000 runs): %d listing requests for new runs, %d for the overlap sweep", fresh, sweep)
+		if sweep > 60*8 {
+			t.Errorf("overlap sweep cost %d requests an hour, want at most 60 sweeps of ceil(601/100) = 7 pages + 1", sweep)
+		}
+		h.assertTotals()
+	})
+}
