@@ -84,6 +84,9 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 		return
 	}
 	if p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil {
+		if listed {
+			p.seen[r.ID] = r.Created.Time // known, so the overlap sweep's count matches
+		}
 		return
 	}
 	if t, ok := p.tracked[r.ID]; ok {

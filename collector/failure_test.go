@@ -266,3 +266,26 @@ func TestTrackingIsBounded(t *testing.T) {
 		t.Errorf("tracked_runs_dropped_total = %v, want 2", v)
 	}
 }
+
+func TestLateCommitOnAServerWithoutCountByStatus(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs/count-by-status", Status: 404, Times: -1,
+		Body: `{"statusCode":404,"error":"Not Found","message":"Route not found"}`})
+	h.mustPoll()
+	h.mustPoll()
+	late := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Hidden: true})
+	h.clock.Advance(time.Second)
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
+	h.mustPoll()
+	h.sim.Reveal(late)
+	h.mustPoll()
+	h.mustPoll()
+	h.assertTotals()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 1 {
+		t.Errorf("late FAILED run counted %v times, want 1", v)
+	}
+	if n := h.sim.CountRequests("/api/v1/flow-runs/count-by-status"); n != 1 {
+		t.Errorf("count-by-status asked %d times after a 404, want once", n)
+	}
+}

@@ -70,6 +70,7 @@ type projectState struct {
 	// What the server is like, learned on the way.
 	secondCursors     bool // its run cursors have second granularity (old servers)
 	flowRunIDsIgnored bool // it ignores the flowRunIds filter
+	countUnsupported  bool // it has no usable count-by-status endpoint
 
 	// Ledger: ids of finished runs recently read (bounded by the overlap window), and runs in flight.
 	seen map[string]time.Time
