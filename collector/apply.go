@@ -15,11 +15,17 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 	finished = append(finished, p.deferred...)
 	p.deferred = nil
 
+	// No listing of this poll asked for finished runs older than floor: one that comes back anyway
+	// (a server ignoring createdAfter) was counted before and has left the ledger.
+	var floor time.Time
+	if p.started {
+		floor = p.ledgerHorizon(e.cfg.Overlap)
+	}
 	for i := range f.inflight {
-		e.observe(p, &f.inflight[i], seq, false, &finished)
+		e.observe(p, &f.inflight[i], seq, false, floor, &finished)
 	}
 	for i := range f.listed {
-		e.observe(p, &f.listed[i], seq, true, &finished)
+		e.observe(p, &f.listed[i], seq, true, floor, &finished)
 	}
 	for _, id := range f.gone {
 		if t, ok := p.tracked[id]; ok && t.touched != seq {
@@ -60,12 +66,7 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 			"max_pages", e.cfg.MaxPages, "backlog_ranges", len(p.gaps))
 	}
 	// The ledger of finished runs only needs the ids that a later listing may return again.
-	horizon := p.head.Add(-e.cfg.Overlap - time.Second)
-	for _, g := range p.gaps {
-		if g.from.Before(horizon) {
-			horizon = g.from.Add(-time.Second)
-		}
-	}
+	horizon := p.ledgerHorizon(e.cfg.Overlap)
 	for _, ledger := range []map[string]time.Time{p.seen, p.untracked} {
 		for id, created := range ledger {
 			if created.Before(horizon) {
@@ -78,7 +79,7 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 // observe classifies one run read from the API. listed says it came from a time-range listing
 // (where a finished run may be first seen) rather than an in-flight listing or a refresh (where
 // only runs already tracked matter).
-func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, finished *[]pendingRun) {
+func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, floor time.Time, finished *[]pendingRun) {
 	if r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
 		p.invalidRuns++
 		return
@@ -114,8 +115,8 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 		p.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time, touched: seq}
 		return
 	}
-	if !listed {
-		return // a finished run that was never tracked: the time-range listing owns it
+	if !listed || r.Created.Before(floor) {
+		return // never tracked: only a time-range listing may show it first, and only recent
 	}
 	p.seen[r.ID] = r.Created.Time
 	// Runs that finished before the exporter started are history: gauges only.
@@ -201,4 +202,16 @@ func (e *Exporter) removeFlowsLocked(p *projectState, keep map[string]bool) {
 			}
 		}
 	}
+}
+
+// ledgerHorizon is the oldest creation time a listing may still return: the overlap window below
+// the head, or the start of the oldest backlog range.
+func (p *projectState) ledgerHorizon(overlap time.Duration) time.Time {
+	h := p.head.Add(-overlap - time.Second)
+	for _, g := range p.gaps {
+		if g.from.Before(h) {
+			h = g.from.Add(-time.Second)
+		}
+	}
+	return h
 }

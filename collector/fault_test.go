@@ -104,6 +104,21 @@ func TestFaultSuite(t *testing.T) {
 				h.sim.InjectFault(apitest.Fault{Path: runsPath, EndlessNext: true, Times: -1})
 			},
 			check: check{"activepieces_exporter_poll_page_cap_hits_total", nil, 2}},
+		{name: "server ignoring createdAfter", polls: 3,
+			fault: func(h *harness, fx fixture) {
+				// Finished runs counted long ago, far outside the overlap window by now, that such a
+				// server lists again.
+				for i := range 30 {
+					h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+				}
+				h.mustPoll()
+				h.clock.Advance(20 * time.Minute)
+				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+				h.mustPoll()
+				h.mustPoll()
+				h.sim.InjectFault(apitest.Fault{Path: runsPath, IgnoreCreatedAfter: true, Times: -1})
+			},
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"endpoint": "flow-runs"}, 1}},
 		{name: "unknown statuses", polls: 2, opts: apitest.Options{OldServer: true},
 			fault: func(h *harness, fx fixture) {
 				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: "STOPPED"})

@@ -33,6 +33,8 @@ type Fault struct {
 	EndlessNext bool
 	// HugePage answers a run listing with every matching run in one page, whatever the limit.
 	HugePage bool
+	// IgnoreCreatedAfter answers as if the request had no createdAfter bound.
+	IgnoreCreatedAfter bool
 }
 
 // InjectFault queues a fault.
@@ -104,12 +106,17 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
 		_, _ = w.Write([]byte(f.Body))
 		return true
 	}
-	if !f.Truncate && !f.LoopCursor && !f.EndlessNext && !f.HugePage {
+	if !f.Truncate && !f.LoopCursor && !f.EndlessNext && !f.HugePage && !f.IgnoreCreatedAfter {
 		return false
 	}
-	if f.HugePage {
+	if f.HugePage || f.IgnoreCreatedAfter {
 		q := r.URL.Query()
-		q.Set("limit", "-1")
+		if f.HugePage {
+			q.Set("limit", "-1")
+		}
+		if f.IgnoreCreatedAfter {
+			q.Del("createdAfter")
+		}
 		r = r.Clone(r.Context())
 		r.URL.RawQuery = q.Encode()
 	}
