@@ -11,6 +11,20 @@ import (
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
 )
 
+// durationLeftOut checks that flow A's last run was counted but its unknowable duration not
+// observed: the histogram count stays one below the run count.
+func durationLeftOut(t *testing.T, h *harness, fx fixture) {
+	var runs float64
+	for _, m := range h.family("activepieces_flow_runs_total") {
+		if label(m, "flow_id") == fx.flowA {
+			runs += m.GetCounter().GetValue()
+		}
+	}
+	if n, _ := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); n != runs-1 {
+		t.Errorf("duration observations = %v, runs = %v: want the bad duration left out", n, runs)
+	}
+}
+
 // TestFaultSuite injects one fault per case while runs keep coming. In each: the exporter keeps
 // serving, the fault is visible in a metric, a persisting failure is logged once, and after the
 // API recovers the totals equal the simulator's own record (every run counted exactly once).
@@ -131,57 +145,21 @@ func TestFaultSuite(t *testing.T) {
 				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, NoStartTime: true})
 			},
 			check: check{"activepieces_flow_runs_total", map[string]string{"status": "FAILED"}, 1},
-			extra: func(t *testing.T, h *harness, fx fixture) {
-				// The run is counted, but its unknowable duration is not observed: the histogram
-				// count stays one below the run count.
-				var runs float64
-				for _, m := range h.family("activepieces_flow_runs_total") {
-					if label(m, "flow_id") == fx.flowA {
-						runs += m.GetCounter().GetValue()
-					}
-				}
-				if n, _ := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); n != runs-1 {
-					t.Errorf("duration observations = %v, runs = %v: want the bad duration left out", n, runs)
-				}
-			}},
+			extra: durationLeftOut},
 
 		{name: "clock skew and negative durations", polls: 1, opts: apitest.Options{OldServer: true},
 			fault: func(h *harness, fx fixture) {
 				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Duration: -5 * time.Second})
 			},
 			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 1},
-			extra: func(t *testing.T, h *harness, fx fixture) {
-				// The run is counted, but its unknowable duration is not observed: the histogram
-				// count stays one below the run count.
-				var runs float64
-				for _, m := range h.family("activepieces_flow_runs_total") {
-					if label(m, "flow_id") == fx.flowA {
-						runs += m.GetCounter().GetValue()
-					}
-				}
-				if n, _ := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); n != runs-1 {
-					t.Errorf("duration observations = %v, runs = %v: want the bad duration left out", n, runs)
-				}
-			}},
+			extra: durationLeftOut},
 
 		{name: "absurd duration", polls: 1,
 			fault: func(h *harness, fx fixture) {
 				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Duration: 5 * 365 * 24 * time.Hour})
 			},
 			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 1},
-			extra: func(t *testing.T, h *harness, fx fixture) {
-				// The run is counted, but its unknowable duration is not observed: the histogram
-				// count stays one below the run count.
-				var runs float64
-				for _, m := range h.family("activepieces_flow_runs_total") {
-					if label(m, "flow_id") == fx.flowA {
-						runs += m.GetCounter().GetValue()
-					}
-				}
-				if n, _ := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); n != runs-1 {
-					t.Errorf("duration observations = %v, runs = %v: want the bad duration left out", n, runs)
-				}
-			}},
+			extra: durationLeftOut},
 
 		{name: "flow renamed between polls", polls: 2,
 			fault: func(h *harness, fx fixture) {

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
 )
 
@@ -38,22 +37,7 @@ func TestLoad(t *testing.T) {
 	ctx, stop := context.WithTimeout(context.Background(), *loadDuration)
 	defer stop()
 	gen.Run(ctx, 100*time.Millisecond)
-	for _, id := range sim.InFlight() {
-		sim.SetRunStatus(id, apiclient.StatusSucceeded)
-	}
-	want := sim.Finished(t0)
-	produced := 0
-	for _, v := range want {
-		produced += v
-	}
-	var got map[apitest.Key]int
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if got = p.totals(t); equalCounts(got, want) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	got, want, produced := settle(t, sim, p, t0, 30*time.Second)
 	counted := 0
 	for _, v := range got {
 		counted += v

@@ -88,6 +88,27 @@ func equalCounts(a, b map[apitest.Key]int) bool {
 	return true
 }
 
+// settle finishes every run still in flight, then waits until the exporter's totals equal the
+// simulator's record of runs created since t0, and returns both and the number produced.
+func settle(t *testing.T, sim *apitest.Server, p *exporterProc, t0 time.Time, wait time.Duration) (got, want map[apitest.Key]int, produced int) {
+	t.Helper()
+	for _, id := range sim.InFlight() {
+		sim.SetRunStatus(id, apiclient.StatusSucceeded)
+	}
+	want = sim.Finished(t0)
+	for _, v := range want {
+		produced += v
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if got = p.totals(t); equalCounts(got, want) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return got, want, produced
+}
+
 func TestSIGKILLAndRestartWithStateLosesNoRun(t *testing.T) {
 	bin := buildBinary(t)
 	sim := apitest.New(apitest.Options{Raw: true})
@@ -122,22 +143,10 @@ func TestSIGKILLAndRestartWithStateLosesNoRun(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	stopGen()
 	<-genDone
-	for _, id := range sim.InFlight() { // let everything finish so the record is final
-		sim.SetRunStatus(id, apiclient.StatusSucceeded)
-	}
-	want := sim.Finished(t0)
-	produced := 0
-	for _, v := range want {
-		produced += v
-	}
-	var got map[apitest.Key]int
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if got = second.totals(t); equalCounts(got, want) {
-			t.Logf("produced %d finished runs across a SIGKILL; counted %d exactly", produced, produced)
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+	got, want, produced := settle(t, sim, second, t0, 20*time.Second)
+	if equalCounts(got, want) {
+		t.Logf("produced %d finished runs across a SIGKILL; counted %d exactly", produced, produced)
+		return
 	}
 	t.Fatalf("totals differ from the simulator's record\n got %v\nwant %v\nlogs after restart:\n%s", got, want, second.logs.String())
 }
