@@ -289,3 +289,24 @@ func TestLateCommitOnAServerWithoutCountByStatus(t *testing.T) {
 		t.Errorf("count-by-status asked %d times after a 404, want once", n)
 	}
 }
+
+func TestRunOfAFlowCreatedDuringAPollIsCounted(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	h.clock.Advance(5 * time.Minute) // the flow refresh is due in the next poll
+	var newFlow string
+	h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs", Before: func() {
+		// Between the exporter's requests of one poll: a flow is created and fails at once.
+		newFlow = h.sim.AddFlow(fx.project, "", "Created mid-poll")
+		h.sim.AddRun(apitest.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
+	}})
+	h.mustPoll()
+	h.mustPoll()
+	h.mustPoll()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": newFlow, "status": "FAILED"}); v != 1 {
+		t.Errorf("FAILED run of the flow created mid-poll counted %v times, want 1", v)
+	}
+	h.assertTotals()
+}

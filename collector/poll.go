@@ -299,20 +299,6 @@ func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64)
 
 // fetch does every API call of one project's poll; it changes nothing shared.
 func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
-	flowsDue := !p.started || p.lastFlows.IsZero() || now.Sub(p.lastFlows) >= e.cfg.FlowsInterval
-	if flowsDue {
-		if err := e.fetchFlows(ctx, p, f); err != nil {
-			return err
-		}
-		// In-flight runs by status, without a time bound: a run PAUSED for days is tracked.
-		runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: apiclient.InFlightStatuses},
-			e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
-		if err != nil {
-			return fmt.Errorf("listing in-flight runs: %w", err)
-		}
-		f.inflight = append(f.inflight, runs...)
-	}
-
 	budget := e.cfg.MaxPages
 	f.head, f.started = p.head, true
 	for _, g := range p.gaps {
@@ -364,16 +350,29 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 		f.overlapAt = now
 	}
 
-	// Runs of flows not known: list flows now rather than wait for the next refresh.
-	if !f.flowsListed {
-		for _, r := range f.listed {
-			if _, ok := p.flows[r.FlowID]; !ok && !p.ignoredFlow(r.FlowID) {
-				if err := e.fetchFlows(ctx, p, f); err != nil {
-					return err
-				}
-				break
-			}
+	// Flows are listed after the runs, so that every flow a listed run names is in the listing
+	// unless it was deleted: when due, and at once when a run names a flow not known.
+	refresh := !p.started || p.lastFlows.IsZero() || now.Sub(p.lastFlows) >= e.cfg.FlowsInterval
+	listFlows := refresh
+	for _, r := range f.listed {
+		if _, ok := p.flows[r.FlowID]; !ok && !p.ignoredFlow(r.FlowID) {
+			listFlows = true
+			break
 		}
+	}
+	if listFlows {
+		if err := e.fetchFlows(ctx, p, f); err != nil {
+			return err
+		}
+	}
+	if refresh {
+		// In-flight runs by status, without a time bound: a run PAUSED for days is tracked.
+		runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: apiclient.InFlightStatuses},
+			e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
+		if err != nil {
+			return fmt.Errorf("listing in-flight runs: %w", err)
+		}
+		f.inflight = append(f.inflight, runs...)
 	}
 	return e.refreshTracked(ctx, p, f)
 }

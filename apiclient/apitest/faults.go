@@ -35,6 +35,9 @@ type Fault struct {
 	HugePage bool
 	// IgnoreCreatedAfter answers as if the request had no createdAfter bound.
 	IgnoreCreatedAfter bool
+	// Before, if set, runs before the request is answered (to change the data in the middle of a
+	// client's sequence of requests).
+	Before func()
 }
 
 // InjectFault queues a fault.
@@ -75,6 +78,9 @@ func (s *Server) takeFault(path string) *Fault {
 
 // apply answers the request as the fault says; false means the simulator should answer as usual.
 func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
+	if f.Before != nil {
+		f.Before()
+	}
 	if f.Delay > 0 {
 		t := time.NewTimer(f.Delay)
 		select {
