@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/activepieces-exporter/activepieces_exporter/collector"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (*CLI, error) {
@@ -29,11 +31,14 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cli.URL != "https://cloud.activepieces.com/api" || cli.PollInterval != 30*time.Second || cli.PollMaxPages != 50 ||
+	if cli.URL != "https://cloud.activepieces.com/api" || cli.collectorConfig().PollInterval != 0 || cli.PollMaxPages != 50 ||
 		cli.PollOverlap != time.Minute || cli.PollFlowsInterval != 5*time.Minute || cli.PollProjectsInterval != 10*time.Minute ||
 		cli.PollConcurrency != 4 || cli.APITimeout != 10*time.Second || cli.APIRateLimit != 10 || cli.APIRetries != 3 ||
 		cli.PollPageSize != 100 || cli.MaxFlows != 10000 || cli.PollLookback != time.Hour || cli.TelemetryPath != "/metrics" {
 		t.Errorf("defaults: %+v", cli)
+	}
+	if d := collector.DefaultConfig(); d.PollInterval != 30*time.Second || d.Overlap != time.Minute || d.MaxPages != 50 {
+		t.Errorf("collector defaults: %+v", d)
 	}
 	cli, err = parse(t, map[string]string{
 		"ACTIVEPIECES_EXPORTER_POLL_INTERVAL": "5s", "ACTIVEPIECES_PROJECTS": "aaaaaaaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbbbbbbb",

@@ -32,7 +32,7 @@ type CLI struct {
 	Projects   []string `name:"activepieces.project" env:"ACTIVEPIECES_PROJECTS" help:"Project id to watch (repeatable; none: discover every project the key can read)."`
 	Flows      []string `name:"activepieces.flow" env:"ACTIVEPIECES_FLOWS" help:"Only export flows with this id or display name (repeatable)."`
 
-	PollInterval         time.Duration `name:"poll.interval" env:"ACTIVEPIECES_EXPORTER_POLL_INTERVAL" default:"30s" help:"How often each project's runs are listed."`
+	PollInterval         time.Duration `name:"poll.interval" env:"ACTIVEPIECES_EXPORTER_POLL_INTERVAL" placeholder:"30s" help:"How often each project's runs are listed (default 30s; 5s with --demo)."`
 	PollLookback         time.Duration `name:"poll.lookback" env:"ACTIVEPIECES_EXPORTER_POLL_LOOKBACK" default:"1h" help:"History read at start-up for the last-run gauges (not counted)."`
 	PollOverlap          time.Duration `name:"poll.overlap" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP" default:"1m" help:"Window re-read to catch runs committed late."`
 	PollOverlapInterval  time.Duration `name:"poll.overlap-interval" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP_INTERVAL" default:"1m" help:"How often the overlap window is re-read."`

@@ -52,6 +52,9 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup) (*wired, err
 	var keys *keySource
 	var err error
 	if c.Demo {
+		if c.PollInterval == 0 {
+			c.PollInterval = 5 * time.Second // the demo is for watching numbers move
+		}
 		url, err := startDemo(ctx, wg, c.DemoRate, rc.log)
 		if err != nil {
 			return nil, err
