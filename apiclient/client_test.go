@@ -345,3 +345,53 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryEndpointRoundTrips(t *testing.T) {
+	e := newEnv(t, apitest.Options{Raw: true}, apiclient.Config{})
+	ctx := context.Background()
+	p := e.sim.AddProject("Sales Ops")
+	folder := e.sim.AddFolder(p, "Production")
+	f := e.sim.AddFlow(p, folder, "Sync CRM leads")
+	r := e.sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 4})
+	e.sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusSucceeded})
+
+	run, err := e.client.GetFlowRun(ctx, r)
+	if err != nil || run.ID != r || run.Status != apiclient.StatusFailed || run.FailedStepLabel() != "step_2" {
+		t.Errorf("GetFlowRun = %+v, %v", run, err)
+	}
+	if _, err := e.client.GetFlowRun(ctx, "AAAAAAAAAAAAAAAAAAAAA"); !errors.Is(err, apiclient.ErrNotFound) {
+		t.Errorf("GetFlowRun(unknown) = %v", err)
+	}
+	counts, err := e.client.CountByStatus(ctx, p, time.Time{}, time.Time{})
+	if err != nil || len(counts) != 2 {
+		t.Errorf("CountByStatus = %+v, %v", counts, err)
+	}
+	flows, err := apiclient.ListAll(ctx, 10, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
+		return e.client.ListFlows(ctx, apiclient.ListFlowsParams{ProjectID: p, Cursor: cursor})
+	})
+	if err != nil || len(flows) != 1 || flows[0].DisplayName() != "Sync CRM leads" || flows[0].FolderID != folder || flows[0].Status != "ENABLED" {
+		t.Errorf("ListFlows = %+v, %v", flows, err)
+	}
+	folders, err := e.client.ListFolders(ctx, p, 0, "")
+	if err != nil || len(folders.Data) != 1 || folders.Data[0].DisplayName != "Production" {
+		t.Errorf("ListFolders = %+v, %v", folders, err)
+	}
+	projects, err := e.client.ListProjects(ctx, 0, "")
+	if err != nil || len(projects.Data) != 1 || projects.Data[0].DisplayName != "Sales Ops" {
+		t.Errorf("ListProjects = %+v, %v", projects, err)
+	}
+	if e.client.BaseURL() != e.url+"/api" {
+		t.Errorf("BaseURL = %s", e.client.BaseURL())
+	}
+}
+
+func TestServerMessagesEchoingTheKeyAreRedacted(t *testing.T) {
+	const key = "sk-echoedBack000000000000000000000000000000000000000000000000000"
+	e := newEnv(t, apitest.Options{APIKey: key}, apiclient.Config{APIKey: func() string { return key }})
+	p := e.sim.AddProject("P")
+	e.sim.InjectFault(apitest.Fault{Status: 400, Body: `{"code":"` + key + `","params":{"message":"bad token ` + key + `"}}`})
+	_, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p})
+	if err == nil || strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Errorf("err = %v", err)
+	}
+}

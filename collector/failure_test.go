@@ -310,3 +310,24 @@ func TestRunOfAFlowCreatedDuringAPollIsCounted(t *testing.T) {
 	}
 	h.assertTotals()
 }
+
+func TestReadiness(t *testing.T) {
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { seedFixture(h) })
+	if err := h.exp.Ready(); err == nil || err.Error() != "first poll not finished" {
+		t.Errorf("before the first poll: %v", err)
+	}
+	h.setKey("sk-wrong")
+	h.poll()
+	if err := h.exp.Ready(); err == nil || err.Error() != "no poll has succeeded yet" {
+		t.Errorf("after a failed first poll: %v", err)
+	}
+	h.setKey(apitest.DefaultAPIKey)
+	h.mustPoll()
+	if err := h.exp.Ready(); err != nil {
+		t.Errorf("after a good poll: %v", err)
+	}
+	h.clock.Advance(91 * time.Second)
+	if err := h.exp.Ready(); err == nil || err.Error() != "last successful poll was 1m31s ago" {
+		t.Errorf("three intervals later: %v", err)
+	}
+}
