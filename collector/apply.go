@@ -62,9 +62,16 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 	}
 	if f.capped {
 		p.capHits++
+	}
+	// Logged when a backlog appears and when it is gone, not on every poll in between.
+	switch {
+	case len(p.gaps) > 0 && !p.backlogged:
 		e.log.Warn("page cap reached; the rest is read in later polls", "project_id", p.id,
 			"max_pages", e.cfg.MaxPages, "backlog_ranges", len(p.gaps))
+	case len(p.gaps) == 0 && p.backlogged:
+		e.log.Info("backlog read; the project is up to date", "project_id", p.id)
 	}
+	p.backlogged = len(p.gaps) > 0
 	// The ledger of finished runs only needs the ids that a later listing may return again.
 	horizon := p.ledgerHorizon(e.cfg.Overlap)
 	for _, ledger := range []map[string]time.Time{p.seen, p.untracked} {
@@ -81,6 +88,10 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 // only runs already tracked matter).
 func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, floor time.Time, finished *[]pendingRun) {
 	if r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
+		if p.invalidRuns == 0 {
+			e.log.Warn("the API returned a run without id, created time or status, or of another project; skipping such runs (counted in activepieces_exporter_invalid_runs_total)",
+				"project_id", p.id, "run_project_id", r.ProjectID)
+		}
 		p.invalidRuns++
 		return
 	}

@@ -149,6 +149,10 @@ func TestPageCapLeavesABacklogThatLaterPollsDrain(t *testing.T) {
 		h.mustPoll()
 	}
 	h.assertTotals()
+	logs := h.logs.String()
+	if strings.Count(logs, "page cap reached") != 1 || strings.Count(logs, "backlog read") != 1 {
+		t.Errorf("want one line when the backlog appears and one when it is gone:\n%s", logs)
+	}
 }
 
 func TestServerIgnoringFlowRunIDsFallsBackToGetByID(t *testing.T) {

@@ -92,6 +92,7 @@ type projectState struct {
 	invalidRuns float64
 	lastSuccess time.Time
 	failing     bool
+	backlogged  bool // gaps exist (for logging the change only)
 	lastErr     string
 	failures    float64
 	capHits     float64
