@@ -244,7 +244,9 @@ func TestFaultSuite(t *testing.T) {
 			if up, _ := h.value("activepieces_up", nil); up != 1 {
 				t.Errorf("activepieces_up = %v after recovery", up)
 			}
-			h.assertTotals()
+			n := h.assertTotals()
+			t.Logf("after recovery: %d finished runs in the simulator's record, %d counted per flow and status alike; %s = %v during the fault",
+				n, n, tc.check.metric, sum)
 			h.lint()
 		})
 	}

@@ -193,7 +193,7 @@ func label(m *dto.Metric, name string) string {
 
 // assertTotals compares the exporter's counters with the simulator's record of runs created
 // since the exporter started.
-func (h *harness) assertTotals() {
+func (h *harness) assertTotals() (runs int) {
 	h.t.Helper()
 	want := map[apitest.Key]int{}
 	for k, v := range h.sim.Finished(h.exp.startedAt) {
@@ -208,7 +208,9 @@ func (h *harness) assertTotals() {
 		if got[k] != v {
 			h.t.Errorf("%s/%s: counted %d, simulator has %d", k.FlowID, k.Status, got[k], v)
 		}
+		runs += v
 	}
+	return runs
 }
 
 func (h *harness) lint() {
