@@ -110,3 +110,25 @@ func TestKeySource(t *testing.T) {
 		t.Errorf("reload: %v %v %q", changed, err, k.Get())
 	}
 }
+
+// The README's configuration table documents every flag with its environment variable.
+func TestREADMEDocumentsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cli CLI
+	p, err := kong.New(&cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.Model.Flags {
+		if f.Name == "help" {
+			continue
+		}
+		row := "| `--" + f.Name + "` | `" + f.Envs[0] + "`"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README lacks the row %q", row)
+		}
+	}
+}
