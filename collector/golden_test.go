@@ -111,3 +111,20 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// The README's metrics table lists every family the exporter serves.
+func TestREADMEDocumentsEveryMetric(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"activepieces_exporter_api_requests_total", "activepieces_exporter_api_request_duration_seconds", "activepieces_exporter_build_info"}
+	for _, f := range newFamilies().all() {
+		names = append(names, f.name)
+	}
+	for _, n := range names {
+		if !strings.Contains(string(readme), "| `"+n+"` |") {
+			t.Errorf("README's metrics table lacks %s", n)
+		}
+	}
+}
