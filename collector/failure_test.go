@@ -335,3 +335,24 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("three intervals later: %v", err)
 	}
 }
+
+func TestServerFromBeforeQueuedExisted(t *testing.T) {
+	var fx fixture
+	var running string
+	h := newHarness(t, apitest.Options{OldServer: true, NoQueued: true}, Config{}, func(h *harness) {
+		fx = seedFixture(h)
+		running = h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning, Created: epoch.Add(-48 * time.Hour)})
+	})
+	h.mustPoll() // the QUEUED filter is a 400: the in-flight listing goes on without it
+	if v, _ := h.value("activepieces_flow_active_runs", map[string]string{"flow_id": fx.flowA, "status": "RUNNING"}); v != 1 {
+		t.Errorf("RUNNING runs = %v, want the one started two days ago", v)
+	}
+	h.sim.SetRunStatus(running, "STOPPED")
+	h.mustPoll()
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "STOPPED"}); v != 1 {
+		t.Errorf("STOPPED = %v, want 1", v)
+	}
+	if v, _ := h.value("activepieces_up", nil); v != 1 {
+		t.Errorf("up = %v", v)
+	}
+}

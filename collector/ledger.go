@@ -71,6 +71,7 @@ type projectState struct {
 	secondCursors     bool // its run cursors have second granularity (old servers)
 	flowRunIDsIgnored bool // it ignores the flowRunIds filter
 	countUnsupported  bool // it has no usable count-by-status endpoint
+	noQueuedStatus    bool // it predates QUEUED and rejects it as a filter
 
 	// Ledger: ids of finished runs recently read (bounded by the overlap window), and runs in flight.
 	seen map[string]time.Time

@@ -210,7 +210,11 @@ func (e *Exporter) discover(ctx context.Context) error {
 	}
 	if err != nil {
 		if e.discoveryErr == nil {
-			e.log.Warn("project discovery failed", "err", err)
+			hint := ""
+			if errors.Is(err, apiclient.ErrAuthorization) || errors.Is(err, apiclient.ErrNotFound) {
+				hint = "this key cannot list projects (only platform API keys can): name them with --activepieces.project"
+			}
+			e.log.Warn("project discovery failed", "err", err, "hint", hint)
 		}
 		e.discoveryErr = fmt.Errorf("project discovery: %w", err)
 		return e.discoveryErr
@@ -367,8 +371,17 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 	}
 	if refresh {
 		// In-flight runs by status, without a time bound: a run PAUSED for days is tracked.
-		runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: apiclient.InFlightStatuses},
-			e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
+		statuses := apiclient.InFlightStatuses
+		if p.noQueuedStatus {
+			statuses = statuses[1:]
+		}
+		runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: statuses}, e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
+		if errors.Is(err, apiclient.ErrValidation) && !p.noQueuedStatus {
+			// Servers before QUEUED existed (shared <= 0.10) reject it as a status filter.
+			p.noQueuedStatus = true
+			e.log.Info("server rejects the QUEUED status filter; listing RUNNING and PAUSED runs only", "project_id", p.id, "err", err)
+			runs, _, err = e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: statuses[1:]}, e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
+		}
 		if err != nil {
 			return fmt.Errorf("listing in-flight runs: %w", err)
 		}

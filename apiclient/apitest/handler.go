@@ -232,10 +232,16 @@ func serverError(w http.ResponseWriter, msg string) {
 }
 
 func (s *Server) statuses() []string {
-	if s.opts.OldServer {
-		return append([]string{"STOPPED"}, newStatuses...)
+	var out []string
+	if s.opts.OldServer || s.opts.NoQueued {
+		out = append(out, "STOPPED")
 	}
-	return newStatuses
+	for _, st := range newStatuses {
+		if st != "QUEUED" || !s.opts.NoQueued {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][]string) {

@@ -29,6 +29,9 @@ type Options struct {
 	OldServer bool
 	// IgnoreFlowRunIDs makes the server ignore the flowRunIds filter (as an old server might).
 	IgnoreFlowRunIDs bool
+	// NoQueued is a server from before QUEUED existed (shared <= 0.10): the status enum has
+	// STOPPED and no QUEUED, so a QUEUED filter is a 400.
+	NoQueued bool
 	// Now is the server clock (default time.Now).
 	Now func() time.Time
 	// Seed makes generated ids reproducible (default 1).
