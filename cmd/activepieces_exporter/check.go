@@ -21,6 +21,8 @@ func (CheckCmd) Run(rc *runContext) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	// check must not touch the state file of an exporter that may be running with it.
+	rc.cli.StateFile = ""
 	w, err := rc.wire(ctx, &wg)
 	if err != nil {
 		return err
