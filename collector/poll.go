@@ -26,6 +26,8 @@ type Exporter struct {
 	fam       *families
 	expo      exposition
 
+	pollMu sync.Mutex // one poll at a time
+
 	mu                sync.RWMutex
 	projects          map[string]*projectState
 	pollSeq           uint64
@@ -122,8 +124,11 @@ func (e *Exporter) Ready() error {
 	return nil
 }
 
-// PollOnce runs one poll of every project and returns the errors met.
+// PollOnce runs one poll of every project and returns the errors met. Concurrent calls run one
+// after the other.
 func (e *Exporter) PollOnce(ctx context.Context) error {
+	e.pollMu.Lock()
+	defer e.pollMu.Unlock()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, max(5*e.cfg.PollInterval, time.Minute))
 	defer cancel()
