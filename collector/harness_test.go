@@ -106,6 +106,9 @@ func (h *harness) start(cfg Config) error {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 30 * time.Second
 	}
+	if h.exp != nil {
+		h.exp.Close() // the previous process is gone, and its lock with it
+	}
 	exp, err := New(cfg, h.client, logger, WithClock(h.clock.Now))
 	if err != nil {
 		return err

@@ -26,7 +26,8 @@ type Exporter struct {
 	fam       *families
 	expo      exposition
 
-	pollMu sync.Mutex // one poll at a time
+	pollMu  sync.Mutex // one poll at a time
+	release func()     // of the state file lock
 
 	mu                sync.RWMutex
 	projects          map[string]*projectState
@@ -75,9 +76,17 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		Help:    "Duration of background polls of every project.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 	})
-	if cfg.StateFile != "" && !cfg.StateReset {
-		if err := e.loadState(); err != nil {
+	if cfg.StateFile != "" {
+		release, err := lockFile(cfg.StateFile)
+		if err != nil {
 			return nil, err
+		}
+		e.release = release
+		if !cfg.StateReset {
+			if err := e.loadState(); err != nil {
+				release()
+				return nil, err
+			}
 		}
 	}
 	for _, id := range cfg.Projects {
@@ -89,6 +98,14 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		return nil, fmt.Errorf("rendering metrics: %w", err)
 	}
 	return e, nil
+}
+
+// Close releases the state file; the exporter must not poll after it.
+func (e *Exporter) Close() {
+	if e.release != nil {
+		e.release()
+		e.release = nil
+	}
 }
 
 // Run polls every PollInterval until ctx ends.

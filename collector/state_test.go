@@ -118,11 +118,19 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Name() != "state.json" {
-		t.Errorf("directory holds %v, want only state.json (no temporary files left)", entries)
+	if len(entries) != 2 || entries[0].Name() != "state.json" || entries[1].Name() != "state.json.lock" {
+		t.Errorf("directory holds %v, want only state.json and its lock (no temporary files left)", entries)
 	}
-	// A directory that cannot be written: the save fails, is counted, and the exporter goes on.
-	h2 := newHarness(t, apitest.Options{}, Config{StateFile: filepath.Join(dir, "missing", "state.json"), StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	// The directory goes away under a running exporter: the save fails, is counted, and the
+	// exporter goes on.
+	gone := filepath.Join(dir, "gone")
+	if err := os.Mkdir(gone, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarness(t, apitest.Options{}, Config{StateFile: filepath.Join(gone, "state.json"), StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
 	if err := h2.poll(); err == nil || !strings.Contains(err.Error(), "writing state") {
 		t.Errorf("poll error = %v, want the failed save", err)
 	}
@@ -132,4 +140,22 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 	if v, _ := h2.value("activepieces_up", nil); v != 1 {
 		t.Errorf("activepieces_up = %v: a failed save is not an API failure", v)
 	}
+}
+
+func TestStateFileIsLockedAgainstASecondExporter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	h := newHarness(t, apitest.Options{}, Config{StateFile: path, StateSource: "sim"}, nil)
+	h.mustPoll()
+	api := h.client
+	_, err := New(Config{StateFile: path, StateSource: "sim"}, api, h.exp.log)
+	want := "state file " + path + " is in use by another exporter (lock " + path + ".lock held)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("second exporter: %v, want %q", err, want)
+	}
+	h.exp.Close()
+	second, err := New(Config{StateFile: path, StateSource: "sim"}, api, h.exp.log)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	second.Close()
 }

@@ -123,6 +123,7 @@ func (ServeCmd) Run(rc *runContext) error {
 	if err != nil {
 		return err
 	}
+	defer w.exporter.Close()
 	c := rc.cli
 	rc.log.Info("starting activepieces_exporter", "version", version, "url", c.URL, "listen", c.ListenAddress)
 
