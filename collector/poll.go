@@ -274,7 +274,6 @@ type fetched struct {
 	flowsListed bool
 	flows       []apiclient.Flow
 	folders     []apiclient.Folder
-	unknown     map[string]bool // flow ids runs named that the flow list lacked
 
 	listed    []apiclient.FlowRun // from time-range listings
 	inflight  []apiclient.FlowRun // from the in-flight listing and the refresh of tracked runs

@@ -496,9 +496,7 @@ scrape_configs:
 	base := "http://" + promAddr
 
 	exprs := dashboardExprs(t)
-	for _, r := range ruleNames(t, "prometheus/recording.yml", "record") {
-		exprs = append(exprs, r)
-	}
+	exprs = append(exprs, ruleNames(t, "prometheus/recording.yml", "record")...)
 	for _, g := range readRules(t, "prometheus/recording.yml").Groups {
 		for _, r := range g.Rules {
 			exprs = append(exprs, r.Expr)

@@ -111,7 +111,7 @@ func newLogger(w io.Writer, level, format string, colour bool) *slog.Logger {
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv}))
 	}
-	return slog.New(tint.NewHandler(w, &tint.Options{Level: lv, NoColor: !colour, TimeFormat: time.RFC3339}))
+	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lv, NoColor: !colour, TimeFormat: time.RFC3339}))
 }
 
 func isTerminal(f *os.File) bool {
