@@ -548,3 +548,60 @@ scrape_configs:
 	t.Fatalf("after 90s: FAILED alert firing for the flaky flow = %v; queries without data:\n  %s\nlast error: %v\nexporter log:\n%s\nprometheus log:\n%s",
 		firing, strings.Join(missing, "\n  "), lastErr, exporterLogs.String(), promLogs.String())
 }
+
+// The dashboard's panels fit the 24-column grid without overlapping, and every query of a panel
+// has its own refId and the dashboard's data source variable.
+func TestDashboardLayout(t *testing.T) {
+	b, err := os.ReadFile("grafana/activepieces-flows.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		UID    string `json:"uid"`
+		Panels []struct {
+			Title   string                   `json:"title"`
+			Type    string                   `json:"type"`
+			GridPos struct{ X, Y, W, H int } `json:"gridPos"`
+			Targets []struct {
+				RefID      string `json:"refId"`
+				Datasource struct {
+					UID string `json:"uid"`
+				} `json:"datasource"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.UID == "" {
+		t.Error("the dashboard has no uid: re-imports would duplicate it")
+	}
+	cells := map[[2]int]string{}
+	for _, p := range d.Panels {
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: gridPos %+v outside the 24-column grid", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, taken := cells[[2]int{x, y}]; taken {
+					t.Fatalf("panels %q and %q overlap at (%d,%d)", other, p.Title, x, y)
+				}
+				cells[[2]int{x, y}] = p.Title
+			}
+		}
+		refs := map[string]bool{}
+		for _, tg := range p.Targets {
+			if refs[tg.RefID] || tg.RefID == "" {
+				t.Errorf("panel %q: refId %q empty or repeated", p.Title, tg.RefID)
+			}
+			refs[tg.RefID] = true
+			if tg.Datasource.UID != "${datasource}" {
+				t.Errorf("panel %q: query data source %q, want the ${datasource} variable", p.Title, tg.Datasource.UID)
+			}
+		}
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+	}
+}
