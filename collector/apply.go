@@ -47,8 +47,9 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 		switch {
 		case fl == nil:
 			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.run.FlowID)
-		case pr.count && fl.bornPoll == seq:
-			// The flow's zero series have not been served yet: apply next poll.
+		case pr.count && !e.zeroServed(fl, seq):
+			// The flow's zero series have not been scraped yet: apply in a later poll, so that
+			// the first sample Prometheus sees is 0 and increase() sees the run.
 			p.deferred = append(p.deferred, pr)
 		case !fl.exported:
 		default:
@@ -225,4 +226,15 @@ func (p *projectState) ledgerHorizon(overlap time.Duration) time.Time {
 		}
 	}
 	return h
+}
+
+// maxDeferPolls bounds how long a new flow's runs wait for a scrape of its zero series: an
+// exporter nobody scrapes still counts.
+const maxDeferPolls = 10
+
+// zeroServed reports whether a scrape has served the flow's series at zero: an exposition
+// rendered after the poll that first listed it (every such exposition has them) was served, or
+// the flow has waited maxDeferPolls polls.
+func (e *Exporter) zeroServed(fl *flowState, seq uint64) bool {
+	return fl.bornPoll < seq && (e.expo.served.Load() >= fl.bornPoll || seq-fl.bornPoll >= maxDeferPolls)
 }

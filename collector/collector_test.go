@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +158,52 @@ func TestNewFlowServesZeroBeforeItsFirstFailure(t *testing.T) {
 		t.Errorf("consecutive failures = %v, want 1", v)
 	}
 	h.assertTotals()
+}
+
+// A new flow's first runs wait until a scrape has served its zero series, however long that
+// takes (scrape interval longer than the poll interval), but not forever.
+func TestNewFlowWaitsForAScrapeOfItsZero(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	h.noScrape = true
+	newFlow := h.sim.AddFlow(fx.project, "", "Brand new flow")
+	h.sim.AddRun(apitest.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
+	for range 3 {
+		h.mustPoll()
+	}
+	served := h.exp.Exposition() // Prometheus' first scrape since the flow appeared
+	if !strings.Contains(gunzip(t, served), `flow_id="`+newFlow+`",flow_name="Brand new flow",project_id="`+fx.project+`",status="FAILED"} 0`) {
+		t.Fatal("the first scrape does not serve the new flow's FAILED counter at 0")
+	}
+	h.mustPoll()
+	if !strings.Contains(gunzip(t, h.exp.Exposition()), `flow_id="`+newFlow+`",flow_name="Brand new flow",project_id="`+fx.project+`",status="FAILED"} 1`) {
+		t.Fatal("the poll after that scrape did not count the run")
+	}
+
+	// Nobody scrapes at all: the runs are counted after maxDeferPolls polls anyway.
+	other := h.sim.AddFlow(fx.project, "", "Unwatched flow")
+	h.sim.AddRun(apitest.RunSpec{FlowID: other, Status: apiclient.StatusSucceeded})
+	for range maxDeferPolls + 1 {
+		h.mustPoll()
+	}
+	if !strings.Contains(gunzip(t, h.exp.Exposition()), `flow_id="`+other+`",flow_name="Unwatched flow",project_id="`+fx.project+`",status="SUCCEEDED"} 1`) {
+		t.Error("an unscraped exporter never counted the new flow's run")
+	}
+}
+
+func gunzip(t *testing.T, b []byte) string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 func TestUnknownStatusIsCountedUnderItsOwnValue(t *testing.T) {

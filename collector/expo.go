@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -170,7 +171,19 @@ func (t *textSink) histogram(f *family, count uint64, sum float64, upper []float
 type exposition struct {
 	mu  sync.RWMutex
 	gz  []byte
+	gen uint64       // the last poll whose results gz holds
 	buf bytes.Buffer // reused between renders
+	// served is the newest poll whose results a scrape has been given (Exposition or Collect).
+	served atomic.Uint64
+}
+
+func (x *exposition) markServed(gen uint64) {
+	for {
+		old := x.served.Load()
+		if gen <= old || x.served.CompareAndSwap(old, gen) {
+			return
+		}
+	}
 }
 
 // refreshExposition re-renders the cached exposition. Called after every poll.
@@ -187,8 +200,11 @@ func (e *Exporter) refreshExposition() error {
 		return err
 	}
 	gz := bytes.Clone(e.expo.buf.Bytes())
+	e.mu.RLock()
+	gen := e.completed
+	e.mu.RUnlock()
 	e.expo.mu.Lock()
-	e.expo.gz = gz
+	e.expo.gz, e.expo.gen = gz, gen
 	e.expo.mu.Unlock()
 	return nil
 }
@@ -198,5 +214,6 @@ func (e *Exporter) refreshExposition() error {
 func (e *Exporter) Exposition() []byte {
 	e.expo.mu.RLock()
 	defer e.expo.mu.RUnlock()
+	e.expo.markServed(e.expo.gen)
 	return e.expo.gz
 }

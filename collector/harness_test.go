@@ -65,8 +65,10 @@ type harness struct {
 	api    *APIMetrics
 	client *apiclient.Client
 	key    atomic.Pointer[string]
-	logs   *syncBuffer
-	reg    *prometheus.Registry
+	// noScrape: nothing scrapes between polls (Exposition is not called).
+	noScrape bool
+	logs     *syncBuffer
+	reg      *prometheus.Registry
 }
 
 // newHarness starts a simulator (opts) and returns it with an unstarted exporter; setup runs
@@ -119,11 +121,16 @@ func (h *harness) start(cfg Config) error {
 	return nil
 }
 
-// poll advances the clock by one poll interval and polls.
+// poll advances the clock by one poll interval and polls; then, unless h.noScrape, Prometheus
+// scrapes (a new flow's first runs wait for a scrape of its zero series).
 func (h *harness) poll() error {
 	h.t.Helper()
 	h.clock.Advance(h.exp.cfg.PollInterval)
-	return h.exp.PollOnce(context.Background())
+	err := h.exp.PollOnce(context.Background())
+	if !h.noScrape {
+		h.exp.Exposition()
+	}
+	return err
 }
 
 func (h *harness) mustPoll() {

@@ -13,8 +13,9 @@ import (
 // changes name.
 type flowState struct {
 	id, name, status, folderID string
-	// bornPoll is the poll that first listed the flow; runs of a flow born in the current poll
-	// are applied one poll later, so its zero series are served first.
+	// bornPoll is the poll that first listed the flow (0 for flows restored from state). Its
+	// counted runs wait until an exposition rendered after that poll has been scraped, so its zero
+	// series are served first.
 	bornPoll uint64
 	exported bool
 	labels   []string // project_id, flow_id, flow_name: rebuilt on rename, reused on every scrape

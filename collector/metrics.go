@@ -109,6 +109,9 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 // poll; Collect renders the same samples for registries and tests.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	e.emit(collectSink{ch})
+	e.mu.RLock()
+	e.expo.markServed(e.completed)
+	e.mu.RUnlock()
 }
 
 type collectSink struct{ ch chan<- prometheus.Metric }

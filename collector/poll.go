@@ -32,6 +32,7 @@ type Exporter struct {
 	mu                sync.RWMutex
 	projects          map[string]*projectState
 	pollSeq           uint64
+	completed         uint64 // the last poll whose results are all applied
 	lastDiscovery     time.Time
 	discoveryErr      error
 	up                bool
@@ -180,6 +181,7 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
 	e.mu.Lock()
 	e.polled = true
+	e.completed = seq
 	e.up = allErr == nil
 	if allErr == nil {
 		e.lastPollOK = e.now()
