@@ -2,6 +2,7 @@ package collector
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,6 +60,33 @@ func TestShardConfigErrors(t *testing.T) {
 		want := fmt.Sprintf("shard index must be in [0, shard count), got index %d of %d", tc.index, tc.count)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("count %d index %d: err = %v", tc.count, tc.index, err)
+		}
+	}
+}
+
+// After --shard.count changes, a replica restored from its state file drops the projects that
+// now belong to another shard instead of polling them twice.
+func TestStateOfProjectsMovedToAnotherShardIsDropped(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	var projects []string
+	h := newHarness(t, apitest.Options{}, Config{StateFile: state, StateSource: "sim"}, func(h *harness) {
+		for i := range 20 {
+			projects = append(projects, h.sim.AddProject(fmt.Sprintf("Project %02d", i)))
+		}
+	})
+	h.mustPoll()
+	// Configured projects (no discovery to drop them): the state alone decides.
+	if err := h.start(Config{Projects: projects, StateFile: state, StateSource: "sim", ShardCount: 2, ShardIndex: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h.mustPoll()
+	got := map[string]bool{}
+	for _, m := range h.family("activepieces_project_info") {
+		got[label(m, "project_id")] = true
+	}
+	for _, id := range projects {
+		if got[id] != (ShardOf(id, 2) == 1) {
+			t.Errorf("project %s (shard %d) served by shard 1: %v", id, ShardOf(id, 2), got[id])
 		}
 	}
 }

@@ -183,8 +183,8 @@ func (e *Exporter) loadState() error {
 	}
 	e.trackedDropped = sf.Dropped
 	for id, ps := range sf.Projects {
-		if len(e.cfg.Projects) > 0 && !slices.Contains(e.cfg.Projects, id) {
-			continue // no longer configured
+		if len(e.cfg.Projects) > 0 && !slices.Contains(e.cfg.Projects, id) || !e.cfg.ownsProject(id) {
+			continue // no longer configured, or another shard's since a change of --shard.count
 		}
 		if ps == nil {
 			return fmt.Errorf("state file %s is corrupt (project %s is null); move it away, or start fresh with --state.reset", path, id)
