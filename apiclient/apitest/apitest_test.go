@@ -207,3 +207,33 @@ func TestFlowsFoldersAndProjectsPage(t *testing.T) {
 		}
 	}
 }
+
+func TestArchivedRunsDisabledFlowsAndRunRecord(t *testing.T) {
+	s := New(Options{})
+	p := s.AddProject("P")
+	f := s.AddFlow(p, "", "F")
+	off := s.AddFlow(p, "", "Off")
+	s.SetFlowStatus(off, "DISABLED")
+	r := s.AddRun(RunSpec{FlowID: f, Status: apiclient.StatusRunning})
+	s.SetRunSteps(r, 4)
+	s.ArchiveRun(r)
+	if rec := s.Run(r); !rec.Archived || rec.Steps != 4 || rec.Status != apiclient.StatusRunning {
+		t.Errorf("record = %+v", rec)
+	}
+	_, page := get(t, s, "/api/v1/flow-runs", url.Values{"projectId": {p}}, DefaultAPIKey)
+	if len(ids(page)) != 0 {
+		t.Error("an archived run is listed without includeArchived")
+	}
+	_, page = get(t, s, "/api/v1/flow-runs", url.Values{"projectId": {p}, "includeArchived": {"true"}}, DefaultAPIKey)
+	if len(ids(page)) != 1 || page["data"].([]any)[0].(map[string]any)["archivedAt"] == nil {
+		t.Errorf("includeArchived=true: %v", page["data"])
+	}
+	_, flows := get(t, s, "/api/v1/flows", url.Values{"projectId": {p}}, DefaultAPIKey)
+	if first := flows["data"].([]any)[0].(map[string]any); first["status"] != "ENABLED" {
+		t.Errorf("flows are ordered status DESC (ENABLED first): %v", first["status"])
+	}
+	_, disabled := get(t, s, "/api/v1/flows", url.Values{"projectId": {p}, "status": {"DISABLED"}}, DefaultAPIKey)
+	if got := ids(disabled); len(got) != 1 || got[0] != off {
+		t.Errorf("status=DISABLED: %v", got)
+	}
+}
