@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -16,7 +17,8 @@ import (
 // metricsHandler serves /metrics: the exporter's samples from the exposition it renders once per
 // poll (already gzip-compressed), followed by the registry's own metrics (Go, process, API client,
 // build info) encoded per scrape. The answer is always the text format (0.0.4), gzip-compressed
-// when the client accepts it (Prometheus does). At most maxInFlight scrapes are served at once.
+// when the client accepts it (Prometheus does). At most maxInFlight scrapes are served at once, and
+// each must be written within scrapeTimeout.
 type metricsHandler struct {
 	cached      func() []byte // gzip text of the exporter
 	registry    prometheus.Gatherer
@@ -34,7 +36,11 @@ func newMetricsHandler(cached func() []byte, reg prometheus.Gatherer, maxInFligh
 	return h
 }
 
+// scrapeTimeout bounds the writing of one scrape (a slow or stalled client), without buffering.
+const scrapeTimeout = 30 * time.Second
+
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(scrapeTimeout)) // unsupported in tests' recorders
 	if h.inFlight != nil {
 		select {
 		case h.inFlight <- struct{}{}:
