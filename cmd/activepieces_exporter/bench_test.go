@@ -51,7 +51,8 @@ func BenchmarkScrape(b *testing.B) {
 			sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 2})
 			sim.AddRun(apitest.RunSpec{FlowID: f, Status: st, Steps: 3})
 		}
-		for range 2 {
+		for range 2 { // Prometheus scrapes between polls; the runs are counted on the second
+			e.Exposition()
 			if err := e.PollOnce(ctx); err != nil {
 				b.Fatal(err)
 			}
