@@ -36,6 +36,8 @@ type projectSaved struct {
 	Gaps        [][2]time.Time         `json:"gaps,omitempty"`
 	LastOverlap time.Time              `json:"lastOverlap"`
 	Seen        map[string]time.Time   `json:"seen"`
+	Untracked   map[string]time.Time   `json:"untracked,omitempty"`
+	Server      serverTraits           `json:"server"`
 	Tracked     map[string]trackedSave `json:"tracked"`
 	Deferred    []pendingSave          `json:"deferred,omitempty"`
 	Flows       map[string]*flowSaved  `json:"flows"`
@@ -43,6 +45,14 @@ type projectSaved struct {
 	Failures    float64                `json:"pollFailures"`
 	CapHits     float64                `json:"pageCapHits"`
 	InvalidRuns float64                `json:"invalidRuns"`
+}
+
+// serverTraits is what the exporter learned about the server of a project.
+type serverTraits struct {
+	SecondCursors     bool `json:"secondCursors,omitempty"`
+	FlowRunIDsIgnored bool `json:"flowRunIdsIgnored,omitempty"`
+	CountUnsupported  bool `json:"countUnsupported,omitempty"`
+	NoQueuedStatus    bool `json:"noQueuedStatus,omitempty"`
 }
 
 type trackedSave struct {
@@ -87,7 +97,9 @@ func (e *Exporter) snapshotLocked() *stateFile {
 		if !p.started {
 			continue // nothing learned yet: a restart starts it afresh
 		}
-		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Seen: p.seen,
+		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Seen: p.seen, Untracked: p.untracked,
+			Server: serverTraits{SecondCursors: p.secondCursors, FlowRunIDsIgnored: p.flowRunIDsIgnored,
+				CountUnsupported: p.countUnsupported, NoQueuedStatus: p.noQueuedStatus},
 			Tracked: map[string]trackedSave{}, Flows: map[string]*flowSaved{}, Folders: p.folders,
 			Failures: p.failures, CapHits: p.capHits, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
@@ -198,6 +210,11 @@ func (e *Exporter) loadState() error {
 		for rid, c := range ps.Seen {
 			p.seen[rid] = c
 		}
+		for rid, c := range ps.Untracked {
+			p.untracked[rid] = c
+		}
+		p.secondCursors, p.flowRunIDsIgnored = ps.Server.SecondCursors, ps.Server.FlowRunIDsIgnored
+		p.countUnsupported, p.noQueuedStatus = ps.Server.CountUnsupported, ps.Server.NoQueuedStatus
 		for rid, t := range ps.Tracked {
 			p.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start}
 		}

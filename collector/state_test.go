@@ -159,3 +159,33 @@ func TestStateFileIsLockedAgainstASecondExporter(t *testing.T) {
 	}
 	second.Close()
 }
+
+// What the exporter learned about the server survives a restart: a server that ignores
+// flowRunIds is not asked with that filter again.
+func TestServerTraitsSurviveARestart(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	cfg := Config{StateFile: state, StateSource: "sim"}
+	var fx fixture
+	h := newHarness(t, apitest.Options{IgnoreFlowRunIDs: true}, cfg, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	r := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	h.mustPoll()
+	h.clock.Advance(10 * time.Minute)
+	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB})
+	h.mustPoll()
+	h.mustPoll() // learns that flowRunIds is ignored
+	if err := h.start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.sim.ResetRequests()
+	h.mustPoll() // lists in-flight runs by status (first poll after start)
+	h.mustPoll() // refreshes the tracked run
+	for _, req := range h.sim.Requests() {
+		if req.Query.Has("flowRunIds") {
+			t.Errorf("asked with flowRunIds again after the restart: %v", req.Query)
+		}
+	}
+	if h.sim.CountRequests("/api/v1/flow-runs/"+r) == 0 {
+		t.Error("the tracked run was not refreshed by id after the restart")
+	}
+}
