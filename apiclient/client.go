@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -63,6 +64,15 @@ type Config struct {
 type Client struct {
 	cfg  Config
 	base *url.URL
+	// serverDate is the Date header of the latest response, Unix seconds (0: none yet).
+	serverDate atomic.Int64
+}
+
+// ServerDate returns the server's clock as its latest response's Date header gave it (whole
+// seconds), and whether any response carried one.
+func (c *Client) ServerDate() (time.Time, bool) {
+	s := c.serverDate.Load()
+	return time.Unix(s, 0).UTC(), s != 0
 }
 
 // New checks cfg and returns a client.
@@ -194,6 +204,9 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out
 	}
 	defer resp.Body.Close()
 	code = strconv.Itoa(resp.StatusCode)
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		c.serverDate.Store(d.Unix())
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
 	if err != nil {
 		return fmt.Errorf("%s: reading body: %w", name, redact(err, key))

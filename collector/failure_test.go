@@ -356,3 +356,36 @@ func TestServerFromBeforeQueuedExisted(t *testing.T) {
 		t.Errorf("up = %v", v)
 	}
 }
+
+// A server whose clock is 20 minutes ahead of the exporter's: history is still told from new runs
+// on the server's clock, and its creation times (all "in the future" for the exporter) still move
+// the poll position.
+func TestServerClockAhead(t *testing.T) {
+	var fx fixture
+	skew := 20 * time.Minute
+	h := newHarness(t, apitest.Options{ClockSkew: skew}, Config{}, func(h *harness) {
+		fx = seedFixture(h)
+		// Finished a minute before the exporter starts, on the server's clock: history.
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: epoch.Add(skew - time.Minute)})
+	})
+	h.mustPoll()
+	h.mustPoll()
+	for range 3 {
+		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+		h.mustPoll()
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 0 {
+		t.Errorf("a run finished before the start (server clock) was counted: %v", v)
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowB, "status": "SUCCEEDED"}); v != 3 {
+		t.Errorf("SUCCEEDED = %v, want 3", v)
+	}
+	if !strings.Contains(h.logs.String(), `"offset":1200500000000`) {
+		t.Errorf("no log of the 20 min offset:\n%s", h.logs.String())
+	}
+	last := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+	h.mustPoll()
+	if head := h.exp.projects[fx.project].head; !head.Equal(h.sim.Run(last).Created) {
+		t.Errorf("poll position %v, want the newest run's creation %v", head, h.sim.Run(last).Created)
+	}
+}

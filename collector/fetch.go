@@ -220,7 +220,7 @@ func (e *Exporter) listRange(ctx context.Context, p *projectState, base apiclien
 	var w walk
 	// A creation time far in the future (a bad clock or row) must not become the poll position:
 	// every later run would be created "before" it and never listed.
-	horizon := e.now().Add(maxClockSkew)
+	horizon := e.serverNow().Add(maxClockSkew)
 	note := func(runs []apiclient.FlowRun) {
 		for i := range runs {
 			c := runs[i].Created.Time

@@ -31,7 +31,9 @@ type Exporter struct {
 	mu                sync.RWMutex
 	projects          map[string]*projectState
 	pollSeq           uint64
-	completed         uint64 // the last poll whose results are all applied
+	completed         uint64        // the last poll whose results are all applied
+	clockOffset       time.Duration // server clock − ours, learned from the first answer's Date
+	clockKnown        bool
 	lastDiscovery     time.Time
 	discoveryErr      error
 	up                bool
@@ -155,6 +157,7 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	e.mu.Unlock()
 
 	discoverErr := e.discover(ctx)
+	e.learnServerClock()
 
 	e.mu.RLock()
 	projects := make([]*projectState, 0, len(e.projects))
@@ -202,6 +205,39 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	}
 	return allErr
 }
+
+// learnServerClock compares the server's clock (Date of its first answer) with ours, once. Beyond
+// 2 s (Date has whole seconds) the difference is applied to what is compared with run creation
+// times: the start that separates history from counted runs, the look-back, and how far in the
+// future a creation time may be.
+func (e *Exporter) learnServerClock() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.clockKnown {
+		return
+	}
+	date, ok := e.api.ServerDate()
+	if !ok {
+		return
+	}
+	e.clockKnown = true
+	off := date.Add(500 * time.Millisecond).Sub(e.now()) // Date is truncated to the second
+	if off > -2*time.Second && off < 2*time.Second {
+		return
+	}
+	e.clockOffset = off
+	e.log.Warn("the server's clock differs from ours; comparing run times on the server's clock", "offset", e.clockOffset)
+	old := e.startedAt
+	e.startedAt = e.startedAt.Add(e.clockOffset)
+	for _, p := range e.projects {
+		if !p.started && p.countFrom.Equal(old) {
+			p.countFrom = e.startedAt
+		}
+	}
+}
+
+// serverNow is the server's clock as far as the exporter knows it.
+func (e *Exporter) serverNow() time.Time { return e.now().Add(e.clockOffset) }
 
 // discover lists projects when due: all of them without a configured list, or the configured
 // ones' names.

@@ -63,7 +63,7 @@ func NewGenerator(s *Server, rate float64, seed uint64) *Generator {
 				duration: time.Duration(300+g.rng.IntN(4000)) * time.Millisecond})
 		}
 	}
-	now := s.opts.Now()
+	now := s.now()
 	for i := 0; i < 120; i++ {
 		f := g.flows[g.rng.IntN(len(g.flows))]
 		created := now.Add(-time.Duration(g.rng.Int64N(int64(time.Hour))))
@@ -102,7 +102,7 @@ func (g *Generator) terminal(f demoFlow) apiclient.RunStatus {
 func (g *Generator) Step(dt time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.s.opts.Now()
+	now := g.s.now()
 	keep := g.open[:0]
 	for _, o := range g.open {
 		if now.Before(o.until) {

@@ -34,6 +34,8 @@ type Options struct {
 	NoQueued bool
 	// Now is the server clock (default time.Now).
 	Now func() time.Time
+	// ClockSkew is added to Now: a server whose clock is ahead (or, negative, behind).
+	ClockSkew time.Duration
 	// Seed makes generated ids reproducible (default 1).
 	Seed uint64
 }
@@ -128,7 +130,9 @@ func (s *Server) newID() string {
 	return string(b)
 }
 
-func (s *Server) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
+func (s *Server) now() time.Time {
+	return s.opts.Now().Add(s.opts.ClockSkew).UTC().Truncate(time.Millisecond)
+}
 
 // SetAPIKey replaces the accepted key (a key rotation).
 func (s *Server) SetAPIKey(k string) {
