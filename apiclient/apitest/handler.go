@@ -203,6 +203,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// admit answers a request whose query failed validation with the 400 (validation runs before
+// authentication, as in fastify), then authorizes it; false means an error was written.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, v *validator, projectID string) bool {
+	if v.msg != "" {
+		validationError(w, v.msg)
+		return false
+	}
+	return s.authorize(w, r, projectID)
+}
+
 // authorize checks the bearer token and, for project-scoped routes, the project. It writes the
 // error and returns false on failure.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, projectID string) bool {
@@ -253,11 +263,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][
 	statuses := v.enum("status", s.statuses())
 	runIDs := v.apIDs("flowRunIds")
 	limit := v.limit(10)
-	if v.msg != "" {
-		validationError(w, v.msg)
-		return
-	}
-	if !s.authorize(w, r, projectID) {
+	if !s.admit(w, r, v, projectID) {
 		return
 	}
 	after, ok1 := v.time("createdAfter")
@@ -470,11 +476,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request, id string) {
 func (s *Server) countByStatus(w http.ResponseWriter, r *http.Request, q map[string][]string) {
 	v := &validator{q: q}
 	projectID := v.apID("projectId", true)
-	if v.msg != "" {
-		validationError(w, v.msg)
-		return
-	}
-	if !s.authorize(w, r, projectID) {
+	if !s.admit(w, r, v, projectID) {
 		return
 	}
 	after, _ := v.time("createdAfter")
@@ -531,11 +533,7 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request, q map[string]
 	projectID := v.apID("projectId", true)
 	statuses := v.enum("status", []string{"ENABLED", "DISABLED"})
 	limit := v.limit(10)
-	if v.msg != "" {
-		validationError(w, v.msg)
-		return
-	}
-	if !s.authorize(w, r, projectID) {
+	if !s.admit(w, r, v, projectID) {
 		return
 	}
 	s.mu.Lock()
@@ -580,11 +578,7 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, q map[strin
 	v := &validator{q: q}
 	projectID := v.apID("projectId", true)
 	limit := v.limit(10)
-	if v.msg != "" {
-		validationError(w, v.msg)
-		return
-	}
-	if !s.authorize(w, r, projectID) {
+	if !s.admit(w, r, v, projectID) {
 		return
 	}
 	s.mu.Lock()
@@ -610,11 +604,7 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, q map[strin
 func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, q map[string][]string) {
 	v := &validator{q: q}
 	limit := v.limit(50)
-	if v.msg != "" {
-		validationError(w, v.msg)
-		return
-	}
-	if !s.authorize(w, r, "") {
+	if !s.admit(w, r, v, "") {
 		return
 	}
 	s.mu.Lock()
