@@ -35,7 +35,9 @@ func FuzzDecodeRunPage(f *testing.F) {
 			if n, ok := r.TaskCount(); ok && n < 0 {
 				t.Fatalf("negative task count %v", n)
 			}
-			_ = r.Status.IsTerminal() != r.Status.IsInFlight() || r.Status == ""
+			if r.Status != "" && r.Status.IsTerminal() == r.Status.IsInFlight() {
+				t.Fatalf("status %q is both or neither terminal and in flight", r.Status)
+			}
 			_ = r.FailedStepLabel()
 			_ = apiclient.ClassifyCursor(page.NextCursor())
 		}

@@ -15,10 +15,9 @@ const MaxCursorLength = 8 << 10
 // Walk is the outcome of a paginated listing.
 type Walk struct {
 	Pages int
-	// Capped is true when the listing stopped at maxPages with more pages left; Next is then
-	// the cursor of the first page not read.
+	// Capped is true when the listing stopped at maxPages with more pages left. Callers resume
+	// by time range, not by cursor (a saved cursor goes stale), so the cursor is not kept.
 	Capped bool
-	Next   string
 }
 
 // Paginate follows a listing from cursor start: fetch(cursor) gets a page, visit sees it and may
@@ -55,7 +54,7 @@ func Paginate[T any](ctx context.Context, start string, maxPages int,
 			return w, nil
 		}
 		if maxPages > 0 && w.Pages >= maxPages {
-			w.Capped, w.Next = true, next
+			w.Capped = true
 			return w, nil
 		}
 		cursor = next

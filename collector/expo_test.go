@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"maps"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,15 +62,4 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	}
 }
 
-func sortedFlowIDs(p *projectState) []string {
-	var ids []string
-	for id := range p.flows {
-		ids = append(ids, id)
-	}
-	for i := 1; i < len(ids); i++ {
-		for j := i; j > 0 && ids[j] < ids[j-1]; j-- {
-			ids[j], ids[j-1] = ids[j-1], ids[j]
-		}
-	}
-	return ids
-}
+func sortedFlowIDs(p *projectState) []string { return slices.Sorted(maps.Keys(p.flows)) }

@@ -227,7 +227,7 @@ func TestOneFailingProjectDoesNotStopTheOthers(t *testing.T) {
 	h.mustPoll()
 	h.sim.AddRun(apitest.RunSpec{FlowID: otherFlow, Status: apiclient.StatusFailed})
 	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
-	// Every request for the first project fails: fault on the run listing, matched by order.
+	// The first run listing of this poll (one project's) answers 500; the other project's succeeds.
 	h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs", Status: 500, Body: `{"statusCode":500,"code":"ERR_X","error":"Internal Server Error","message":"boom"}`, Times: 1})
 	if err := h.poll(); err == nil {
 		t.Fatal("poll succeeded despite a 500")

@@ -132,7 +132,12 @@ func TestFaultSuite(t *testing.T) {
 				h.mustPoll()
 				h.sim.InjectFault(apitest.Fault{Path: runsPath, IgnoreCreatedAfter: true, Times: -1})
 			},
-			check: check{"activepieces_exporter_api_requests_total", map[string]string{"endpoint": "flow-runs"}, 1}},
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"endpoint": "flow-runs"}, 1},
+			extra: func(t *testing.T, h *harness, fx fixture) {
+				if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 30 {
+					t.Errorf("FAILED = %v while the server re-lists old runs, want the 30 counted once", v)
+				}
+			}},
 		{name: "unknown statuses", polls: 2, opts: apitest.Options{OldServer: true},
 			fault: func(h *harness, fx fixture) {
 				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: "STOPPED"})
