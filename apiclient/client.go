@@ -257,7 +257,7 @@ func redact(err error, key string) error {
 	return &redactedError{msg: strings.ReplaceAll(err.Error(), key, "[REDACTED]"), err: err}
 }
 
-// ListFlowRunsParams are the filters of GET /v1/flow-runs (API.md §3).
+// ListFlowRunsParams are the filters of GET /v1/flow-runs (docs/activepieces-api.md §3).
 type ListFlowRunsParams struct {
 	ProjectID         string
 	FlowIDs           []string

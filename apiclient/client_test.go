@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 func decodePage(t *testing.T, file string) apiclient.Page[apiclient.FlowRun] {
@@ -45,7 +45,7 @@ func TestDecodeStrictNewSchemaPage(t *testing.T) {
 		t.Errorf("tasks = %v, %v; want stepsCount 2", n, ok)
 	}
 	if apiclient.ClassifyCursor(p.NextCursor()) != apiclient.CursorKeyset {
-		t.Error("the API.md cursor is a composite keyset cursor")
+		t.Error("the docs/activepieces-api.md cursor is a composite keyset cursor")
 	}
 }
 
@@ -110,15 +110,15 @@ func TestMalformedTimestampIsAnError(t *testing.T) {
 }
 
 type env struct {
-	sim    *apitest.Server
+	sim    *simulator.Server
 	client *apiclient.Client
 	url    string
 	calls  atomic.Int64
 }
 
-func newEnv(t *testing.T, opts apitest.Options, cfg apiclient.Config) *env {
+func newEnv(t *testing.T, opts simulator.Options, cfg apiclient.Config) *env {
 	t.Helper()
-	e := &env{sim: apitest.New(opts)}
+	e := &env{sim: simulator.New(opts)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.calls.Add(1)
 		e.sim.ServeHTTP(w, r)
@@ -127,7 +127,7 @@ func newEnv(t *testing.T, opts apitest.Options, cfg apiclient.Config) *env {
 	e.url = srv.URL
 	cfg.BaseURL = srv.URL + "/api"
 	if cfg.APIKey == nil {
-		cfg.APIKey = func() string { return apitest.DefaultAPIKey }
+		cfg.APIKey = func() string { return simulator.DefaultAPIKey }
 	}
 	if cfg.BackoffBase == 0 {
 		cfg.BackoffBase, cfg.BackoffMax = time.Millisecond, 5*time.Millisecond
@@ -141,10 +141,10 @@ func newEnv(t *testing.T, opts apitest.Options, cfg apiclient.Config) *env {
 }
 
 func TestListFlowRunsSendsEveryFilter(t *testing.T) {
-	e := newEnv(t, apitest.Options{}, apiclient.Config{})
+	e := newEnv(t, simulator.Options{}, apiclient.Config{})
 	p := e.sim.AddProject("P")
 	f := e.sim.AddFlow(p, "", "F")
-	run := e.sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Tags: []string{"a", "b"}})
+	run := e.sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Tags: []string{"a", "b"}})
 	after := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
 	_, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{
 		ProjectID: p, FlowIDs: []string{f}, Statuses: []apiclient.RunStatus{"FAILED", "TIMEOUT"}, Tags: []string{"a"},
@@ -181,12 +181,12 @@ func TestTypedErrors(t *testing.T) {
 		"wrong api key":     {key: "sk-wrong000000000000000000000000000000000000000000000000000000", kind: apiclient.ErrAuthentication, code: "AUTHENTICATION"},
 		"bad bearer":        {key: "eyJhbGciOi.jwt", kind: apiclient.ErrAuthentication, code: "INVALID_BEARER_TOKEN"},
 		"no key":            {key: "", kind: apiclient.ErrAuthorization, code: "AUTHORIZATION"},
-		"unknown project":   {key: apitest.DefaultAPIKey, project: "AAAAAAAAAAAAAAAAAAAAA", kind: apiclient.ErrNotFound, code: "ENTITY_NOT_FOUND"},
-		"invalid projectId": {key: apitest.DefaultAPIKey, project: "nope", kind: apiclient.ErrValidation, code: "FST_ERR_VALIDATION"},
+		"unknown project":   {key: simulator.DefaultAPIKey, project: "AAAAAAAAAAAAAAAAAAAAA", kind: apiclient.ErrNotFound, code: "ENTITY_NOT_FOUND"},
+		"invalid projectId": {key: simulator.DefaultAPIKey, project: "nope", kind: apiclient.ErrValidation, code: "FST_ERR_VALIDATION"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			key := tc.key
-			e := newEnv(t, apitest.Options{}, apiclient.Config{APIKey: func() string { return key }, Retries: 3})
+			e := newEnv(t, simulator.Options{}, apiclient.Config{APIKey: func() string { return key }, Retries: 3})
 			project := tc.project
 			if project == "" {
 				project = e.sim.AddProject("P")
@@ -210,12 +210,12 @@ func TestTypedErrors(t *testing.T) {
 }
 
 func TestRetriesHonourRetryAfterAndGiveUp(t *testing.T) {
-	e := newEnv(t, apitest.Options{}, apiclient.Config{Retries: 3})
+	e := newEnv(t, simulator.Options{}, apiclient.Config{Retries: 3})
 	p := e.sim.AddProject("P")
-	e.sim.InjectFault(apitest.Fault{Status: 429, Body: `{"statusCode":429,"error":"Too Many Requests","message":"Rate limit exceeded, retry in 1 minute"}`,
+	e.sim.InjectFault(simulator.Fault{Status: 429, Body: `{"statusCode":429,"error":"Too Many Requests","message":"Rate limit exceeded, retry in 1 minute"}`,
 		Header: http.Header{"Retry-After": {"1"}}})
-	e.sim.InjectFault(apitest.Fault{Status: 503, Body: "<html>bad gateway</html>"})
-	e.sim.InjectFault(apitest.Fault{Reset: true})
+	e.sim.InjectFault(simulator.Fault{Status: 503, Body: "<html>bad gateway</html>"})
+	e.sim.InjectFault(simulator.Fault{Reset: true})
 	start := time.Now()
 	if _, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p}); err != nil {
 		t.Fatalf("want success after 3 retries, got %v", err)
@@ -226,7 +226,7 @@ func TestRetriesHonourRetryAfterAndGiveUp(t *testing.T) {
 	if e.calls.Load() != 4 {
 		t.Errorf("%d requests, want 4", e.calls.Load())
 	}
-	e.sim.InjectFault(apitest.Fault{Status: 502, Times: 10})
+	e.sim.InjectFault(simulator.Fault{Status: 502, Times: 10})
 	_, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p})
 	if !errors.Is(err, apiclient.ErrServer) || e.calls.Load() != 8 {
 		t.Errorf("err = %v after %d requests; want a server error after 1+3 attempts", err, e.calls.Load()-4)
@@ -234,9 +234,9 @@ func TestRetriesHonourRetryAfterAndGiveUp(t *testing.T) {
 }
 
 func TestTimeoutPerAttempt(t *testing.T) {
-	e := newEnv(t, apitest.Options{}, apiclient.Config{Timeout: 50 * time.Millisecond, Retries: 1})
+	e := newEnv(t, simulator.Options{}, apiclient.Config{Timeout: 50 * time.Millisecond, Retries: 1})
 	p := e.sim.AddProject("P")
-	e.sim.InjectFault(apitest.Fault{Delay: time.Second, Times: 2})
+	e.sim.InjectFault(simulator.Fault{Delay: time.Second, Times: 2})
 	_, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want a deadline error", err)
@@ -244,16 +244,16 @@ func TestTimeoutPerAttempt(t *testing.T) {
 }
 
 func TestMalformedAndTruncatedBodies(t *testing.T) {
-	e := newEnv(t, apitest.Options{}, apiclient.Config{Retries: 2})
+	e := newEnv(t, simulator.Options{}, apiclient.Config{Retries: 2})
 	p := e.sim.AddProject("P")
-	e.sim.InjectFault(apitest.Fault{Status: 200, Body: `{"data":[{"id":`, Times: -1})
+	e.sim.InjectFault(simulator.Fault{Status: 200, Body: `{"data":[{"id":`, Times: -1})
 	_, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p})
 	if !errors.Is(err, apiclient.ErrBadResponse) || e.calls.Load() != 1 {
 		t.Errorf("err = %v after %d calls; want a malformed-response error, not retried", err, e.calls.Load())
 	}
 	e.sim.ClearFaults()
 	e.sim.AddFlow(p, "", "F")
-	e.sim.InjectFault(apitest.Fault{Truncate: true, Times: -1})
+	e.sim.InjectFault(simulator.Fault{Truncate: true, Times: -1})
 	_, err = e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p})
 	if err == nil {
 		t.Error("a truncated body decoded")
@@ -261,11 +261,11 @@ func TestMalformedAndTruncatedBodies(t *testing.T) {
 }
 
 func TestResponseSizeCap(t *testing.T) {
-	e := newEnv(t, apitest.Options{}, apiclient.Config{MaxResponseBytes: 1000})
+	e := newEnv(t, simulator.Options{}, apiclient.Config{MaxResponseBytes: 1000})
 	p := e.sim.AddProject("P")
 	f := e.sim.AddFlow(p, "", "F")
 	for i := 0; i < 20; i++ {
-		e.sim.AddRun(apitest.RunSpec{FlowID: f})
+		e.sim.AddRun(simulator.RunSpec{FlowID: f})
 	}
 	_, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p, Limit: -1})
 	if !errors.Is(err, apiclient.ErrResponseTooLarge) {
@@ -274,11 +274,11 @@ func TestResponseSizeCap(t *testing.T) {
 }
 
 func TestPaginateStopsOnCursorLoopAndAtTheCap(t *testing.T) {
-	e := newEnv(t, apitest.Options{}, apiclient.Config{})
+	e := newEnv(t, simulator.Options{}, apiclient.Config{})
 	p := e.sim.AddProject("P")
 	f := e.sim.AddFlow(p, "", "F")
 	for i := 0; i < 30; i++ {
-		e.sim.AddRun(apitest.RunSpec{FlowID: f})
+		e.sim.AddRun(simulator.RunSpec{FlowID: f})
 	}
 	fetch := func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.FlowRun], error) {
 		return e.client.ListFlowRuns(ctx, apiclient.ListFlowRunsParams{ProjectID: p, Limit: 10, Cursor: cursor})
@@ -293,13 +293,13 @@ func TestPaginateStopsOnCursorLoopAndAtTheCap(t *testing.T) {
 	if err != nil || w.Pages != 3 || len(seen) != 30 {
 		t.Fatalf("walk = %+v, %v, %d runs", w, err, len(seen))
 	}
-	e.sim.InjectFault(apitest.Fault{LoopCursor: true, Times: -1})
+	e.sim.InjectFault(simulator.Fault{LoopCursor: true, Times: -1})
 	_, err = apiclient.Paginate(context.Background(), "", 0, fetch, func(*apiclient.Page[apiclient.FlowRun]) (bool, error) { return true, nil })
 	if !errors.Is(err, apiclient.ErrCursorLoop) {
 		t.Errorf("loop: err = %v", err)
 	}
 	e.sim.ClearFaults()
-	e.sim.InjectFault(apitest.Fault{EndlessNext: true, Times: -1})
+	e.sim.InjectFault(simulator.Fault{EndlessNext: true, Times: -1})
 	w, err = apiclient.Paginate(context.Background(), "", 5, fetch, func(*apiclient.Page[apiclient.FlowRun]) (bool, error) { return true, nil })
 	if err != nil || !w.Capped || w.Pages != 5 {
 		t.Errorf("endless next: walk = %+v, %v; want capped at 5", w, err)
@@ -347,13 +347,13 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestEveryEndpointRoundTrips(t *testing.T) {
-	e := newEnv(t, apitest.Options{Raw: true}, apiclient.Config{})
+	e := newEnv(t, simulator.Options{Raw: true}, apiclient.Config{})
 	ctx := context.Background()
 	p := e.sim.AddProject("Sales Ops")
 	folder := e.sim.AddFolder(p, "Production")
 	f := e.sim.AddFlow(p, folder, "Sync CRM leads")
-	r := e.sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 4})
-	e.sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusSucceeded})
+	r := e.sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 4})
+	e.sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusSucceeded})
 
 	run, err := e.client.GetFlowRun(ctx, r)
 	if err != nil || run.ID != r || run.Status != apiclient.StatusFailed || run.FailedStepLabel() != "step_2" {
@@ -387,9 +387,9 @@ func TestEveryEndpointRoundTrips(t *testing.T) {
 
 func TestServerMessagesEchoingTheKeyAreRedacted(t *testing.T) {
 	const key = "sk-echoedBack000000000000000000000000000000000000000000000000000"
-	e := newEnv(t, apitest.Options{APIKey: key}, apiclient.Config{APIKey: func() string { return key }})
+	e := newEnv(t, simulator.Options{APIKey: key}, apiclient.Config{APIKey: func() string { return key }})
 	p := e.sim.AddProject("P")
-	e.sim.InjectFault(apitest.Fault{Status: 400, Body: `{"code":"` + key + `","params":{"message":"bad token ` + key + `"}}`})
+	e.sim.InjectFault(simulator.Fault{Status: 400, Body: `{"code":"` + key + `","params":{"message":"bad token ` + key + `"}}`})
 	_, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p})
 	if err == nil || strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "[REDACTED]") {
 		t.Errorf("err = %v", err)

@@ -25,7 +25,7 @@ var (
 	ErrBadResponse = errors.New("malformed response")
 )
 
-// APIError is a non-2xx answer of the API, decoded from any of its error body shapes (API.md §6).
+// APIError is a non-2xx answer of the API, decoded from any of its error body shapes (docs/activepieces-api.md §6).
 // It never carries the API key: the client redacts it from every message.
 type APIError struct {
 	Endpoint   string // e.g. "GET /v1/flow-runs"

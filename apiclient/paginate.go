@@ -77,7 +77,7 @@ func ListAll[T any](ctx context.Context, maxPages int, fetch func(ctx context.Co
 	return all, nil
 }
 
-// CursorKind tells how a server pages, read from one of its cursors (API.md §2). Cursors are
+// CursorKind tells how a server pages, read from one of its cursors (docs/activepieces-api.md §2). Cursors are
 // opaque; this only decides whether extra care is needed, and an unrecognised cursor is treated
 // the careful way.
 type CursorKind int

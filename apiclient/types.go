@@ -13,7 +13,7 @@ import (
 // string is kept as is; use IsTerminal and friends to classify.
 type RunStatus string
 
-// Statuses known at the time of writing (API.md §4).
+// Statuses known at the time of writing (docs/activepieces-api.md §4).
 const (
 	StatusQueued              RunStatus = "QUEUED"
 	StatusRunning             RunStatus = "RUNNING"

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // TestAPICost counts, through the simulator, what the exporter costs the API (README,
@@ -13,18 +13,18 @@ import (
 func TestAPICost(t *testing.T) {
 	t.Run("steady state: 1 per project + 1 per 100 runs in flight", func(t *testing.T) {
 		var fx fixture
-		h := newHarness(t, apitest.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
+		h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
 			fx = seedFixture(h)
 			p2 := h.sim.AddProject("Support")
 			h.sim.AddFlow(p2, "", "Triage")
 		})
 		h.mustPoll()
 		for range 250 {
-			h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
+			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
 		}
 		h.mustPoll()
 		h.clock.Advance(10 * time.Minute)
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded}) // moves the head past them
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded}) // moves the head past them
 		h.mustPoll()
 		h.sim.ResetRequests()
 		for range 10 {
@@ -38,12 +38,12 @@ func TestAPICost(t *testing.T) {
 	})
 	t.Run("burst of 1000 new runs: ceil(1000/100)+1", func(t *testing.T) {
 		var fx fixture
-		h := newHarness(t, apitest.Options{}, Config{OverlapInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
+		h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
 		h.mustPoll()
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA})
 		h.mustPoll()
 		for i := range 1000 {
-			h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
 		}
 		h.sim.ResetRequests()
 		h.mustPoll()
@@ -56,13 +56,13 @@ func TestAPICost(t *testing.T) {
 	})
 	t.Run("overlap sweep per hour at 10 runs/s", func(t *testing.T) {
 		var fx fixture
-		h := newHarness(t, apitest.Options{}, Config{FlowsInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
+		h := newHarness(t, simulator.Options{}, Config{FlowsInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
 		h.mustPoll()
 		h.sim.ResetRequests()
 		for range 120 { // an hour of 30 s polls
 			base := h.clock.Now()
 			for i := range 300 {
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Created: base.Add(time.Duration(i) * 100 * time.Millisecond)})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Created: base.Add(time.Duration(i) * 100 * time.Millisecond)})
 			}
 			h.mustPoll()
 		}

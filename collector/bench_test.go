@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // benchExporter is an exporter with one project of nFlows flows, not connected to any API.
@@ -45,7 +45,7 @@ func benchExporter(b testing.TB, nFlows int) (*Exporter, *projectState, []apicli
 // runPages renders nPages pages of 100 runs the way a raw (real-world) server sends them.
 func runPages(b testing.TB, nPages int, flows []apiclient.Flow) [][]byte {
 	b.Helper()
-	sim := apitest.New(apitest.Options{Raw: true, Now: func() time.Time { return epoch }})
+	sim := simulator.New(simulator.Options{Raw: true, Now: func() time.Time { return epoch }})
 	pid := sim.AddProject("Bench")
 	var simFlows []string
 	for range min(len(flows), 50) {
@@ -53,7 +53,7 @@ func runPages(b testing.TB, nPages int, flows []apiclient.Flow) [][]byte {
 	}
 	statuses := []apiclient.RunStatus{apiclient.StatusSucceeded, apiclient.StatusSucceeded, apiclient.StatusSucceeded, apiclient.StatusFailed, apiclient.StatusRunning}
 	for i := range nPages * 100 {
-		sim.AddRun(apitest.RunSpec{FlowID: simFlows[i%len(simFlows)], Status: statuses[i%len(statuses)], Steps: 3,
+		sim.AddRun(simulator.RunSpec{FlowID: simFlows[i%len(simFlows)], Status: statuses[i%len(statuses)], Steps: 3,
 			Created: epoch.Add(time.Duration(i) * time.Millisecond)})
 	}
 	srv := httptest.NewServer(sim)
@@ -62,7 +62,7 @@ func runPages(b testing.TB, nPages int, flows []apiclient.Flow) [][]byte {
 	cursor := ""
 	for range nPages {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/flow-runs?limit=100&projectId="+pid+"&cursor="+cursor, nil)
-		req.Header.Set("Authorization", "Bearer "+apitest.DefaultAPIKey)
+		req.Header.Set("Authorization", "Bearer "+simulator.DefaultAPIKey)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 type fixture struct {
@@ -27,11 +27,11 @@ func seedFixture(h *harness) fixture {
 
 func TestHistoryIsNotCountedButSetsLastRun(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) {
 		fx = seedFixture(h)
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: epoch.Add(-10 * time.Minute)})
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-20 * time.Minute)})
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusTimeout, Created: epoch.Add(-2 * time.Hour)}) // beyond lookback
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: epoch.Add(-10 * time.Minute)})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-20 * time.Minute)})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusTimeout, Created: epoch.Add(-2 * time.Hour)}) // beyond lookback
 	})
 	h.mustPoll()
 	if got := h.counts(); len(got) != 0 {
@@ -57,16 +57,16 @@ func TestHistoryIsNotCountedButSetsLastRun(t *testing.T) {
 
 func TestCountsExactlyOnceAcrossPollsPagesAndTransitions(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{PageSize: 7}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{PageSize: 7}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
-	running := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
-	queued := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusQueued})
+	running := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	queued := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusQueued})
 	for i := 0; i < 30; i++ { // several pages, some sharing a millisecond
 		st := apiclient.StatusSucceeded
 		if i%7 == 3 {
 			st = apiclient.StatusFailed
 		}
-		h.sim.AddRun(apitest.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Created: h.clock.Now().Add(time.Duration(i/3) * time.Millisecond)})
+		h.sim.AddRun(simulator.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Created: h.clock.Now().Add(time.Duration(i/3) * time.Millisecond)})
 	}
 	h.mustPoll()
 	if v, _ := h.value("activepieces_flow_active_runs", map[string]string{"flow_id": fx.flowA, "status": "RUNNING"}); v != 1 {
@@ -94,12 +94,12 @@ func TestCountsExactlyOnceAcrossPollsPagesAndTransitions(t *testing.T) {
 
 func TestBurstBetweenTwoPollsIsFullyCounted(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll() // flows are no longer new
 	h.sim.ResetRequests()
 	for i := 0; i < 250; i++ {
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * 10 * time.Millisecond)})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * 10 * time.Millisecond)})
 	}
 	h.clock.Advance(5 * time.Second)
 	h.mustPoll()
@@ -117,7 +117,7 @@ func TestBurstBetweenTwoPollsIsFullyCounted(t *testing.T) {
 }
 
 func TestSteadyStateCostsOneRequestPerProject(t *testing.T) {
-	h := newHarness(t, apitest.Options{}, Config{OverlapInterval: time.Hour}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{OverlapInterval: time.Hour}, func(h *harness) {
 		seedFixture(h)
 		p2 := h.sim.AddProject("Support")
 		h.sim.AddFlow(p2, "", "Triage")
@@ -140,11 +140,11 @@ func TestSteadyStateCostsOneRequestPerProject(t *testing.T) {
 
 func TestNewFlowServesZeroBeforeItsFirstFailure(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
 	newFlow := h.sim.AddFlow(fx.project, "", "Brand new flow")
-	h.sim.AddRun(apitest.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
+	h.sim.AddRun(simulator.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
 	h.mustPoll()
 	v, ok := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": newFlow, "status": "FAILED"})
 	if !ok || v != 0 {
@@ -164,12 +164,12 @@ func TestNewFlowServesZeroBeforeItsFirstFailure(t *testing.T) {
 // takes (scrape interval longer than the poll interval), but not forever.
 func TestNewFlowWaitsForAScrapeOfItsZero(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
 	h.noScrape = true
 	newFlow := h.sim.AddFlow(fx.project, "", "Brand new flow")
-	h.sim.AddRun(apitest.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
+	h.sim.AddRun(simulator.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
 	for range 3 {
 		h.mustPoll()
 	}
@@ -184,7 +184,7 @@ func TestNewFlowWaitsForAScrapeOfItsZero(t *testing.T) {
 
 	// Nobody scrapes at all: the runs are counted after maxDeferPolls polls anyway.
 	other := h.sim.AddFlow(fx.project, "", "Unwatched flow")
-	h.sim.AddRun(apitest.RunSpec{FlowID: other, Status: apiclient.StatusSucceeded})
+	h.sim.AddRun(simulator.RunSpec{FlowID: other, Status: apiclient.StatusSucceeded})
 	for range maxDeferPolls + 1 {
 		h.mustPoll()
 	}
@@ -208,10 +208,10 @@ func gunzip(t *testing.T, b []byte) string {
 
 func TestUnknownStatusIsCountedUnderItsOwnValue(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{OldServer: true}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{OldServer: true}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: "STOPPED"})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: "STOPPED"})
 	h.mustPoll()
 	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "STOPPED"}); v != 1 {
 		t.Errorf("STOPPED count = %v, want 1", v)
@@ -227,12 +227,12 @@ func TestUnknownStatusIsCountedUnderItsOwnValue(t *testing.T) {
 }
 
 // scenario plays the same runs on any simulator mode and returns the flow metrics it produced.
-func scenario(t *testing.T, opts apitest.Options) string {
+func scenario(t *testing.T, opts simulator.Options) string {
 	var fx fixture
 	opts.Seed = 42
 	h := newHarness(t, opts, Config{PageSize: 5}, func(h *harness) {
 		fx = seedFixture(h)
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-time.Minute), Steps: 3})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-time.Minute), Steps: 3})
 	})
 	h.mustPoll()
 	h.mustPoll()
@@ -240,10 +240,10 @@ func scenario(t *testing.T, opts apitest.Options) string {
 	// 23 runs, many sharing a second, so pages end inside a second.
 	for i := 0; i < 23; i++ {
 		st := []apiclient.RunStatus{apiclient.StatusSucceeded, apiclient.StatusFailed, apiclient.StatusSucceeded, apiclient.StatusTimeout}[i%4]
-		h.sim.AddRun(apitest.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Steps: i % 5,
+		h.sim.AddRun(simulator.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Steps: i % 5,
 			Created: base.Add(time.Duration(i*137) * time.Millisecond), Duration: time.Duration(i) * 700 * time.Millisecond})
 	}
-	r := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning, Created: base.Add(5 * time.Second)})
+	r := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning, Created: base.Add(5 * time.Second)})
 	h.clock.Advance(10 * time.Second)
 	h.mustPoll()
 	h.sim.SetRunStatus(r, apiclient.StatusFailed)
@@ -262,11 +262,11 @@ func scenario(t *testing.T, opts apitest.Options) string {
 }
 
 func TestOldNewAndRawServersGiveTheSameMetrics(t *testing.T) {
-	want := scenario(t, apitest.Options{})
+	want := scenario(t, simulator.Options{})
 	if !strings.Contains(want, "FAILED") {
 		t.Fatal("scenario produced no FAILED runs")
 	}
-	for name, opts := range map[string]apitest.Options{
+	for name, opts := range map[string]simulator.Options{
 		"raw":     {Raw: true},
 		"old":     {OldServer: true},
 		"old raw": {OldServer: true, Raw: true},
@@ -281,11 +281,11 @@ func TestOldNewAndRawServersGiveTheSameMetrics(t *testing.T) {
 
 func TestFlowFilterAndCardinalityCap(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{Flows: []string{"Sync CRM leads"}}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{Flows: []string{"Sync CRM leads"}}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed})
 	h.mustPoll()
 	if strings.Contains(h.text(), fx.flowB) {
 		t.Error("a flow outside --activepieces.flow is exported")
@@ -294,7 +294,7 @@ func TestFlowFilterAndCardinalityCap(t *testing.T) {
 		t.Errorf("filtered-in flow FAILED = %v, want 1", v)
 	}
 
-	h2 := newHarness(t, apitest.Options{}, Config{MaxFlows: 1}, func(h *harness) { fx = seedFixture(h) })
+	h2 := newHarness(t, simulator.Options{}, Config{MaxFlows: 1}, func(h *harness) { fx = seedFixture(h) })
 	h2.mustPoll()
 	h2.mustPoll()
 	if n := len(h2.family("activepieces_flow_info")); n != 1 {

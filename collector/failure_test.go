@@ -8,19 +8,19 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 func TestCursorLoopEndsWithAnErrorAndNothingDoubleCounted(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{PageSize: 5}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{PageSize: 5}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
 	for i := 0; i < 12; i++ {
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
 	}
 	h.clock.Advance(time.Second)
-	h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs", LoopCursor: true, Times: -1})
+	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", LoopCursor: true, Times: -1})
 	err := h.poll()
 	if !errors.Is(err, apiclient.ErrCursorLoop) {
 		t.Fatalf("poll error = %v, want a cursor loop", err)
@@ -42,7 +42,7 @@ func TestCursorLoopEndsWithAnErrorAndNothingDoubleCounted(t *testing.T) {
 
 func TestUnauthorizedGivesUpZeroAndALogLineWithoutTheKey(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.sim.SetAPIKey("sk-rotatedKeyThatTheExporterDoesNotHave00000000000000000000000000")
 	err := h.poll()
@@ -60,7 +60,7 @@ func TestUnauthorizedGivesUpZeroAndALogLineWithoutTheKey(t *testing.T) {
 	if strings.Count(logs, `"msg":"poll of project failed"`) != 1 {
 		t.Errorf("want exactly one warning for a failure that persists, got logs:\n%s", logs)
 	}
-	if strings.Contains(logs, apitest.DefaultAPIKey) || strings.Contains(err.Error(), apitest.DefaultAPIKey) {
+	if strings.Contains(logs, simulator.DefaultAPIKey) || strings.Contains(err.Error(), simulator.DefaultAPIKey) {
 		t.Error("the API key leaked into logs or errors")
 	}
 	// The series of the project survive a failing poll.
@@ -72,7 +72,7 @@ func TestUnauthorizedGivesUpZeroAndALogLineWithoutTheKey(t *testing.T) {
 func TestDeletedFlowAndProjectLoseTheirSeries(t *testing.T) {
 	var fx fixture
 	var other string
-	h := newHarness(t, apitest.Options{}, Config{FlowsInterval: time.Minute, ProjectsInterval: time.Minute}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{FlowsInterval: time.Minute, ProjectsInterval: time.Minute}, func(h *harness) {
 		fx = seedFixture(h)
 		other = h.sim.AddProject("Support")
 		h.sim.AddFlow(other, "", "Triage")
@@ -95,10 +95,10 @@ func TestDeletedFlowAndProjectLoseTheirSeries(t *testing.T) {
 
 func TestRenamedFlowKeepsItsCountsUnderTheNewName(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{FlowsInterval: time.Minute}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{FlowsInterval: time.Minute}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
 	h.mustPoll()
 	h.sim.RenameFlow(fx.flowA, "Sync CRM leads v2")
 	h.mustPoll()
@@ -117,16 +117,16 @@ func TestLateCommitIsCaughtByTheOverlapSweep(t *testing.T) {
 	for _, withCount := range []bool{true, false} {
 		t.Run(fmt.Sprintf("count-by-status=%v", withCount), func(t *testing.T) {
 			var fx fixture
-			h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+			h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 			if !withCount {
-				h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs/count-by-status", Status: 404, Times: -1,
+				h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs/count-by-status", Status: 404, Times: -1,
 					Body: `{"statusCode":404,"error":"Not Found","message":"Route not found"}`})
 			}
 			h.mustPoll()
 			h.mustPoll()
-			late := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Hidden: true})
+			late := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Hidden: true})
 			h.clock.Advance(time.Second)
-			h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
+			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
 			h.mustPoll() // lists the newer run; head moves past the hidden one
 			h.sim.Reveal(late)
 			h.mustPoll()
@@ -144,11 +144,11 @@ func TestLateCommitIsCaughtByTheOverlapSweep(t *testing.T) {
 
 func TestPageCapLeavesABacklogThatLaterPollsDrain(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{PageSize: 10, MaxPages: 2}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{PageSize: 10, MaxPages: 2}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
 	for i := 0; i < 75; i++ {
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * time.Second)})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * time.Second)})
 	}
 	h.clock.Advance(2 * time.Minute)
 	h.mustPoll()
@@ -159,7 +159,7 @@ func TestPageCapLeavesABacklogThatLaterPollsDrain(t *testing.T) {
 		t.Error("no log line about the page cap")
 	}
 	for i := 0; i < 5; i++ {
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed})
 		h.mustPoll()
 	}
 	h.assertTotals()
@@ -171,16 +171,16 @@ func TestPageCapLeavesABacklogThatLaterPollsDrain(t *testing.T) {
 
 func TestServerIgnoringFlowRunIDsFallsBackToGetByID(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{IgnoreFlowRunIDs: true}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{IgnoreFlowRunIDs: true}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
-	r := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	r := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
 	for i := 0; i < 20; i++ {
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
 	}
 	h.mustPoll()
 	h.clock.Advance(10 * time.Minute)
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
 	h.mustPoll()
 	h.mustPoll() // the running run is now outside every time-range listing
 	h.sim.SetRunStatus(r, apiclient.StatusSucceeded)
@@ -197,9 +197,9 @@ func TestServerIgnoringFlowRunIDsFallsBackToGetByID(t *testing.T) {
 func TestRunPausedBeforeStartIsTrackedAndCountedWhenItFinishes(t *testing.T) {
 	var fx fixture
 	var paused string
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) {
 		fx = seedFixture(h)
-		paused = h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused, Created: epoch.Add(-72 * time.Hour)})
+		paused = h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused, Created: epoch.Add(-72 * time.Hour)})
 	})
 	h.mustPoll()
 	if v, _ := h.value("activepieces_flow_active_runs", map[string]string{"flow_id": fx.flowA, "status": "PAUSED"}); v != 1 {
@@ -218,22 +218,22 @@ func TestRunPausedBeforeStartIsTrackedAndCountedWhenItFinishes(t *testing.T) {
 func TestOneFailingProjectDoesNotStopTheOthers(t *testing.T) {
 	var fx fixture
 	var other, otherFlow string
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) {
 		fx = seedFixture(h)
 		other = h.sim.AddProject("Support")
 		otherFlow = h.sim.AddFlow(other, "", "Triage")
 	})
 	h.mustPoll()
 	h.mustPoll()
-	h.sim.AddRun(apitest.RunSpec{FlowID: otherFlow, Status: apiclient.StatusFailed})
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.sim.AddRun(simulator.RunSpec{FlowID: otherFlow, Status: apiclient.StatusFailed})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
 	// The first run listing of this poll (one project's) answers 500; the other project's succeeds.
-	h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs", Status: 500, Body: `{"statusCode":500,"code":"ERR_X","error":"Internal Server Error","message":"boom"}`, Times: 1})
+	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Status: 500, Body: `{"statusCode":500,"code":"ERR_X","error":"Internal Server Error","message":"boom"}`, Times: 1})
 	if err := h.poll(); err == nil {
 		t.Fatal("poll succeeded despite a 500")
 	}
 	got := h.counts()
-	if got[apitest.Key{FlowID: otherFlow, Status: apiclient.StatusFailed}]+got[apitest.Key{FlowID: fx.flowA, Status: apiclient.StatusFailed}] != 1 {
+	if got[simulator.Key{FlowID: otherFlow, Status: apiclient.StatusFailed}]+got[simulator.Key{FlowID: fx.flowA, Status: apiclient.StatusFailed}] != 1 {
 		t.Errorf("want exactly the healthy project's run counted, got %v", got)
 	}
 	h.mustPoll()
@@ -242,13 +242,13 @@ func TestOneFailingProjectDoesNotStopTheOthers(t *testing.T) {
 
 func TestRunFromTheFutureDoesNotFreezeThePollPosition(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(365 * 24 * time.Hour)})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(365 * 24 * time.Hour)})
 	h.mustPoll()
 	for i := 0; i < 3; i++ {
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
 		h.mustPoll()
 	}
 	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowB, "status": "SUCCEEDED"}); v != 3 {
@@ -261,9 +261,9 @@ func TestRunFromTheFutureDoesNotFreezeThePollPosition(t *testing.T) {
 
 func TestTrackingIsBounded(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{PauseLimit: time.Hour, MaxTrackedRuns: 3}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{PauseLimit: time.Hour, MaxTrackedRuns: 3}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
 	h.mustPoll()
 	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 1 {
 		t.Fatalf("tracked = %v, want 1", v)
@@ -274,7 +274,7 @@ func TestTrackingIsBounded(t *testing.T) {
 		t.Errorf("tracked = %v after the pause limit, want 0", v)
 	}
 	for i := 0; i < 5; i++ {
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning})
 	}
 	h.mustPoll()
 	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 3 {
@@ -287,15 +287,15 @@ func TestTrackingIsBounded(t *testing.T) {
 
 func TestRunOfAFlowCreatedDuringAPollIsCounted(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
 	h.clock.Advance(5 * time.Minute) // the flow refresh is due in the next poll
 	var newFlow string
-	h.sim.InjectFault(apitest.Fault{Path: "/api/v1/flow-runs", Before: func() {
+	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Before: func() {
 		// Between the exporter's requests of one poll: a flow is created and fails at once.
 		newFlow = h.sim.AddFlow(fx.project, "", "Created mid-poll")
-		h.sim.AddRun(apitest.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
+		h.sim.AddRun(simulator.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
 	}})
 	h.mustPoll()
 	h.mustPoll()
@@ -307,7 +307,7 @@ func TestRunOfAFlowCreatedDuringAPollIsCounted(t *testing.T) {
 }
 
 func TestReadiness(t *testing.T) {
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) { seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { seedFixture(h) })
 	if err := h.exp.Ready(); err == nil || err.Error() != "first poll not finished" {
 		t.Errorf("before the first poll: %v", err)
 	}
@@ -316,7 +316,7 @@ func TestReadiness(t *testing.T) {
 	if err := h.exp.Ready(); err == nil || err.Error() != "no poll has succeeded yet" {
 		t.Errorf("after a failed first poll: %v", err)
 	}
-	h.setKey(apitest.DefaultAPIKey)
+	h.setKey(simulator.DefaultAPIKey)
 	h.mustPoll()
 	if err := h.exp.Ready(); err != nil {
 		t.Errorf("after a good poll: %v", err)
@@ -330,9 +330,9 @@ func TestReadiness(t *testing.T) {
 func TestServerFromBeforeQueuedExisted(t *testing.T) {
 	var fx fixture
 	var running string
-	h := newHarness(t, apitest.Options{OldServer: true, NoQueued: true}, Config{}, func(h *harness) {
+	h := newHarness(t, simulator.Options{OldServer: true, NoQueued: true}, Config{}, func(h *harness) {
 		fx = seedFixture(h)
-		running = h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning, Created: epoch.Add(-48 * time.Hour)})
+		running = h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning, Created: epoch.Add(-48 * time.Hour)})
 	})
 	h.mustPoll() // the QUEUED filter is a 400: the in-flight listing goes on without it
 	if v, _ := h.value("activepieces_flow_active_runs", map[string]string{"flow_id": fx.flowA, "status": "RUNNING"}); v != 1 {
@@ -354,15 +354,15 @@ func TestServerFromBeforeQueuedExisted(t *testing.T) {
 func TestServerClockAhead(t *testing.T) {
 	var fx fixture
 	skew := 20 * time.Minute
-	h := newHarness(t, apitest.Options{ClockSkew: skew}, Config{}, func(h *harness) {
+	h := newHarness(t, simulator.Options{ClockSkew: skew}, Config{}, func(h *harness) {
 		fx = seedFixture(h)
 		// Finished a minute before the exporter starts, on the server's clock: history.
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: epoch.Add(skew - time.Minute)})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: epoch.Add(skew - time.Minute)})
 	})
 	h.mustPoll()
 	h.mustPoll()
 	for range 3 {
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
 		h.mustPoll()
 	}
 	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 0 {
@@ -374,7 +374,7 @@ func TestServerClockAhead(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `"offset":1200500000000`) {
 		t.Errorf("no log of the 20 min offset:\n%s", h.logs.String())
 	}
-	last := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+	last := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
 	h.mustPoll()
 	if head := h.exp.projects[fx.project].head; !head.Equal(h.sim.Run(last).Created) {
 		t.Errorf("poll position %v, want the newest run's creation %v", head, h.sim.Run(last).Created)

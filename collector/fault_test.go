@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // durationLeftOut checks that flow A's last run was counted but its unknowable duration not
@@ -30,8 +30,8 @@ func durationLeftOut(t *testing.T, h *harness, fx fixture) {
 // API recovers the totals equal the simulator's own record (every run counted exactly once).
 func TestFaultSuite(t *testing.T) {
 	const runsPath = "/api/v1/flow-runs"
-	serverError := func(code int) apitest.Fault {
-		return apitest.Fault{Path: runsPath, Status: code, Times: -1,
+	serverError := func(code int) simulator.Fault {
+		return simulator.Fault{Path: runsPath, Status: code, Times: -1,
 			Body: `{"statusCode":` + strconv.Itoa(code) + `,"code":"ERR_X","error":"` + http.StatusText(code) + `","message":"boom"}`}
 	}
 	type check struct {
@@ -41,7 +41,7 @@ func TestFaultSuite(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		opts   apitest.Options
+		opts   simulator.Options
 		fault  func(h *harness, fx fixture) // injected before the failing polls
 		polls  int                          // polls while the fault is active
 		failed bool                         // the polls fail (poll_failures_total grows, up is 0)
@@ -51,71 +51,79 @@ func TestFaultSuite(t *testing.T) {
 	}{
 		{name: "429 with Retry-After seconds, then recovery within the retries", polls: 1,
 			fault: func(h *harness, _ fixture) {
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 429, Header: http.Header{"Retry-After": {"1"}},
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 429, Header: http.Header{"Retry-After": {"1"}},
 					Body: `{"statusCode":429,"error":"Too Many Requests","message":"Rate limit exceeded, retry in 1 minute"}`})
 			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "429"}, 1}},
 		{name: "429 with Retry-After HTTP-date", polls: 1,
 			fault: func(h *harness, _ fixture) {
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 429,
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 429,
 					Header: http.Header{"Retry-After": {time.Now().Add(time.Second).UTC().Format(http.TimeFormat)}}})
 			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "429"}, 1}},
 		{name: "429 without Retry-After, persisting", polls: 2, failed: true, logOne: "poll of project failed",
-			fault: func(h *harness, _ fixture) { h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 429, Times: -1}) },
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 429, Times: -1})
+			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "429"}, 4}},
 		{name: "500 burst", polls: 2, failed: true, logOne: "poll of project failed",
 			fault: func(h *harness, _ fixture) { h.sim.InjectFault(serverError(500)) },
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "500"}, 2}},
 		{name: "502 burst", polls: 2, failed: true,
 			fault: func(h *harness, _ fixture) {
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 502, Times: -1, Body: "<html>Bad Gateway</html>"})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 502, Times: -1, Body: "<html>Bad Gateway</html>"})
 			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "502"}, 4}},
 		{name: "503 burst", polls: 2, failed: true,
-			fault: func(h *harness, _ fixture) { h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 503, Times: -1}) },
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 503, Times: -1})
+			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "503"}, 4}},
 		{name: "504 burst", polls: 2, failed: true,
-			fault: func(h *harness, _ fixture) { h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 504, Times: -1}) },
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 504, Times: -1})
+			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "504"}, 4}},
 		{name: "connection resets", polls: 2, failed: true, logOne: "poll of project failed",
-			fault: func(h *harness, _ fixture) { h.sim.InjectFault(apitest.Fault{Path: runsPath, Reset: true, Times: -1}) },
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Reset: true, Times: -1})
+			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "error"}, 4}},
 		{name: "slower than the timeout", polls: 1, failed: true,
 			fault: func(h *harness, _ fixture) {
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, Delay: 3 * time.Second, Times: 2})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Delay: 3 * time.Second, Times: 2})
 			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "error"}, 2}},
 		{name: "truncated JSON", polls: 2, failed: true, logOne: "poll of project failed",
 			fault: func(h *harness, _ fixture) {
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, Truncate: true, Times: -1})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Truncate: true, Times: -1})
 			},
 			check: check{"activepieces_exporter_poll_failures_total", nil, 2}},
 		{name: "malformed JSON", polls: 2, failed: true, logOne: "poll of project failed",
 			fault: func(h *harness, _ fixture) {
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, Status: 200, Body: `{"data":[{"id":"x","created":"not a time"}]}`, Times: -1})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 200, Body: `{"data":[{"id":"x","created":"not a time"}]}`, Times: -1})
 			},
 			check: check{"activepieces_exporter_poll_failures_total", nil, 2}},
 		{name: "a page of 10,000 runs", polls: 1,
 			fault: func(h *harness, fx fixture) {
 				for i := 0; i < 10000; i++ {
-					h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+					h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
 				}
 				h.clock.Advance(20 * time.Second)
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, HugePage: true})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, HugePage: true})
 			},
 			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 10000}},
 		{name: "cursor loop", polls: 2, failed: true, logOne: "poll of project failed",
 			fault: func(h *harness, fx fixture) {
 				for i := 0; i < 250; i++ {
-					h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+					h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
 				}
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, LoopCursor: true, Times: -1})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, LoopCursor: true, Times: -1})
 			},
 			check: check{"activepieces_exporter_poll_failures_total", nil, 2}},
 		{name: "next that never ends", polls: 2,
 			fault: func(h *harness, _ fixture) {
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, EndlessNext: true, Times: -1})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, EndlessNext: true, Times: -1})
 			},
 			check: check{"activepieces_exporter_poll_page_cap_hits_total", nil, 2}},
 		{name: "server ignoring createdAfter", polls: 3,
@@ -123,14 +131,14 @@ func TestFaultSuite(t *testing.T) {
 				// Finished runs counted long ago, far outside the overlap window by now, that such a
 				// server lists again.
 				for i := range 30 {
-					h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+					h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
 				}
 				h.mustPoll()
 				h.clock.Advance(20 * time.Minute)
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
 				h.mustPoll()
 				h.mustPoll()
-				h.sim.InjectFault(apitest.Fault{Path: runsPath, IgnoreCreatedAfter: true, Times: -1})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, IgnoreCreatedAfter: true, Times: -1})
 			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"endpoint": "flow-runs"}, 1},
 			extra: func(t *testing.T, h *harness, fx fixture) {
@@ -138,30 +146,30 @@ func TestFaultSuite(t *testing.T) {
 					t.Errorf("FAILED = %v while the server re-lists old runs, want the 30 counted once", v)
 				}
 			}},
-		{name: "unknown statuses", polls: 2, opts: apitest.Options{OldServer: true},
+		{name: "unknown statuses", polls: 2, opts: simulator.Options{OldServer: true},
 			fault: func(h *harness, fx fixture) {
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: "STOPPED"})
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: "EXPLODED_IN_2030"})
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: "lower case nonsense!"})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: "STOPPED"})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: "EXPLODED_IN_2030"})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: "lower case nonsense!"})
 			},
 			check: check{"activepieces_flow_runs_total", map[string]string{"status": "EXPLODED_IN_2030"}, 1}},
 		{name: "missing startTime", polls: 1,
 			fault: func(h *harness, fx fixture) {
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, NoStartTime: true})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, NoStartTime: true})
 			},
 			check: check{"activepieces_flow_runs_total", map[string]string{"status": "FAILED"}, 1},
 			extra: durationLeftOut},
 
-		{name: "clock skew and negative durations", polls: 1, opts: apitest.Options{OldServer: true},
+		{name: "clock skew and negative durations", polls: 1, opts: simulator.Options{OldServer: true},
 			fault: func(h *harness, fx fixture) {
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Duration: -5 * time.Second})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Duration: -5 * time.Second})
 			},
 			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 1},
 			extra: durationLeftOut},
 
 		{name: "absurd duration", polls: 1,
 			fault: func(h *harness, fx fixture) {
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Duration: 5 * 365 * 24 * time.Hour})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Duration: 5 * 365 * 24 * time.Hour})
 			},
 			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 1},
 			extra: durationLeftOut},
@@ -177,7 +185,7 @@ func TestFaultSuite(t *testing.T) {
 				p := h.sim.AddProject("Doomed")
 				f := h.sim.AddFlow(p, "", "Doomed flow")
 				h.mustPoll()
-				h.sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusFailed})
+				h.sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusFailed})
 				h.sim.DeleteProject(p)
 			},
 			extra: func(t *testing.T, h *harness, fx fixture) {
@@ -197,15 +205,15 @@ func TestFaultSuite(t *testing.T) {
 			h := newHarness(t, tc.opts, Config{}, func(h *harness) { fx = seedFixture(h) })
 			h.mustPoll()
 			h.mustPoll()
-			h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
-			running := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning})
+			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
+			running := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning})
 			h.mustPoll()
 			before := h.logs.String()
 
 			tc.fault(h, fx)
 			h.sim.SetRunStatus(running, apiclient.StatusFailed)
 			for i := 0; i < tc.polls; i++ {
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
 				err := h.poll()
 				if (err != nil) != tc.failed {
 					t.Fatalf("poll %d error = %v, want failure %v", i, err, tc.failed)
@@ -241,9 +249,9 @@ func TestFaultSuite(t *testing.T) {
 
 			// Recovery.
 			h.sim.ClearFaults()
-			h.sim.SetAPIKey(apitest.DefaultAPIKey)
+			h.sim.SetAPIKey(simulator.DefaultAPIKey)
 			for i := 0; i < 4; i++ {
-				h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusTimeout})
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusTimeout})
 				h.mustPoll()
 			}
 			if up, _ := h.value("activepieces_up", nil); up != 1 {

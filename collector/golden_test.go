@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -37,19 +37,19 @@ var goldenFamilies = []string{
 // a run without startTime, an unknown status.
 func goldenScenario(t *testing.T) *harness {
 	var fx fixture
-	h := newHarness(t, apitest.Options{Seed: 7}, Config{}, func(h *harness) {
+	h := newHarness(t, simulator.Options{Seed: 7}, Config{}, func(h *harness) {
 		fx = seedFixture(h)
-		h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-30 * time.Minute), Steps: 4})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-30 * time.Minute), Steps: 4})
 	})
 	h.mustPoll()
 	h.mustPoll()
 	at := func(s int) time.Time { return h.clock.Now().Add(time.Duration(s) * time.Second) }
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: at(1), Duration: 2 * time.Second, Steps: 2})
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusTimeout, Created: at(2), Duration: 600 * time.Second, Steps: 9})
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded, Created: at(3), Duration: 700 * time.Millisecond, Steps: 3})
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: "STOPPED", Created: at(4), NoStartTime: true})
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning, Created: at(5)})
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusQueued, Created: at(6)})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: at(1), Duration: 2 * time.Second, Steps: 2})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusTimeout, Created: at(2), Duration: 600 * time.Second, Steps: 9})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded, Created: at(3), Duration: 700 * time.Millisecond, Steps: 3})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: "STOPPED", Created: at(4), NoStartTime: true})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusRunning, Created: at(5)})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusQueued, Created: at(6)})
 	h.clock.Advance(10 * time.Second)
 	h.mustPoll()
 	return h

@@ -16,7 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // clock is a manual clock shared by the simulator and the exporter.
@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 type harness struct {
 	t      *testing.T
 	clock  *clock
-	sim    *apitest.Server
+	sim    *simulator.Server
 	exp    *Exporter
 	api    *APIMetrics
 	client *apiclient.Client
@@ -73,12 +73,12 @@ type harness struct {
 
 // newHarness starts a simulator (opts) and returns it with an unstarted exporter; setup runs
 // before the exporter is created, so what it adds is history.
-func newHarness(t *testing.T, opts apitest.Options, cfg Config, setup func(h *harness)) *harness {
+func newHarness(t *testing.T, opts simulator.Options, cfg Config, setup func(h *harness)) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: &clock{t: epoch}, logs: &syncBuffer{}}
-	h.setKey(apitest.DefaultAPIKey)
+	h.setKey(simulator.DefaultAPIKey)
 	opts.Now = h.clock.Now
-	h.sim = apitest.New(opts)
+	h.sim = simulator.New(opts)
 	if setup != nil {
 		setup(h)
 	}
@@ -141,12 +141,12 @@ func (h *harness) mustPoll() {
 }
 
 // counts reads activepieces_flow_runs_total as flow id/status → value.
-func (h *harness) counts() map[apitest.Key]int {
+func (h *harness) counts() map[simulator.Key]int {
 	h.t.Helper()
-	out := map[apitest.Key]int{}
+	out := map[simulator.Key]int{}
 	for _, m := range h.family("activepieces_flow_runs_total") {
 		if v := int(m.GetCounter().GetValue()); v > 0 {
-			out[apitest.Key{FlowID: label(m, "flow_id"), Status: apiclient.RunStatus(label(m, "status"))}] = v
+			out[simulator.Key{FlowID: label(m, "flow_id"), Status: apiclient.RunStatus(label(m, "status"))}] = v
 		}
 	}
 	return out
@@ -205,7 +205,7 @@ func label(m *dto.Metric, name string) string {
 // since the exporter started.
 func (h *harness) assertTotals() (runs int) {
 	h.t.Helper()
-	want := map[apitest.Key]int{}
+	want := map[simulator.Key]int{}
 	for k, v := range h.sim.Finished(h.exp.startedAt) {
 		k.Status = statusLabel(k.Status) // garbage statuses are exported as INVALID
 		want[k] += v

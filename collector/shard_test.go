@@ -6,12 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 func TestShardsCoverEveryProjectExactlyOnce(t *testing.T) {
 	var projects []string
-	h := newHarness(t, apitest.Options{}, Config{}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) {
 		for i := range 100 {
 			projects = append(projects, h.sim.AddProject(fmt.Sprintf("Project %03d", i)))
 		}
@@ -69,7 +69,7 @@ func TestShardConfigErrors(t *testing.T) {
 func TestStateOfProjectsMovedToAnotherShardIsDropped(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
 	var projects []string
-	h := newHarness(t, apitest.Options{}, Config{StateFile: state, StateSource: "sim"}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{StateFile: state, StateSource: "sim"}, func(h *harness) {
 		for i := range 20 {
 			projects = append(projects, h.sim.AddProject(fmt.Sprintf("Project %02d", i)))
 		}

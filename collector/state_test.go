@@ -9,25 +9,25 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 func TestRestartFromStateCountsEveryRunOnce(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
 	cfg := Config{StateFile: state, StateSource: "sim", PageSize: 10, MaxPages: 3}
 	var fx fixture
-	h := newHarness(t, apitest.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	firstStart := h.exp.startedAt
 	h.mustPoll()
 	h.mustPoll()
 	produce := func(n int, st apiclient.RunStatus) {
 		for i := 0; i < n; i++ {
-			h.sim.AddRun(apitest.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+			h.sim.AddRun(simulator.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: st, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
 		}
 	}
 	produce(15, apiclient.StatusFailed)
-	running := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
-	paused := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusPaused})
+	running := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	paused := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusPaused})
 	h.mustPoll()
 	// Time passes: the in-flight runs fall out of the overlap window, only tracking finds them.
 	h.clock.Advance(5 * time.Minute)
@@ -46,15 +46,15 @@ func TestRestartFromStateCountsEveryRunOnce(t *testing.T) {
 	if err := h.start(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.counts(); len(got) != len(before) || got[apitest.Key{FlowID: fx.flowA, Status: "FAILED"}] != before[apitest.Key{FlowID: fx.flowA, Status: "FAILED"}] {
+	if got := h.counts(); len(got) != len(before) || got[simulator.Key{FlowID: fx.flowA, Status: "FAILED"}] != before[simulator.Key{FlowID: fx.flowA, Status: "FAILED"}] {
 		t.Fatalf("counters did not continue from the state: before %v, after restart %v", before, got)
 	}
 	for i := 0; i < 6; i++ {
 		h.mustPoll()
 	}
 	want := h.sim.Finished(firstStart)
-	want[apitest.Key{FlowID: fx.flowA, Status: apiclient.StatusTimeout}]++ // created before the first start? no: check below
-	want[apitest.Key{FlowID: fx.flowA, Status: apiclient.StatusTimeout}]-- // (it was created after: already in Finished)
+	want[simulator.Key{FlowID: fx.flowA, Status: apiclient.StatusTimeout}]++ // created before the first start? no: check below
+	want[simulator.Key{FlowID: fx.flowA, Status: apiclient.StatusTimeout}]-- // (it was created after: already in Finished)
 	got := h.counts()
 	for k, v := range want {
 		if got[k] != v {
@@ -89,7 +89,7 @@ func TestStateFileErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := write(tc.name+".json", tc.content)
-			h := newHarness(t, apitest.Options{}, Config{}, nil)
+			h := newHarness(t, simulator.Options{}, Config{}, nil)
 			err := h.start(Config{StateFile: path, StateSource: "sim"})
 			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v\nwant it to name %s and say %q", err, path, tc.want)
@@ -112,7 +112,7 @@ func TestStateFileErrors(t *testing.T) {
 func TestStateIsWrittenAtomically(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state.json")
-	h := newHarness(t, apitest.Options{}, Config{StateFile: path, StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, StateSource: "sim"}, func(h *harness) { seedFixture(h) })
 	h.mustPoll()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -127,7 +127,7 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 	if err := os.Mkdir(gone, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h2 := newHarness(t, apitest.Options{}, Config{StateFile: filepath.Join(gone, "state.json"), StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	h2 := newHarness(t, simulator.Options{}, Config{StateFile: filepath.Join(gone, "state.json"), StateSource: "sim"}, func(h *harness) { seedFixture(h) })
 	if err := os.RemoveAll(gone); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 
 func TestStateFileIsLockedAgainstASecondExporter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	h := newHarness(t, apitest.Options{}, Config{StateFile: path, StateSource: "sim"}, nil)
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, StateSource: "sim"}, nil)
 	h.mustPoll()
 	api := h.client
 	_, err := New(Config{StateFile: path, StateSource: "sim"}, api, h.exp.log)
@@ -166,12 +166,12 @@ func TestServerTraitsSurviveARestart(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
 	cfg := Config{StateFile: state, StateSource: "sim"}
 	var fx fixture
-	h := newHarness(t, apitest.Options{IgnoreFlowRunIDs: true}, cfg, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{IgnoreFlowRunIDs: true}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
-	r := h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	r := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
 	h.mustPoll()
 	h.clock.Advance(10 * time.Minute)
-	h.sim.AddRun(apitest.RunSpec{FlowID: fx.flowB})
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB})
 	h.mustPoll()
 	h.mustPoll() // learns that flowRunIds is ignored
 	if err := h.start(cfg); err != nil {

@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // BenchmarkScrape measures what Prometheus waits for: GET /metrics through the real handler on an
@@ -24,14 +24,14 @@ import (
 // ten still running), with and without gzip.
 func BenchmarkScrape(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		sim := apitest.New(apitest.Options{Raw: true})
+		sim := simulator.New(simulator.Options{Raw: true})
 		pid := sim.AddProject("Bench")
 		var flows []string
 		for i := range n {
 			flows = append(flows, sim.AddFlow(pid, "", fmt.Sprintf("Flow number %d", i)))
 		}
 		srv := httptest.NewServer(sim)
-		api, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return apitest.DefaultAPIKey }})
+		api, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -48,8 +48,8 @@ func BenchmarkScrape(b *testing.B) {
 			if i%10 == 0 {
 				st = apiclient.StatusRunning
 			}
-			sim.AddRun(apitest.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 2})
-			sim.AddRun(apitest.RunSpec{FlowID: f, Status: st, Steps: 3})
+			sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 2})
+			sim.AddRun(simulator.RunSpec{FlowID: f, Status: st, Steps: 3})
 		}
 		for range 2 { // Prometheus scrapes between polls; the runs are counted on the second
 			e.Exposition()

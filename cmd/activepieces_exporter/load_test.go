@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 var (
@@ -28,8 +28,8 @@ func TestLoad(t *testing.T) {
 		t.Skip("pass -load")
 	}
 	bin := buildBinary(t)
-	sim := apitest.New(apitest.Options{Raw: true})
-	gen := apitest.NewGenerator(sim, *loadRate, 11)
+	sim := simulator.New(simulator.Options{Raw: true})
+	gen := simulator.NewGenerator(sim, *loadRate, 11)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	t0 := time.Now()

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // exporterProc is the built binary running against a simulator of the test's.
@@ -29,7 +29,7 @@ func startExporter(t *testing.T, bin string, args ...string) *exporterProc {
 	t.Helper()
 	p := &exporterProc{addr: freePort(t)}
 	p.cmd = exec.Command(bin, append(args, "--web.listen-address="+p.addr, "--log.format=json")...)
-	p.cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+apitest.DefaultAPIKey)
+	p.cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+simulator.DefaultAPIKey)
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func startExporter(t *testing.T, bin string, args ...string) *exporterProc {
 }
 
 // totals reads activepieces_flow_runs_total from /metrics.
-func (p *exporterProc) totals(t *testing.T) map[apitest.Key]int {
+func (p *exporterProc) totals(t *testing.T) map[simulator.Key]int {
 	t.Helper()
 	text, code, err := scrape("http://" + p.addr + "/metrics")
 	if err != nil || code != 200 {
@@ -58,9 +58,9 @@ func (p *exporterProc) totals(t *testing.T) map[apitest.Key]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[apitest.Key]int{}
+	out := map[simulator.Key]int{}
 	for _, m := range mfs["activepieces_flow_runs_total"].GetMetric() {
-		var k apitest.Key
+		var k simulator.Key
 		for _, lp := range m.GetLabel() {
 			switch lp.GetName() {
 			case "flow_id":
@@ -76,7 +76,7 @@ func (p *exporterProc) totals(t *testing.T) map[apitest.Key]int {
 	return out
 }
 
-func equalCounts(a, b map[apitest.Key]int) bool {
+func equalCounts(a, b map[simulator.Key]int) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -90,7 +90,7 @@ func equalCounts(a, b map[apitest.Key]int) bool {
 
 // settle finishes every run still in flight, then waits until the exporter's totals equal the
 // simulator's record of runs created since t0, and returns both and the number produced.
-func settle(t *testing.T, sim *apitest.Server, p *exporterProc, t0 time.Time, wait time.Duration) (got, want map[apitest.Key]int, produced int) {
+func settle(t *testing.T, sim *simulator.Server, p *exporterProc, t0 time.Time, wait time.Duration) (got, want map[simulator.Key]int, produced int) {
 	t.Helper()
 	for _, id := range sim.InFlight() {
 		sim.SetRunStatus(id, apiclient.StatusSucceeded)
@@ -111,8 +111,8 @@ func settle(t *testing.T, sim *apitest.Server, p *exporterProc, t0 time.Time, wa
 
 func TestSIGKILLAndRestartWithStateLosesNoRun(t *testing.T) {
 	bin := buildBinary(t)
-	sim := apitest.New(apitest.Options{Raw: true})
-	gen := apitest.NewGenerator(sim, 40, 3) // seeds an hour of history: not to be counted
+	sim := simulator.New(simulator.Options{Raw: true})
+	gen := simulator.NewGenerator(sim, 40, 3) // seeds an hour of history: not to be counted
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	state := filepath.Join(t.TempDir(), "state.json")

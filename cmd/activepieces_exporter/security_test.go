@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 const secretKey = "sk-leakCanary0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
@@ -35,7 +35,7 @@ const secretKey = "sk-leakCanary0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 // panic prints).
 func TestTheKeyNeverLeaks(t *testing.T) {
 	bin := buildBinary(t)
-	sim := apitest.New(apitest.Options{APIKey: secretKey})
+	sim := simulator.New(simulator.Options{APIKey: secretKey})
 	p := sim.AddProject("P")
 	f := sim.AddFlow(p, "", "F")
 	var served atomic.Int64
@@ -68,7 +68,7 @@ func TestTheKeyNeverLeaks(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	sim.AddRun(apitest.RunSpec{FlowID: f})
+	sim.AddRun(simulator.RunSpec{FlowID: f})
 	var metrics string
 	waitFor(t, 10*time.Second, "activepieces_up 1 after the key rotation", func() bool {
 		metrics, _, _ = scrape("http://" + addr + "/metrics")

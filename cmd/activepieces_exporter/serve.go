@@ -17,8 +17,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient/apitest"
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // ServeCmd polls and serves.
@@ -61,7 +61,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup) (*wired, err
 		}
 		c.URL = url
 		keys = &keySource{}
-		k := apitest.DefaultAPIKey
+		k := simulator.DefaultAPIKey
 		keys.key.Store(&k)
 	} else if keys, err = newKeySource(c.APIKeyFile, rc.getenv); err != nil {
 		return nil, err
@@ -93,8 +93,8 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup) (*wired, err
 
 // startDemo serves a simulator with a run generator on a loopback port until ctx ends.
 func startDemo(ctx context.Context, wg *sync.WaitGroup, runsPerSecond float64, log *slog.Logger) (string, error) {
-	sim := apitest.New(apitest.Options{Raw: true})
-	gen := apitest.NewGenerator(sim, runsPerSecond, uint64(time.Now().UnixNano()))
+	sim := simulator.New(simulator.Options{Raw: true})
+	gen := simulator.NewGenerator(sim, runsPerSecond, uint64(time.Now().UnixNano()))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("demo simulator: %w", err)

@@ -1,4 +1,4 @@
-package apitest
+package simulator
 
 import (
 	"encoding/base64"
@@ -339,7 +339,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][
 	writeJSON(w, 200, resp)
 }
 
-// encodeRunCursor follows API.md §2: base64("next_" + inner).
+// encodeRunCursor follows docs/activepieces-api.md §2: base64("next_" + inner).
 func (s *Server) encodeRunCursor(prefix string, run *Run) string {
 	var inner string
 	if s.opts.OldServer {
@@ -433,7 +433,7 @@ func (s *Server) runJSON(run *Run, full bool) map[string]any {
 		m["stepsCount"] = run.Steps
 	}
 	if s.opts.Raw {
-		// What a page sent unvalidated carries (API.md §6, serialization quirk).
+		// What a page sent unvalidated carries (docs/activepieces-api.md §6, serialization quirk).
 		m["parentRunId"] = nil
 		m["triggeredBy"] = nil
 		m["stepNameToTest"] = nil

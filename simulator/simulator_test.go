@@ -1,4 +1,4 @@
-package apitest
+package simulator
 
 import (
 	"encoding/json"

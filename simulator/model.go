@@ -1,10 +1,10 @@
-// Package apitest is an in-memory simulator of the Activepieces REST API, faithful to API.md: the
+// Package simulator is an in-memory simulator of the Activepieces REST API, faithful to docs/activepieces-api.md: the
 // same routes under /api, query validation (400 bodies), auth (401/403), created DESC, id DESC
 // order, opaque cursors, PRODUCTION-only listing and the error bodies of §6. It has a "raw" mode
 // (explicit nulls and extra keys, as real servers usually send) and an "old server" mode
 // (duration/tasks/failedStepName and second-granularity cursors). Tests drive it through its
 // methods; the demo drives it with a Generator.
-package apitest
+package simulator
 
 import (
 	"fmt"
@@ -185,7 +185,7 @@ func (s *Server) AddFlow(projectID, folderID, name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.projects[projectID]; !ok {
-		panic(fmt.Sprintf("apitest: AddFlow: no project %q", projectID))
+		panic(fmt.Sprintf("simulator: AddFlow: no project %q", projectID))
 	}
 	id := s.newID()
 	now := s.now()
@@ -220,7 +220,7 @@ func (s *Server) DeleteFlow(id string) {
 func (s *Server) mustFlow(id string) *flow {
 	f, ok := s.flows[id]
 	if !ok {
-		panic(fmt.Sprintf("apitest: no flow %q", id))
+		panic(fmt.Sprintf("simulator: no flow %q", id))
 	}
 	return f
 }
@@ -353,7 +353,7 @@ func (s *Server) ArchiveRun(id string) {
 func (s *Server) mustRun(id string) *Run {
 	r, ok := s.runs[id]
 	if !ok {
-		panic(fmt.Sprintf("apitest: no run %q", id))
+		panic(fmt.Sprintf("simulator: no run %q", id))
 	}
 	return r
 }
