@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -12,84 +13,203 @@ import (
 
 const polled = " Read from the background poll of the Activepieces API, not at scrape time."
 
-// family is one metric family of the exporter: what both renderings (Collect, and the text
-// written once per poll by WriteText) need to know of it.
+// family is one metric family of the exporter: its declaration (one row of familyTable) and what
+// both renderings (Collect, and the text written once per poll by WriteText) need to know of it.
 type family struct {
 	name, help string
 	typ        dto.MetricType
 	labels     []string
-	desc       *prometheus.Desc
+	// volatile families hold values no fixed scenario can pin (timings): left out of golden files.
+	volatile bool
+	// only says when the family has samples at all, if not always (e.g. "with --state.file").
+	only string
+	// write emits every sample of the family from one view of the exporter's state.
+	write func(v *view, s sink, f *family)
+
+	desc *prometheus.Desc
 	// order lists label indices sorted by label name (how the text is written, as expfmt does);
 	// lePos is where a histogram's "le" label goes among them.
 	order []int
 	lePos int
 }
 
+// The label sets of the per-flow and per-project families. A per-flow sample's label values are
+// always flowState.labels (project_id, flow_id, flow_name), followed by the family's own labels.
 var (
-	flowLabels       = []string{"project_id", "flow_id", "flow_name"}
-	flowStatusLabels = []string{"project_id", "flow_id", "flow_name", "status"}
-	projectLabels    = []string{"project_id"}
-	gauge, counter   = dto.MetricType_GAUGE, dto.MetricType_COUNTER
-	histogramType    = dto.MetricType_HISTOGRAM
+	flowLabels     = []string{"project_id", "flow_id", "flow_name"}
+	projectLabels  = []string{"project_id"}
+	gauge, counter = dto.MetricType_GAUGE, dto.MetricType_COUNTER
+	histogramType  = dto.MetricType_HISTOGRAM
 )
 
-func newFamily(name string, typ dto.MetricType, help string, labels []string) *family {
-	f := &family{name: name, help: help + polled, typ: typ, labels: labels,
-		desc: prometheus.NewDesc(name, help+polled, labels, nil)}
-	for i := range labels {
-		f.order = append(f.order, i)
-	}
-	sort.Slice(f.order, func(i, j int) bool { return labels[f.order[i]] < labels[f.order[j]] })
-	for _, l := range labels {
-		if l < "le" {
-			f.lePos++
+func withFlow(extra ...string) []string { return append(slices.Clone(flowLabels), extra...) }
+
+// familyTable declares every family the exporter renders, sorted by name (the order Gather
+// gives them). A new family is one row here, one row in the README's metrics table and, when its
+// value is fixed by the golden scenario, a regenerated golden file.
+var familyTable = []family{
+	{name: "activepieces_exporter_flows_dropped", typ: gauge, help: "Flows not exported because --metrics.max-flows was reached.",
+		write: global(func(e *Exporter) (float64, bool) { return float64(e.droppedFlows), true })},
+	{name: "activepieces_exporter_invalid_runs_total", typ: counter, labels: projectLabels,
+		help:  "Runs the API returned without id, created time or status, or for another project; skipped.",
+		write: perProject(func(p *projectState) (float64, bool) { return p.invalidRuns, true })},
+	{name: "activepieces_exporter_last_poll_success_timestamp_seconds", typ: gauge, labels: projectLabels,
+		help:  "When a poll of the project last succeeded.",
+		write: perProject(func(p *projectState) (float64, bool) { return ts(p.lastSuccess), !p.lastSuccess.IsZero() })},
+	{name: "activepieces_exporter_poll_duration_seconds", typ: histogramType, volatile: true,
+		help: "Duration of background polls of every project.", write: writePollHistogram},
+	{name: "activepieces_exporter_poll_failures_total", typ: counter, labels: projectLabels,
+		help:  "Polls of the project that failed after the API client's retries.",
+		write: perProject(func(p *projectState) (float64, bool) { return p.failures, true })},
+	{name: "activepieces_exporter_poll_page_cap_hits_total", typ: counter, labels: projectLabels,
+		help:  "Polls of the project that stopped at --poll.max-pages and left a backlog for later polls.",
+		write: perProject(func(p *projectState) (float64, bool) { return p.capHits, true })},
+	{name: "activepieces_exporter_state_save_failures_total", typ: counter, help: "Saves of --state.file that failed.", only: "with --state.file",
+		write: global(func(e *Exporter) (float64, bool) { return e.stateSaveFailures, e.cfg.StateFile != "" })},
+	{name: "activepieces_exporter_tracked_runs", typ: gauge, help: "In-flight runs being refreshed until they finish.",
+		write: func(v *view, s sink, f *family) { s.sample(f, float64(v.tracked)) }},
+	{name: "activepieces_exporter_tracked_runs_dropped_total", typ: counter, help: "In-flight runs not tracked because --poll.max-tracked-runs was reached.",
+		write: global(func(e *Exporter) (float64, bool) { return e.trackedDropped, true })},
+	{name: "activepieces_flow_active_runs", typ: gauge, labels: withFlow("status"),
+		help: "Runs in flight by status (QUEUED, RUNNING, PAUSED).",
+		write: func(v *view, s sink, f *family) {
+			for _, r := range v.flows {
+				for i, st := range apiclient.InFlightStatuses {
+					s.sample(f, float64(r.a.n[i]), r.f.labels[0], r.f.labels[1], r.f.labels[2], string(st))
+				}
+			}
+		}},
+	{name: "activepieces_flow_consecutive_failures", typ: gauge, labels: flowLabels,
+		help:  "Runs ending FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED since the last SUCCEEDED.",
+		write: perFlow(func(r flowRef) (float64, bool) { return float64(r.f.consecFails), true })},
+	{name: "activepieces_flow_info", typ: gauge, labels: withFlow("flow_status", "folder_id"), help: "Flow metadata; always 1.",
+		write: func(v *view, s sink, f *family) {
+			for _, r := range v.flows {
+				l := r.f.labels
+				s.sample(f, 1, l[0], l[1], l[2], r.f.status, r.f.folderID)
+			}
+		}},
+	{name: "activepieces_flow_last_run_duration_seconds", typ: gauge, labels: flowLabels,
+		help:  "Duration of the flow's most recently finished run.",
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.last.duration, r.f.last.set && r.f.last.durationK })},
+	{name: "activepieces_flow_last_run_finish_timestamp_seconds", typ: gauge, labels: flowLabels,
+		help:  "Finish time of the flow's most recently finished run.",
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.last.finish), r.f.last.set && !r.f.last.finish.IsZero() })},
+	{name: "activepieces_flow_last_run_status", typ: gauge, labels: withFlow("status"),
+		help: "1 for the status of the flow's most recently finished run, 0 for the other terminal statuses.",
+		write: func(v *view, s sink, f *family) {
+			for _, r := range v.flows {
+				fl, l := r.f, r.f.labels
+				if !fl.last.set {
+					continue
+				}
+				for _, st := range apiclient.TerminalStatuses {
+					s.sample(f, b2f(fl.last.status == st), l[0], l[1], l[2], string(st))
+				}
+				if !isKnownTerminal(fl.last.status) {
+					s.sample(f, 1, l[0], l[1], l[2], string(fl.last.status))
+				}
+			}
+		}},
+	{name: "activepieces_flow_last_run_tasks", typ: gauge, labels: flowLabels, help: "Tasks of the flow's most recently finished run.",
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.last.tasks, r.f.last.set && r.f.last.tasksK })},
+	{name: "activepieces_flow_last_success_timestamp_seconds", typ: gauge, labels: flowLabels,
+		help:  "Finish time of the flow's most recent SUCCEEDED run.",
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.lastSuccess), !r.f.lastSuccess.IsZero() })},
+	{name: "activepieces_flow_oldest_running_run_start_timestamp_seconds", typ: gauge, labels: flowLabels,
+		help:  "Start time of the oldest run still RUNNING.",
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.a.oldestRunning), !r.a.oldestRunning.IsZero() })},
+	{name: "activepieces_flow_run_duration_seconds", typ: histogramType, labels: flowLabels,
+		help: "Duration of counted runs (finishTime - startTime, or the server's duration).",
+		write: func(v *view, s sink, f *family) {
+			for _, r := range v.flows {
+				s.histogram(f, r.f.durCount, r.f.durSum, v.e.cfg.DurationBuckets, r.f.durBuckets, r.f.labels...)
+			}
+		}},
+	{name: "activepieces_flow_run_tasks_total", typ: counter, labels: flowLabels, help: "Tasks (steps executed) of counted runs.",
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.tasks, true })},
+	{name: "activepieces_flow_runs_total", typ: counter, labels: withFlow("status"),
+		help: "Finished flow runs by terminal status, each counted once when first seen finished.",
+		write: func(v *view, s sink, f *family) {
+			for _, r := range v.flows {
+				fl, l := r.f, r.f.labels
+				for _, st := range apiclient.TerminalStatuses {
+					s.sample(f, fl.runs[st], l[0], l[1], l[2], string(st))
+				}
+				var extra []string
+				for st := range fl.runs {
+					if !isKnownTerminal(st) {
+						extra = append(extra, string(st))
+					}
+				}
+				sort.Strings(extra)
+				for _, st := range extra {
+					s.sample(f, fl.runs[apiclient.RunStatus(st)], l[0], l[1], l[2], st)
+				}
+			}
+		}},
+	{name: "activepieces_folder_info", typ: gauge, labels: []string{"project_id", "folder_id", "folder_name"}, help: "Folder metadata; always 1.",
+		write: func(v *view, s sink, f *family) {
+			for _, p := range v.projects {
+				ids := make([]string, 0, len(p.folders))
+				for id := range p.folders {
+					ids = append(ids, id)
+				}
+				sort.Strings(ids)
+				for _, id := range ids {
+					s.sample(f, 1, p.id, id, p.folders[id])
+				}
+			}
+		}},
+	{name: "activepieces_project_info", typ: gauge, labels: []string{"project_id", "project_name"}, help: "Project metadata; always 1.",
+		write: func(v *view, s sink, f *family) {
+			for _, p := range v.projects {
+				s.sample(f, 1, p.id, p.name)
+			}
+		}},
+	{name: "activepieces_up", typ: gauge, help: "1 when the last poll of every project (and project discovery) succeeded.",
+		write: global(func(e *Exporter) (float64, bool) { return b2f(e.up && e.polled), true })},
+}
+
+// newFamilies builds the exporter's families from familyTable.
+func newFamilies() []*family {
+	out := make([]*family, 0, len(familyTable))
+	for _, spec := range familyTable {
+		f := spec
+		f.help += polled
+		f.desc = prometheus.NewDesc(f.name, f.help, f.labels, nil)
+		f.order = make([]int, len(f.labels))
+		for i := range f.labels {
+			f.order[i] = i
 		}
+		sort.Slice(f.order, func(i, j int) bool { return f.labels[f.order[i]] < f.labels[f.order[j]] })
+		for _, l := range f.labels {
+			if l < "le" {
+				f.lePos++
+			}
+		}
+		out = append(out, &f)
 	}
-	return f
+	return out
 }
 
-// families lists every family in the order they are rendered (by name, as Gather sorts them).
-type families struct {
-	flowActive, flowConsecFails, flowInfo, flowLastDuration, flowLastFinish, flowLastStatus, flowLastTasks,
-	flowLastSuccess, flowOldestRunning, flowDuration, flowTasks, flowRuns,
-	flowsDropped, invalidRuns, lastPoll, pollDuration, pollFailures, capHits, stateSaveFailures, trackedRuns,
-	trackedDropped, folderInfo, projectInfo, up *family
+// FamilyInfo describes one metric family the Exporter serves.
+type FamilyInfo struct {
+	Name, Help string
+	// Volatile families hold timings: no fixed scenario pins their values.
+	Volatile bool
+	// Only says when the family has samples, if not always.
+	Only string
 }
 
-func newFamilies() *families {
-	return &families{
-		flowsDropped:      newFamily("activepieces_exporter_flows_dropped", gauge, "Flows not exported because --metrics.max-flows was reached.", nil),
-		invalidRuns:       newFamily("activepieces_exporter_invalid_runs_total", counter, "Runs the API returned without id, created time or status, or for another project; skipped.", projectLabels),
-		lastPoll:          newFamily("activepieces_exporter_last_poll_success_timestamp_seconds", gauge, "When a poll of the project last succeeded.", projectLabels),
-		pollDuration:      newFamily("activepieces_exporter_poll_duration_seconds", histogramType, "Duration of background polls of every project.", nil),
-		pollFailures:      newFamily("activepieces_exporter_poll_failures_total", counter, "Polls of the project that failed after the API client's retries.", projectLabels),
-		capHits:           newFamily("activepieces_exporter_poll_page_cap_hits_total", counter, "Polls of the project that stopped at --poll.max-pages and left a backlog for later polls.", projectLabels),
-		stateSaveFailures: newFamily("activepieces_exporter_state_save_failures_total", counter, "Saves of --state.file that failed.", nil),
-		trackedRuns:       newFamily("activepieces_exporter_tracked_runs", gauge, "In-flight runs being refreshed until they finish.", nil),
-		trackedDropped:    newFamily("activepieces_exporter_tracked_runs_dropped_total", counter, "In-flight runs not tracked because --poll.max-tracked-runs was reached.", nil),
-		flowActive:        newFamily("activepieces_flow_active_runs", gauge, "Runs in flight by status (QUEUED, RUNNING, PAUSED).", flowStatusLabels),
-		flowConsecFails:   newFamily("activepieces_flow_consecutive_failures", gauge, "Runs ending FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED since the last SUCCEEDED.", flowLabels),
-		flowInfo:          newFamily("activepieces_flow_info", gauge, "Flow metadata; always 1.", []string{"project_id", "flow_id", "flow_name", "flow_status", "folder_id"}),
-		flowLastDuration:  newFamily("activepieces_flow_last_run_duration_seconds", gauge, "Duration of the flow's most recently finished run.", flowLabels),
-		flowLastFinish:    newFamily("activepieces_flow_last_run_finish_timestamp_seconds", gauge, "Finish time of the flow's most recently finished run.", flowLabels),
-		flowLastStatus:    newFamily("activepieces_flow_last_run_status", gauge, "1 for the status of the flow's most recently finished run, 0 for the other terminal statuses.", flowStatusLabels),
-		flowLastTasks:     newFamily("activepieces_flow_last_run_tasks", gauge, "Tasks of the flow's most recently finished run.", flowLabels),
-		flowLastSuccess:   newFamily("activepieces_flow_last_success_timestamp_seconds", gauge, "Finish time of the flow's most recent SUCCEEDED run.", flowLabels),
-		flowOldestRunning: newFamily("activepieces_flow_oldest_running_run_start_timestamp_seconds", gauge, "Start time of the oldest run still RUNNING.", flowLabels),
-		flowDuration:      newFamily("activepieces_flow_run_duration_seconds", histogramType, "Duration of counted runs (finishTime - startTime, or the server's duration).", flowLabels),
-		flowTasks:         newFamily("activepieces_flow_run_tasks_total", counter, "Tasks (steps executed) of counted runs.", flowLabels),
-		flowRuns:          newFamily("activepieces_flow_runs_total", counter, "Finished flow runs by terminal status, each counted once when first seen finished.", flowStatusLabels),
-		folderInfo:        newFamily("activepieces_folder_info", gauge, "Folder metadata; always 1.", []string{"project_id", "folder_id", "folder_name"}),
-		projectInfo:       newFamily("activepieces_project_info", gauge, "Project metadata; always 1.", []string{"project_id", "project_name"}),
-		up:                newFamily("activepieces_up", gauge, "1 when the last poll of every project (and project discovery) succeeded.", nil),
+// Families lists the metric families the Exporter serves (not those of APIMetrics or
+// NewBuildInfo), sorted by name.
+func Families() []FamilyInfo {
+	out := make([]FamilyInfo, 0, len(familyTable))
+	for _, f := range familyTable {
+		out = append(out, FamilyInfo{Name: f.name, Help: f.help + polled, Volatile: f.volatile, Only: f.only})
 	}
-}
-
-func (fs *families) all() []*family {
-	return []*family{fs.flowsDropped, fs.invalidRuns, fs.lastPoll, fs.pollDuration, fs.pollFailures, fs.capHits,
-		fs.stateSaveFailures, fs.trackedRuns, fs.trackedDropped, fs.flowActive, fs.flowConsecFails, fs.flowInfo,
-		fs.flowLastDuration, fs.flowLastFinish, fs.flowLastStatus, fs.flowLastTasks, fs.flowLastSuccess,
-		fs.flowOldestRunning, fs.flowDuration, fs.flowTasks, fs.flowRuns, fs.folderInfo, fs.projectInfo, fs.up}
+	return out
 }
 
 // sink receives the exporter's samples family by family (all samples of a family in a row).
@@ -98,15 +218,129 @@ type sink interface {
 	histogram(f *family, count uint64, sum float64, upper []float64, counts []uint64, labelValues ...string)
 }
 
+// view is the exporter's state arranged for rendering: projects and exported flows in a stable
+// order, with each flow's runs in flight. Built under e.mu (read).
+type view struct {
+	e        *Exporter
+	projects []*projectState
+	flows    []flowRef
+	tracked  int
+}
+
+type flowRef struct {
+	f *flowState
+	a *activeCount
+}
+
+type activeCount struct {
+	n             [3]int
+	oldestRunning time.Time
+}
+
+func inFlightIndex(s apiclient.RunStatus) int {
+	switch s {
+	case apiclient.StatusQueued:
+		return 0
+	case apiclient.StatusRunning:
+		return 1
+	}
+	return 2
+}
+
+func (e *Exporter) viewLocked() *view {
+	v := &view{e: e, projects: make([]*projectState, 0, len(e.projects))}
+	for _, p := range e.projects {
+		v.projects = append(v.projects, p)
+	}
+	sort.Slice(v.projects, func(i, j int) bool { return v.projects[i].id < v.projects[j].id })
+	none := &activeCount{}
+	for _, p := range v.projects {
+		v.tracked += len(p.tracked)
+		active := map[string]*activeCount{}
+		for _, t := range p.tracked {
+			a := active[t.flowID]
+			if a == nil {
+				a = &activeCount{}
+				active[t.flowID] = a
+			}
+			a.n[inFlightIndex(t.status)]++
+			if t.status == apiclient.StatusRunning && !t.start.IsZero() && (a.oldestRunning.IsZero() || t.start.Before(a.oldestRunning)) {
+				a.oldestRunning = t.start
+			}
+		}
+		start := len(v.flows)
+		for _, f := range p.flows {
+			if !f.exported {
+				continue
+			}
+			a := active[f.id]
+			if a == nil {
+				a = none
+			}
+			v.flows = append(v.flows, flowRef{f, a})
+		}
+		sort.Slice(v.flows[start:], func(i, j int) bool { return v.flows[start+i].f.id < v.flows[start+j].f.id })
+	}
+	return v
+}
+
+// global writes one unlabelled sample when value says so.
+func global(value func(e *Exporter) (float64, bool)) func(*view, sink, *family) {
+	return func(v *view, s sink, f *family) {
+		if x, ok := value(v.e); ok {
+			s.sample(f, x)
+		}
+	}
+}
+
+// perProject writes one sample per project (label project_id).
+func perProject(value func(p *projectState) (float64, bool)) func(*view, sink, *family) {
+	return func(v *view, s sink, f *family) {
+		for _, p := range v.projects {
+			if x, ok := value(p); ok {
+				s.sample(f, x, p.id)
+			}
+		}
+	}
+}
+
+// perFlow writes one sample per exported flow (labels flowLabels).
+func perFlow(value func(r flowRef) (float64, bool)) func(*view, sink, *family) {
+	return func(v *view, s sink, f *family) {
+		for _, r := range v.flows {
+			if x, ok := value(r); ok {
+				s.sample(f, x, r.f.labels...)
+			}
+		}
+	}
+}
+
+func writePollHistogram(v *view, s sink, f *family) {
+	var h dto.Metric
+	if err := v.e.pollHist.Write(&h); err != nil {
+		return
+	}
+	ph := h.GetHistogram()
+	upper := make([]float64, len(ph.GetBucket()))
+	counts := make([]uint64, len(ph.GetBucket()))
+	var prev uint64
+	for i, b := range ph.GetBucket() {
+		upper[i], counts[i] = b.GetUpperBound(), b.GetCumulativeCount()-prev
+		prev = b.GetCumulativeCount()
+	}
+	s.histogram(f, ph.GetSampleCount(), ph.GetSampleSum(), upper, counts)
+}
+
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	for _, f := range e.fam.all() {
+	for _, f := range e.fam {
 		ch <- f.desc
 	}
 }
 
 // Collect implements prometheus.Collector. The served /metrics uses WriteText, rendered once per
-// poll; Collect renders the same samples for registries and tests.
+// poll; Collect renders the same samples for registries and tests. A Collect counts as a scrape
+// that served the zero series of new flows (see MarkServed).
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	e.emit(collectSink{ch})
 	e.mu.RLock()
@@ -134,190 +368,17 @@ func (c collectSink) histogram(f *family, count uint64, sum float64, upper []flo
 	c.ch <- prometheus.MustNewConstHistogram(f.desc, count, sum, cum, lv...)
 }
 
-type activeCount struct {
-	n             [3]int
-	oldestRunning time.Time
-}
-
-func inFlightIndex(s apiclient.RunStatus) int {
-	switch s {
-	case apiclient.StatusQueued:
-		return 0
-	case apiclient.StatusRunning:
-		return 1
-	}
-	return 2
-}
-
-// emit renders every sample into s, family by family, in a stable order.
+// emit renders every sample into s, family by family, in familyTable's order.
 func (e *Exporter) emit(s sink) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	fs := e.fam
-
-	projects := make([]*projectState, 0, len(e.projects))
-	for _, p := range e.projects {
-		projects = append(projects, p)
+	v := e.viewLocked()
+	for _, f := range e.fam {
+		f.write(v, s, f)
 	}
-	sort.Slice(projects, func(i, j int) bool { return projects[i].id < projects[j].id })
-	type flowRef struct {
-		f *flowState
-		a *activeCount
-	}
-	var flows []flowRef
-	tracked := 0
-	for _, p := range projects {
-		tracked += len(p.tracked)
-		active := map[string]*activeCount{}
-		for _, t := range p.tracked {
-			a := active[t.flowID]
-			if a == nil {
-				a = &activeCount{}
-				active[t.flowID] = a
-			}
-			a.n[inFlightIndex(t.status)]++
-			if t.status == apiclient.StatusRunning && !t.start.IsZero() && (a.oldestRunning.IsZero() || t.start.Before(a.oldestRunning)) {
-				a.oldestRunning = t.start
-			}
-		}
-		start := len(flows)
-		for _, f := range p.flows {
-			if f.exported {
-				a := active[f.id]
-				if a == nil {
-					a = &activeCount{}
-				}
-				flows = append(flows, flowRef{f, a})
-			}
-		}
-		sort.Slice(flows[start:], func(i, j int) bool { return flows[start+i].f.id < flows[start+j].f.id })
-	}
-	perProject := func(f *family, value func(p *projectState) (float64, bool)) {
-		for _, p := range projects {
-			if v, ok := value(p); ok {
-				s.sample(f, v, p.id)
-			}
-		}
-	}
-
-	s.sample(fs.flowsDropped, float64(e.droppedFlows))
-	perProject(fs.invalidRuns, func(p *projectState) (float64, bool) { return p.invalidRuns, true })
-	perProject(fs.lastPoll, func(p *projectState) (float64, bool) { return ts(p.lastSuccess), !p.lastSuccess.IsZero() })
-	var h dto.Metric
-	if err := e.pollHist.Write(&h); err == nil {
-		ph := h.GetHistogram()
-		upper := make([]float64, len(ph.GetBucket()))
-		counts := make([]uint64, len(ph.GetBucket()))
-		var prev uint64
-		for i, b := range ph.GetBucket() {
-			upper[i], counts[i] = b.GetUpperBound(), b.GetCumulativeCount()-prev
-			prev = b.GetCumulativeCount()
-		}
-		s.histogram(fs.pollDuration, ph.GetSampleCount(), ph.GetSampleSum(), upper, counts)
-	}
-	perProject(fs.pollFailures, func(p *projectState) (float64, bool) { return p.failures, true })
-	perProject(fs.capHits, func(p *projectState) (float64, bool) { return p.capHits, true })
-	if e.cfg.StateFile != "" {
-		s.sample(fs.stateSaveFailures, e.stateSaveFailures)
-	}
-	s.sample(fs.trackedRuns, float64(tracked))
-	s.sample(fs.trackedDropped, e.trackedDropped)
-
-	for _, r := range flows {
-		for i, st := range apiclient.InFlightStatuses {
-			s.sample(fs.flowActive, float64(r.a.n[i]), r.f.labels[0], r.f.labels[1], r.f.labels[2], string(st))
-		}
-	}
-	for _, r := range flows {
-		s.sample(fs.flowConsecFails, float64(r.f.consecFails), r.f.labels...)
-	}
-	for _, r := range flows {
-		l := r.f.labels
-		s.sample(fs.flowInfo, 1, l[0], l[1], l[2], r.f.status, r.f.folderID)
-	}
-	for _, r := range flows {
-		if r.f.last.set && r.f.last.durationK {
-			s.sample(fs.flowLastDuration, r.f.last.duration, r.f.labels...)
-		}
-	}
-	for _, r := range flows {
-		if r.f.last.set && !r.f.last.finish.IsZero() {
-			s.sample(fs.flowLastFinish, ts(r.f.last.finish), r.f.labels...)
-		}
-	}
-	for _, r := range flows {
-		f, l := r.f, r.f.labels
-		if !f.last.set {
-			continue
-		}
-		for _, st := range apiclient.TerminalStatuses {
-			s.sample(fs.flowLastStatus, b2f(f.last.status == st), l[0], l[1], l[2], string(st))
-		}
-		if !isKnownTerminal(f.last.status) {
-			s.sample(fs.flowLastStatus, 1, l[0], l[1], l[2], string(f.last.status))
-		}
-	}
-	for _, r := range flows {
-		if r.f.last.set && r.f.last.tasksK {
-			s.sample(fs.flowLastTasks, r.f.last.tasks, r.f.labels...)
-		}
-	}
-	for _, r := range flows {
-		if !r.f.lastSuccess.IsZero() {
-			s.sample(fs.flowLastSuccess, ts(r.f.lastSuccess), r.f.labels...)
-		}
-	}
-	for _, r := range flows {
-		if !r.a.oldestRunning.IsZero() {
-			s.sample(fs.flowOldestRunning, ts(r.a.oldestRunning), r.f.labels...)
-		}
-	}
-	for _, r := range flows {
-		s.histogram(fs.flowDuration, r.f.durCount, r.f.durSum, e.cfg.DurationBuckets, r.f.durBuckets, r.f.labels...)
-	}
-	for _, r := range flows {
-		s.sample(fs.flowTasks, r.f.tasks, r.f.labels...)
-	}
-	for _, r := range flows {
-		f, l := r.f, r.f.labels
-		for _, st := range apiclient.TerminalStatuses {
-			s.sample(fs.flowRuns, f.runs[st], l[0], l[1], l[2], string(st))
-		}
-		extra := make([]string, 0)
-		for st := range f.runs {
-			if !isKnownTerminal(st) {
-				extra = append(extra, string(st))
-			}
-		}
-		sort.Strings(extra)
-		for _, st := range extra {
-			s.sample(fs.flowRuns, f.runs[apiclient.RunStatus(st)], l[0], l[1], l[2], st)
-		}
-	}
-	for _, p := range projects {
-		ids := make([]string, 0, len(p.folders))
-		for id := range p.folders {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			s.sample(fs.folderInfo, 1, p.id, id, p.folders[id])
-		}
-	}
-	for _, p := range projects {
-		s.sample(fs.projectInfo, 1, p.id, p.name)
-	}
-	s.sample(fs.up, b2f(e.up && e.polled))
 }
 
-func isKnownTerminal(s apiclient.RunStatus) bool {
-	switch s {
-	case apiclient.StatusSucceeded, apiclient.StatusFailed, apiclient.StatusTimeout, apiclient.StatusInternalError,
-		apiclient.StatusQuotaExceeded, apiclient.StatusMemoryLimitExceeded, apiclient.StatusLogSizeExceeded, apiclient.StatusCanceled:
-		return true
-	}
-	return false
-}
+func isKnownTerminal(s apiclient.RunStatus) bool { return slices.Contains(apiclient.TerminalStatuses, s) }
 
 func b2f(b bool) float64 {
 	if b {

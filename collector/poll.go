@@ -22,7 +22,7 @@ type Exporter struct {
 	now       func() time.Time
 	startedAt time.Time
 	flowSet   map[string]bool // cfg.Flows as a set
-	fam       *families
+	fam       []*family
 	expo      exposition
 
 	pollMu  sync.Mutex // one poll at a time

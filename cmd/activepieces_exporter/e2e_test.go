@@ -14,20 +14,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/collector"
 )
 
-// contractFamilies is every metric family the exporter promises (README, issue #2).
-var contractFamilies = []string{
-	"activepieces_flow_runs_total", "activepieces_flow_run_duration_seconds", "activepieces_flow_run_tasks_total",
-	"activepieces_flow_last_run_status", "activepieces_flow_last_run_duration_seconds", "activepieces_flow_last_run_tasks",
-	"activepieces_flow_last_run_finish_timestamp_seconds", "activepieces_flow_last_success_timestamp_seconds",
-	"activepieces_flow_consecutive_failures", "activepieces_flow_active_runs",
-	"activepieces_flow_oldest_running_run_start_timestamp_seconds", "activepieces_flow_info", "activepieces_project_info",
-	"activepieces_folder_info", "activepieces_up", "activepieces_exporter_last_poll_success_timestamp_seconds",
-	"activepieces_exporter_poll_duration_seconds", "activepieces_exporter_api_requests_total",
-	"activepieces_exporter_api_request_duration_seconds", "activepieces_exporter_tracked_runs",
-	"activepieces_exporter_flows_dropped", "activepieces_exporter_build_info", "go_goroutines", "process_cpu_seconds_total",
-}
+// contractFamilies is every metric family the exporter promises (README): the collector's own
+// (those served in every configuration) and the registry's.
+var contractFamilies = func() []string {
+	names := []string{"activepieces_exporter_api_requests_total", "activepieces_exporter_api_request_duration_seconds",
+		"activepieces_exporter_build_info", "go_goroutines", "process_cpu_seconds_total"}
+	for _, f := range collector.Families() {
+		if f.Only == "" {
+			names = append(names, f.Name)
+		}
+	}
+	return names
+}()
 
 func buildBinary(t *testing.T) string {
 	t.Helper()
