@@ -67,6 +67,12 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate checks the configuration (zero fields take their defaults) and names every problem.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 // withDefaults fills zero fields and checks the rest.
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()

@@ -22,8 +22,7 @@ func (CheckCmd) Run(rc *runContext) error {
 	defer wg.Wait()
 	defer cancel()
 	// check must not touch the state file of an exporter that may be running with it.
-	rc.cli.StateFile = ""
-	w, err := rc.wire(ctx, &wg)
+	w, err := rc.wire(ctx, &wg, wireOptions{noStateFile: true})
 	if err != nil {
 		return err
 	}

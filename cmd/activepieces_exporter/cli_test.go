@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func parse(t *testing.T, env map[string]string, args ...string) (*CLI, error) {
 		t.Setenv(k, v)
 	}
 	var cli CLI
-	p, err := kong.New(&cli, kong.Name("activepieces_exporter"), kong.Exit(func(int) {}))
+	p, err := kong.New(&cli, append(kongOptions(), kong.Exit(func(int) {}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,14 +32,24 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cli.URL != "https://cloud.activepieces.com/api" || cli.collectorConfig().PollInterval != 0 || cli.PollMaxPages != 50 ||
-		cli.PollOverlap != time.Minute || cli.PollFlowsInterval != 5*time.Minute || cli.PollProjectsInterval != 10*time.Minute ||
-		cli.PollConcurrency != 4 || cli.APITimeout != 10*time.Second || cli.APIRateLimit != 10 || cli.APIRetries != 3 ||
-		cli.PollPageSize != 100 || cli.MaxFlows != 10000 || cli.PollLookback != time.Hour || cli.TelemetryPath != "/metrics" {
+	want := collector.DefaultConfig()
+	want.PollInterval = 0 // unset: the collector's default, or the demo's
+	want.StateSource = "https://cloud.activepieces.com/api"
+	want.PauseLimit = 0 // no flag: the platform's pause limit
+	want.ShardCount = 1 // the same as 0: one shard
+	if got := cli.collectorConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("flag defaults differ from collector.DefaultConfig:\n got %+v\nwant %+v", got, want)
+	}
+	if cli.API.Timeout != 10*time.Second || cli.API.RateLimit != 10 || cli.API.Retries != 3 || cli.Web.TelemetryPath != "/metrics" ||
+		cli.Web.ListenAddress != ":9942" || cli.Web.MaxRequests != 40 || cli.Demo.Rate != 2 {
 		t.Errorf("defaults: %+v", cli)
 	}
 	if d := collector.DefaultConfig(); d.PollInterval != 30*time.Second || d.Overlap != time.Minute || d.MaxPages != 50 {
 		t.Errorf("collector defaults: %+v", d)
+	}
+	cli, err = parse(t, nil, "--demo")
+	if err != nil || cli.collectorConfig().PollInterval != demoPollInterval {
+		t.Errorf("demo poll interval: %v, %v", cli.collectorConfig().PollInterval, err)
 	}
 	cli, err = parse(t, map[string]string{
 		"ACTIVEPIECES_EXPORTER_POLL_INTERVAL": "5s", "ACTIVEPIECES_PROJECTS": "aaaaaaaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbbbbbbb",
@@ -47,8 +58,48 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cli.PollInterval != 5*time.Second || len(cli.Projects) != 2 || cli.URL != "http://127.0.0.1:1/api" {
+	if cli.Poll.Interval != 5*time.Second || len(cli.Activepieces.Projects) != 2 || cli.Activepieces.URL != "http://127.0.0.1:1/api" {
 		t.Errorf("environment not applied: %+v", cli)
+	}
+}
+
+// Every invalid setting is refused at parse time with a message naming it; several at once are
+// all named.
+func TestValidateRefusesBadConfigurations(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--poll.interval=-1s"}, "poll interval must not be negative, got -1s"},
+		{[]string{"--poll.overlap=-1m"}, "overlap must not be negative, got -1m0s"},
+		{[]string{"--poll.lookback=-1h"}, "lookback must not be negative, got -1h0m0s"},
+		{[]string{"--poll.flows-interval=-1s"}, "flows interval must not be negative, got -1s"},
+		{[]string{"--poll.max-pages=-1"}, "max pages must be at least 1, got -1"},
+		{[]string{"--poll.page-size=1001"}, "page size must be at most 1000, got 1001"},
+		{[]string{"--poll.page-size=-5"}, "page size must be at least 1, got -5"},
+		{[]string{"--poll.concurrency=-2"}, "concurrency must be at least 1, got -2"},
+		{[]string{"--poll.max-tracked-runs=-1"}, "max tracked runs must be at least 1, got -1"},
+		{[]string{"--metrics.max-flows=-1"}, "max flows must be at least 1, got -1"},
+		{[]string{"--metrics.duration-buckets=1,1"}, "duration buckets must increase, got [1 1]"},
+		{[]string{"--shard.count=2", "--shard.index=2"}, "shard index must be in [0, shard count), got index 2 of 2"},
+		{[]string{"--shard.index=1"}, "shard index must be in [0, shard count), got index 1 of 1"},
+		{[]string{"--api.rate-limit=0"}, "--api.rate-limit must be positive, got 0"},
+		{[]string{"--api.timeout=0s"}, "--api.timeout must be positive, got 0s"},
+		{[]string{"--api.retries=-1"}, "--api.retries must not be negative, got -1"},
+		{[]string{"--web.max-requests=-1"}, "--web.max-requests must not be negative, got -1"},
+		{[]string{"--web.telemetry-path=metrics"}, `--web.telemetry-path must start with /, got "metrics"`},
+		{[]string{"--demo", "--demo.rate=0"}, "--demo.rate must be positive, got 0"},
+		{[]string{"--poll.max-pages=-1", "--api.rate-limit=-1"}, "max pages must be at least 1, got -1\n--api.rate-limit must be positive, got -1"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, err := parse(t, nil, tc.args...)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("err = %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := parse(t, nil, "--shard.count=3", "--shard.index=2", "--poll.page-size=1000"); err != nil {
+		t.Errorf("a valid configuration was refused: %v", err)
 	}
 }
 
@@ -118,7 +169,7 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cli CLI
-	p, err := kong.New(&cli)
+	p, err := kong.New(&cli, kongOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,54 +32,39 @@ type wired struct {
 	registry *prometheus.Registry
 }
 
-func (c *CLI) collectorConfig() collector.Config {
-	return collector.Config{
-		Projects: c.Projects, Flows: c.Flows,
-		PollInterval: c.PollInterval, Lookback: c.PollLookback, Overlap: c.PollOverlap,
-		OverlapInterval: c.PollOverlapInterval, FlowsInterval: c.PollFlowsInterval,
-		ProjectsInterval: c.PollProjectsInterval, MaxPages: c.PollMaxPages, PageSize: c.PollPageSize,
-		Concurrency: c.PollConcurrency, MaxFlows: c.MaxFlows, DurationBuckets: c.DurationBuckets,
-		MaxTrackedRuns: c.PollMaxTrackedRuns,
-		ShardCount:     c.ShardCount, ShardIndex: c.ShardIndex,
-		StateFile: c.StateFile, StateReset: c.StateReset, StateSource: c.URL,
-	}
-}
-
 // wire builds the client, the exporter and the registry. In demo mode it first starts the
 // simulator on loopback and points the client at it.
-func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup) (*wired, error) {
+func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOptions) (*wired, error) {
 	c := rc.cli
+	cfg := c.collectorConfig()
+	url := c.Activepieces.URL
 	var keys *keySource
 	var err error
-	if c.Demo {
-		if c.PollInterval == 0 {
-			c.PollInterval = 5 * time.Second // the demo is for watching numbers move
-		}
-		url, err := startDemo(ctx, wg, c.DemoRate, rc.log)
-		if err != nil {
+	if c.Demo.Enabled {
+		if url, err = startDemo(ctx, wg, c.Demo.Rate, rc.log); err != nil {
 			return nil, err
 		}
-		c.URL = url
+		cfg.StateSource = url
 		keys = &keySource{}
 		k := simulator.DefaultAPIKey
 		keys.key.Store(&k)
-	} else if keys, err = newKeySource(c.APIKeyFile, rc.getenv); err != nil {
+	} else if keys, err = newKeySource(c.Activepieces.APIKeyFile, rc.getenv); err != nil {
 		return nil, err
 	}
-	if c.APIRateLimit <= 0 {
-		return nil, fmt.Errorf("--api.rate-limit must be positive, got %g", c.APIRateLimit)
+	if o.noStateFile {
+		cfg.StateFile = ""
 	}
 	apiMetrics := collector.NewAPIMetrics()
 	client, err := apiclient.New(apiclient.Config{
-		BaseURL: c.URL, APIKey: keys.Get, Timeout: c.APITimeout, Retries: c.APIRetries,
-		Limiter:   rate.NewLimiter(rate.Limit(c.APIRateLimit), max(1, int(c.APIRateLimit))),
+		BaseURL: url, APIKey: keys.Get, Timeout: c.API.Timeout, Retries: c.API.Retries,
+		Limiter:   rate.NewLimiter(rate.Limit(c.API.RateLimit), max(1, int(c.API.RateLimit))),
 		Observer:  apiMetrics.Observe,
 		UserAgent: "activepieces_exporter/" + version,
 	})
 	if err != nil {
 		return nil, err
 	}
-	exp, err := collector.New(c.collectorConfig(), client, rc.log)
+	exp, err := collector.New(cfg, client, rc.log)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +74,12 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup) (*wired, err
 	reg.MustRegister(apiMetrics, collector.NewBuildInfo(version, buildRevision(), runtime.Version()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &wired{keys: keys, client: client, exporter: exp, registry: reg}, nil
+}
+
+// wireOptions are what a command changes in the wiring.
+type wireOptions struct {
+	// noStateFile ignores --state.file: check must not read or overwrite a running exporter's state.
+	noStateFile bool
 }
 
 // startDemo serves a simulator with a run generator on a loopback port until ctx ends.
@@ -119,13 +110,13 @@ func (ServeCmd) Run(rc *runContext) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	w, err := rc.wire(ctx, &wg)
+	w, err := rc.wire(ctx, &wg, wireOptions{})
 	if err != nil {
 		return err
 	}
 	defer w.exporter.Close()
 	c := rc.cli
-	rc.log.Info("starting activepieces_exporter", "version", version, "url", c.URL, "listen", c.ListenAddress)
+	rc.log.Info("starting activepieces_exporter", "version", version, "url", w.client.BaseURL(), "listen", c.Web.ListenAddress)
 
 	wg.Add(2)
 	go func() { defer wg.Done(); w.exporter.Run(ctx) }()
@@ -143,9 +134,9 @@ func (ServeCmd) Run(rc *runContext) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(rc.log.Handler(), slog.LevelWarn),
 	}
-	addrs := []string{c.ListenAddress}
+	addrs := []string{c.Web.ListenAddress}
 	systemd := false
-	flags := &web.FlagConfig{WebListenAddresses: &addrs, WebSystemdSocket: &systemd, WebConfigFile: &c.WebConfigFile}
+	flags := &web.FlagConfig{WebListenAddresses: &addrs, WebSystemdSocket: &systemd, WebConfigFile: &c.Web.ConfigFile}
 	served := make(chan error, 1)
 	go func() { served <- web.ListenAndServe(srv, flags, rc.log) }()
 	select {
@@ -164,7 +155,7 @@ func (ServeCmd) Run(rc *runContext) error {
 
 func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(c.TelemetryPath, newMetricsHandler(w.exporter.Exposition, w.registry, c.WebMaxRequests, log))
+	mux.Handle(c.Web.TelemetryPath, newMetricsHandler(w.exporter.Exposition, w.registry, c.Web.MaxRequests, log))
 	mux.HandleFunc("/-/healthy", func(rw http.ResponseWriter, _ *http.Request) {
 		_, _ = rw.Write([]byte("Healthy\n"))
 	})
@@ -175,13 +166,13 @@ func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 		}
 		_, _ = rw.Write([]byte("Ready\n"))
 	})
-	if c.TelemetryPath != "/" {
+	if c.Web.TelemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "Activepieces Exporter",
 			Description: "Prometheus exporter for Activepieces flow runs",
 			Version:     version,
 			Links: []web.LandingLinks{
-				{Address: c.TelemetryPath, Text: "Metrics"},
+				{Address: c.Web.TelemetryPath, Text: "Metrics"},
 				{Address: "/-/healthy", Text: "Health"},
 				{Address: "/-/ready", Text: "Readiness"},
 			},

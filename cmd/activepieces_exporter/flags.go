@@ -1,0 +1,210 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/activepieces-exporter/activepieces_exporter/collector"
+)
+
+// CLI is the whole command line, one embedded struct per subsystem. Every flag can also be set
+// from the environment variable named in its env tag; the API key itself is read only from
+// ACTIVEPIECES_API_KEY or a file. Flag names and variables are a public contract (README table,
+// TestREADMEDocumentsEveryFlag). Poll and metrics defaults come from collector.DefaultConfig
+// through kong.Vars (kongVars), so they are written down once.
+type CLI struct {
+	Activepieces ActivepiecesFlags `embed:"" prefix:"activepieces." group:"activepieces"`
+	Poll         PollFlags         `embed:"" prefix:"poll." group:"poll"`
+	API          APIFlags          `embed:"" prefix:"api." group:"api"`
+	Metrics      MetricsFlags      `embed:"" prefix:"metrics." group:"metrics"`
+	Shard        ShardFlags        `embed:"" prefix:"shard." group:"shard"`
+	State        StateFlags        `embed:"" prefix:"state." group:"state"`
+	Web          WebFlags          `embed:"" prefix:"web." group:"web"`
+	Log          LogFlags          `embed:"" prefix:"log." group:"log"`
+	Demo         DemoFlags         `embed:"" group:"demo"`
+
+	Serve   ServeCmd   `cmd:"" default:"withargs" help:"Poll the API and serve metrics (default)."`
+	Check   CheckCmd   `cmd:"" help:"Reach the API with the key, list what one poll finds and what it costs, then exit."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+// ActivepiecesFlags say which server and what of it to watch.
+type ActivepiecesFlags struct {
+	URL        string   `name:"url" env:"ACTIVEPIECES_URL" default:"https://cloud.activepieces.com/api" help:"Activepieces API root, including /api."`
+	APIKeyFile string   `name:"api-key-file" env:"ACTIVEPIECES_API_KEY_FILE" type:"path" help:"File holding the API key (re-read on SIGHUP and when it changes). Without it the key comes from ACTIVEPIECES_API_KEY."`
+	Projects   []string `name:"project" env:"ACTIVEPIECES_PROJECTS" help:"Project id to watch (repeatable; none: discover every project the key can read)."`
+	Flows      []string `name:"flow" env:"ACTIVEPIECES_FLOWS" help:"Only export flows with this id or display name (repeatable)."`
+}
+
+// PollFlags shape the background poll.
+type PollFlags struct {
+	Interval         time.Duration `name:"interval" env:"ACTIVEPIECES_EXPORTER_POLL_INTERVAL" placeholder:"${poll_interval}" help:"How often each project's runs are listed (default ${poll_interval}; ${demo_poll_interval} with --demo)."`
+	Lookback         time.Duration `name:"lookback" env:"ACTIVEPIECES_EXPORTER_POLL_LOOKBACK" default:"${poll_lookback}" help:"History read at start-up for the last-run gauges (not counted)."`
+	Overlap          time.Duration `name:"overlap" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP" default:"${poll_overlap}" help:"Window re-read to catch runs committed late."`
+	OverlapInterval  time.Duration `name:"overlap-interval" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP_INTERVAL" default:"${poll_overlap_interval}" help:"How often the overlap window is re-read."`
+	FlowsInterval    time.Duration `name:"flows-interval" env:"ACTIVEPIECES_EXPORTER_POLL_FLOWS_INTERVAL" default:"${poll_flows_interval}" help:"How often flows, folders and in-flight runs are listed."`
+	ProjectsInterval time.Duration `name:"projects-interval" env:"ACTIVEPIECES_EXPORTER_POLL_PROJECTS_INTERVAL" default:"${poll_projects_interval}" help:"How often projects are discovered."`
+	MaxPages         int           `name:"max-pages" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_PAGES" default:"${poll_max_pages}" help:"Pages of new runs read per project per poll; the rest waits for the next poll."`
+	PageSize         int           `name:"page-size" env:"ACTIVEPIECES_EXPORTER_POLL_PAGE_SIZE" default:"${poll_page_size}" help:"Runs per page."`
+	Concurrency      int           `name:"concurrency" env:"ACTIVEPIECES_EXPORTER_POLL_CONCURRENCY" default:"${poll_concurrency}" help:"Projects polled at once."`
+	MaxTrackedRuns   int           `name:"max-tracked-runs" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_TRACKED_RUNS" default:"${poll_max_tracked_runs}" help:"In-flight runs tracked per project at most."`
+}
+
+// APIFlags shape the API client.
+type APIFlags struct {
+	Timeout   time.Duration `name:"timeout" env:"ACTIVEPIECES_EXPORTER_API_TIMEOUT" default:"10s" help:"Timeout of one API request."`
+	RateLimit float64       `name:"rate-limit" env:"ACTIVEPIECES_EXPORTER_API_RATE_LIMIT" default:"10" help:"API requests per second at most, shared by all projects."`
+	Retries   int           `name:"retries" env:"ACTIVEPIECES_EXPORTER_API_RETRIES" default:"3" help:"Retries of a request failing with 429, 502, 503, 504 or a network error."`
+}
+
+// MetricsFlags shape what is exported.
+type MetricsFlags struct {
+	MaxFlows        int       `name:"max-flows" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FLOWS" default:"${metrics_max_flows}" help:"Flows exported at most; the rest are counted in activepieces_exporter_flows_dropped."`
+	DurationBuckets []float64 `name:"duration-buckets" env:"ACTIVEPIECES_EXPORTER_METRICS_DURATION_BUCKETS" default:"${metrics_duration_buckets}" help:"Run duration histogram buckets, seconds."`
+}
+
+// ShardFlags split the projects between replicas.
+type ShardFlags struct {
+	Count int `name:"count" env:"ACTIVEPIECES_EXPORTER_SHARD_COUNT" default:"1" help:"Replicas sharing the projects; each polls those whose id hashes to its --shard.index."`
+	Index int `name:"index" env:"ACTIVEPIECES_EXPORTER_SHARD_INDEX" default:"0" help:"This replica's shard, 0 to --shard.count - 1."`
+}
+
+// StateFlags keep the ledger across restarts.
+type StateFlags struct {
+	File  string `name:"file" env:"ACTIVEPIECES_EXPORTER_STATE_FILE" type:"path" help:"Save the ledger and counters here after every poll and continue from it on start (default: off)."`
+	Reset bool   `name:"reset" env:"ACTIVEPIECES_EXPORTER_STATE_RESET" help:"Ignore an existing --state.file (corrupt, or from another version or API) and start fresh; it is overwritten after the first poll."`
+}
+
+// WebFlags shape the HTTP server.
+type WebFlags struct {
+	ListenAddress string `name:"listen-address" env:"ACTIVEPIECES_EXPORTER_WEB_LISTEN_ADDRESS" default:":9942" help:"Address to serve metrics on."`
+	TelemetryPath string `name:"telemetry-path" env:"ACTIVEPIECES_EXPORTER_WEB_TELEMETRY_PATH" default:"/metrics" help:"Path of the metrics."`
+	ConfigFile    string `name:"config.file" env:"ACTIVEPIECES_EXPORTER_WEB_CONFIG_FILE" type:"path" help:"exporter-toolkit web config: TLS and basic auth."`
+	MaxRequests   int    `name:"max-requests" env:"ACTIVEPIECES_EXPORTER_WEB_MAX_REQUESTS" default:"40" help:"Scrapes served at once at most (0: no limit)."`
+}
+
+// LogFlags shape the logger.
+type LogFlags struct {
+	Level  string `name:"level" env:"ACTIVEPIECES_EXPORTER_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level: debug, info, warn, error."`
+	Format string `name:"format" env:"ACTIVEPIECES_EXPORTER_LOG_FORMAT" default:"text" enum:"text,json" help:"Log format: text or json."`
+}
+
+// DemoFlags run the embedded simulator.
+type DemoFlags struct {
+	Enabled bool    `name:"demo" env:"ACTIVEPIECES_EXPORTER_DEMO" help:"Serve an embedded Activepieces simulator on loopback and watch it (no API key needed)."`
+	Rate    float64 `name:"demo.rate" env:"ACTIVEPIECES_EXPORTER_DEMO_RATE" default:"2" help:"Runs per second the demo simulator creates."`
+}
+
+// demoPollInterval is the demo's poll interval unless --poll.interval says otherwise: the demo is
+// for watching numbers move.
+const demoPollInterval = 5 * time.Second
+
+// shortDuration writes 1h rather than 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// kongVars are the defaults of the flags that mirror collector settings, taken from
+// collector.DefaultConfig.
+func kongVars() kong.Vars {
+	d := collector.DefaultConfig()
+	buckets := make([]string, len(d.DurationBuckets))
+	for i, b := range d.DurationBuckets {
+		buckets[i] = strconv.FormatFloat(b, 'g', -1, 64)
+	}
+	return kong.Vars{
+		"poll_interval":            shortDuration(d.PollInterval),
+		"demo_poll_interval":       shortDuration(demoPollInterval),
+		"poll_lookback":            shortDuration(d.Lookback),
+		"poll_overlap":             shortDuration(d.Overlap),
+		"poll_overlap_interval":    shortDuration(d.OverlapInterval),
+		"poll_flows_interval":      shortDuration(d.FlowsInterval),
+		"poll_projects_interval":   shortDuration(d.ProjectsInterval),
+		"poll_max_pages":           strconv.Itoa(d.MaxPages),
+		"poll_page_size":           strconv.Itoa(d.PageSize),
+		"poll_concurrency":         strconv.Itoa(d.Concurrency),
+		"poll_max_tracked_runs":    strconv.Itoa(d.MaxTrackedRuns),
+		"metrics_max_flows":        strconv.Itoa(d.MaxFlows),
+		"metrics_duration_buckets": strings.Join(buckets, ","),
+	}
+}
+
+// kongOptions are the parser options main and the tests share.
+func kongOptions() []kong.Option {
+	return []kong.Option{
+		kong.Name("activepieces_exporter"),
+		kong.Description("Prometheus exporter for Activepieces flow runs."),
+		kong.UsageOnError(),
+		kongVars(),
+	}
+}
+
+// apply sets the part of the collector configuration these flags own.
+func (f ActivepiecesFlags) apply(c *collector.Config) {
+	c.Projects, c.Flows, c.StateSource = f.Projects, f.Flows, f.URL
+}
+
+func (f PollFlags) apply(c *collector.Config) {
+	c.PollInterval, c.Lookback, c.Overlap, c.OverlapInterval = f.Interval, f.Lookback, f.Overlap, f.OverlapInterval
+	c.FlowsInterval, c.ProjectsInterval, c.MaxPages, c.PageSize = f.FlowsInterval, f.ProjectsInterval, f.MaxPages, f.PageSize
+	c.Concurrency, c.MaxTrackedRuns = f.Concurrency, f.MaxTrackedRuns
+}
+
+func (f MetricsFlags) apply(c *collector.Config) { c.MaxFlows, c.DurationBuckets = f.MaxFlows, f.DurationBuckets }
+func (f ShardFlags) apply(c *collector.Config)   { c.ShardCount, c.ShardIndex = f.Count, f.Index }
+func (f StateFlags) apply(c *collector.Config)   { c.StateFile, c.StateReset = f.File, f.Reset }
+
+// collectorConfig is the collector's configuration as the flags give it. In demo mode the poll
+// interval defaults to demoPollInterval.
+func (c *CLI) collectorConfig() collector.Config {
+	var cfg collector.Config
+	c.Activepieces.apply(&cfg)
+	c.Poll.apply(&cfg)
+	c.Metrics.apply(&cfg)
+	c.Shard.apply(&cfg)
+	c.State.apply(&cfg)
+	if c.Demo.Enabled && cfg.PollInterval == 0 {
+		cfg.PollInterval = demoPollInterval
+	}
+	return cfg
+}
+
+// Validate checks the whole command line at once (kong calls it after parsing): the collector's
+// settings through collector.Config.Validate, and the flags only the command uses.
+func (c *CLI) Validate() error {
+	var errs []error
+	if err := c.collectorConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.API.RateLimit <= 0 {
+		errs = append(errs, fmt.Errorf("--api.rate-limit must be positive, got %g", c.API.RateLimit))
+	}
+	if c.API.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--api.timeout must be positive, got %s", c.API.Timeout))
+	}
+	if c.API.Retries < 0 {
+		errs = append(errs, fmt.Errorf("--api.retries must not be negative, got %d", c.API.Retries))
+	}
+	if c.Web.MaxRequests < 0 {
+		errs = append(errs, fmt.Errorf("--web.max-requests must not be negative, got %d", c.Web.MaxRequests))
+	}
+	if !strings.HasPrefix(c.Web.TelemetryPath, "/") {
+		errs = append(errs, fmt.Errorf("--web.telemetry-path must start with /, got %q", c.Web.TelemetryPath))
+	}
+	if c.Demo.Enabled && c.Demo.Rate <= 0 {
+		errs = append(errs, fmt.Errorf("--demo.rate must be positive, got %g", c.Demo.Rate))
+	}
+	return errors.Join(errs...)
+}
