@@ -378,7 +378,9 @@ func (e *Exporter) emit(s sink) {
 	}
 }
 
-func isKnownTerminal(s apiclient.RunStatus) bool { return slices.Contains(apiclient.TerminalStatuses, s) }
+func isKnownTerminal(s apiclient.RunStatus) bool {
+	return slices.Contains(apiclient.TerminalStatuses, s)
+}
 
 func b2f(b bool) float64 {
 	if b {

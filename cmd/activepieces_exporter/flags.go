@@ -162,9 +162,11 @@ func (f PollFlags) apply(c *collector.Config) {
 	c.Concurrency, c.MaxTrackedRuns = f.Concurrency, f.MaxTrackedRuns
 }
 
-func (f MetricsFlags) apply(c *collector.Config) { c.MaxFlows, c.DurationBuckets = f.MaxFlows, f.DurationBuckets }
-func (f ShardFlags) apply(c *collector.Config)   { c.ShardCount, c.ShardIndex = f.Count, f.Index }
-func (f StateFlags) apply(c *collector.Config)   { c.StateFile, c.StateReset = f.File, f.Reset }
+func (f MetricsFlags) apply(c *collector.Config) {
+	c.MaxFlows, c.DurationBuckets = f.MaxFlows, f.DurationBuckets
+}
+func (f ShardFlags) apply(c *collector.Config) { c.ShardCount, c.ShardIndex = f.Count, f.Index }
+func (f StateFlags) apply(c *collector.Config) { c.StateFile, c.StateReset = f.File, f.Reset }
 
 // collectorConfig is the collector's configuration as the flags give it. In demo mode the poll
 // interval defaults to demoPollInterval.
