@@ -34,6 +34,20 @@ var TerminalStatuses = []RunStatus{
 	StatusQuotaExceeded, StatusMemoryLimitExceeded, StatusLogSizeExceeded, StatusCanceled,
 }
 
+// RetryableStatuses are the statuses the runs table offers "Retry from failed step" for
+// (docs/activepieces-api.md §4): a run that ended in one of them may be re-opened on the same row.
+var RetryableStatuses = []RunStatus{
+	StatusFailed, StatusInternalError, StatusQuotaExceeded, StatusTimeout, StatusMemoryLimitExceeded, StatusLogSizeExceeded,
+}
+
+// IsRetryable reports whether the UI offers to retry a run in this status from the failed step.
+func (s RunStatus) IsRetryable() bool { return s.IsFailure() || s == StatusLogSizeExceeded }
+
+// MaxFlowRunIDs is how many ids one flowRunIds filter carries at most here: the server's query
+// parser takes up to 1,000 array items, but a request line of 1,000 ids would pass the 16 KiB
+// header limit of Node's HTTP server.
+const MaxFlowRunIDs = 100
+
 // InFlightStatuses are the non-terminal statuses, in a fixed order.
 var InFlightStatuses = []RunStatus{StatusQueued, StatusRunning, StatusPaused}
 

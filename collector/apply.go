@@ -19,7 +19,7 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 	// (a server ignoring createdAfter) was counted before and has left the ledger.
 	var floor time.Time
 	if p.started {
-		floor = p.ledgerHorizon(e.cfg.Overlap)
+		floor = p.ledgerHorizon(e.ledgerWindow())
 	}
 	for i := range f.inflight {
 		e.observe(p, &f.inflight[i], seq, false, floor, &finished)
@@ -27,6 +27,7 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 	for i := range f.listed {
 		e.observe(p, &f.listed[i], seq, true, floor, &finished)
 	}
+	e.applyWatch(p, f, seq, floor, now, &finished)
 	for _, id := range f.gone {
 		if t, ok := p.tracked[id]; ok && t.touched != seq {
 			delete(p.tracked, id)
@@ -47,13 +48,13 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 		switch {
 		case fl == nil:
 			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.run.FlowID)
-		case pr.count && !e.zeroServed(fl, seq):
+		case (pr.count || pr.retry) && !e.zeroServed(fl, seq):
 			// The flow's zero series have not been scraped yet: apply in a later poll, so that
 			// the first sample Prometheus sees is 0 and increase() sees the run.
 			p.deferred = append(p.deferred, pr)
 		case !fl.exported:
 		default:
-			fl.record(&pr.run, pr.count, e.cfg.DurationBuckets)
+			fl.record(&pr, e.cfg.DurationBuckets)
 		}
 	}
 
@@ -74,7 +75,7 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 	}
 	p.backlogged = len(p.gaps) > 0
 	// The ledger of finished runs only needs the ids that a later listing may return again.
-	horizon := p.ledgerHorizon(e.cfg.Overlap)
+	horizon := p.ledgerHorizon(e.ledgerWindow())
 	for _, ledger := range []map[string]time.Time{p.seen, p.untracked} {
 		for id, created := range ledger {
 			if created.Before(horizon) {
@@ -106,10 +107,18 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 		if r.Status.IsTerminal() {
 			delete(p.tracked, r.ID)
 			p.seen[r.ID] = r.Created.Time
-			*finished = append(*finished, pendingRun{run: *r, count: true})
+			pr := pendingRun{run: *r, count: true}
+			// A retry on a server that keeps startTime: finishTime − startTime spans both executions.
+			pr.noDuration = t.reopened && unixMS(r.StartTime.Time) == t.origStart
+			e.watch(p, r)
+			*finished = append(*finished, pr)
 			return
 		}
 		t.status, t.start, t.touched = r.Status, r.StartTime.Time, seq
+		return
+	}
+	if w, ok := p.watched[r.ID]; ok {
+		e.compareWatched(p, r, w, seq, finished)
 		return
 	}
 	if _, ok := p.seen[r.ID]; ok {
@@ -131,8 +140,111 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 		return // never tracked: only a time-range listing may show it first, and only recent
 	}
 	p.seen[r.ID] = r.Created.Time
+	e.watch(p, r)
 	// Runs that finished before the exporter started are history: gauges only.
 	*finished = append(*finished, pendingRun{run: *r, count: !r.Created.Before(p.countFrom)})
+}
+
+// watch remembers a finished run that may be retried on the same row, while it ended within the
+// retry window.
+func (e *Exporter) watch(p *projectState, r *apiclient.FlowRun) {
+	if e.cfg.RetryWindow <= 0 || !r.Status.IsRetryable() {
+		delete(p.watched, r.ID)
+		return
+	}
+	end := orderTime(r)
+	if e.serverNow().Sub(end) > e.cfg.RetryWindow {
+		return
+	}
+	if _, ok := p.watched[r.ID]; !ok && len(p.watched) >= e.cfg.MaxTrackedRuns {
+		if !p.watchFullLogged {
+			p.watchFullLogged = true
+			e.log.Warn("too many failed runs to watch for retries (--poll.max-tracked-runs); retries of the others are not seen",
+				"project_id", p.id, "max", e.cfg.MaxTrackedRuns)
+		}
+		return
+	}
+	p.watched[r.ID] = watchedOf(r)
+}
+
+// compareWatched compares a watched run as read now with what was recorded when it finished. A
+// retry re-opens the row: the run is back in flight (tracked until it finishes again), or it has
+// finished again between two reads (a new finishTime, or a new startTime): that execution is
+// counted too. A new status with the same times is a correction of the same execution: nothing is
+// counted again.
+func (e *Exporter) compareWatched(p *projectState, r *apiclient.FlowRun, w watchedRun, seq uint64, finished *[]pendingRun) {
+	start, finish := unixMS(r.StartTime.Time), unixMS(r.FinishTime.Time)
+	switch {
+	case r.Status.IsInFlight():
+		delete(p.watched, r.ID)
+		p.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time,
+			touched: seq, reopened: true, origStart: w.start}
+		*finished = append(*finished, pendingRun{run: *r, retry: true})
+		e.log.Debug("finished run re-opened (retry)", "project_id", p.id, "run_id", r.ID, "was", w.status, "now", r.Status)
+	case finish != w.finish || start != w.start:
+		p.seen[r.ID] = r.Created.Time
+		e.watch(p, r)
+		*finished = append(*finished, pendingRun{run: *r, count: true, retry: true, noDuration: start == w.start})
+		e.log.Debug("finished run retried and finished again", "project_id", p.id, "run_id", r.ID, "was", w.status, "now", r.Status)
+	case r.Status != w.status:
+		w.status = r.Status
+		p.watched[r.ID] = w
+		if !r.Status.IsRetryable() {
+			delete(p.watched, r.ID)
+		}
+	}
+}
+
+// applyWatch folds in the runs the retry watch read: the listing of runs in a retryable status
+// and the re-read of watched runs that listing did not return.
+func (e *Exporter) applyWatch(p *projectState, f *fetched, seq uint64, floor, now time.Time, finished *[]pendingRun) {
+	for i := range f.watchReread {
+		e.observe(p, &f.watchReread[i], seq, false, floor, finished)
+	}
+	for _, id := range f.unwatched {
+		delete(p.watched, id)
+	}
+	for i := range f.watchListed {
+		r := &f.watchListed[i]
+		_, known := p.watched[r.ID]
+		_, tracked := p.tracked[r.ID]
+		_, seen := p.seen[r.ID]
+		_, untracked := p.untracked[r.ID]
+		switch {
+		case known || tracked || seen || untracked || r.ID == "" || r.Created.IsZero():
+			e.observe(p, r, seq, false, floor, finished)
+		case r.Created.After(f.head) || p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil:
+			// Newer than the poll position: the next listing reads it. Or a flow not exported.
+		case !r.Created.Before(floor) && !r.Created.Before(p.countFrom):
+			// Created after the exporter started, within the ledger's window, never listed: a row
+			// that became visible late. Counted now.
+			e.observe(p, r, seq, true, floor, finished)
+		default:
+			// Finished before the exporter knew the project (or beyond the ledger): the
+			// baseline a retry is compared with.
+			e.watch(p, r)
+		}
+	}
+	if f.watchListedAt.IsZero() {
+		return
+	}
+	// Runs that ended before the retry window are no longer watched.
+	oldest := unixMS(e.serverNow().Add(-e.cfg.RetryWindow))
+	for id, w := range p.watched {
+		end := w.finish
+		if end == 0 {
+			end = w.created
+		}
+		if end < oldest {
+			delete(p.watched, id)
+		}
+	}
+}
+
+// ledgerWindow is how far below the poll position the ledger keeps the ids of finished runs: the
+// overlap window, or the late window when it is longer.
+func (e *Exporter) ledgerWindow() time.Duration {
+	return max(e.cfg.Overlap, e.cfg.LateWindow)
 }
 
 // applyFlows replaces a project's flows and folders with a fresh listing.

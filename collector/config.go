@@ -31,8 +31,15 @@ type Config struct {
 	// PauseLimit drops a PAUSED run from tracking once it is older than this (the platform's
 	// pause timeout, 30 days by default).
 	PauseLimit time.Duration
-	// MaxTrackedRuns caps the in-flight runs tracked per project.
+	// MaxTrackedRuns caps the in-flight runs tracked per project; it also caps the finished runs
+	// watched for retries.
 	MaxTrackedRuns int
+	// RetryWindow is how long a run that ended in a status the UI offers to retry is watched for
+	// a retry that re-opens its row (default 24h; negative: not watched).
+	RetryWindow time.Duration
+	// LateWindow is how far below the poll position a run may become visible late and still be
+	// counted: checked once per FlowsInterval (default 1h; negative: only the overlap sweep).
+	LateWindow time.Duration
 	// StateFile, if set, is where the ledger and counters are saved after every poll and restored
 	// from at start; StateReset ignores (and later overwrites) an existing one. StateSource names
 	// the API the state belongs to (its base URL): a state file of another source is refused.
@@ -64,6 +71,8 @@ func DefaultConfig() Config {
 		DurationBuckets:  DefaultDurationBuckets,
 		PauseLimit:       30 * 24 * time.Hour,
 		MaxTrackedRuns:   100000,
+		RetryWindow:      24 * time.Hour,
+		LateWindow:       time.Hour,
 	}
 }
 
@@ -88,6 +97,8 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.FlowsInterval, d.FlowsInterval)
 	setDur(&c.ProjectsInterval, d.ProjectsInterval)
 	setDur(&c.PauseLimit, d.PauseLimit)
+	setDur(&c.RetryWindow, d.RetryWindow) // negative: off
+	setDur(&c.LateWindow, d.LateWindow)   // negative: off
 	setInt := func(v *int, def int) {
 		if *v == 0 {
 			*v = def

@@ -24,7 +24,19 @@ type fetched struct {
 	gaps      []gap
 	capped    bool
 	overlapAt time.Time
+
+	// The retry watch (at flow refreshes): runs listed in a retryable status, watched runs that
+	// listing lacked read again by id, and watched runs the server no longer has.
+	watchListed   []apiclient.FlowRun
+	watchReread   []apiclient.FlowRun
+	unwatched     []string
+	watchListedAt time.Time
 }
+
+// bulkPageSize is the page size of listings that read many rows at once (the retry watch, the
+// re-read of the late window): the API enforces no maximum, and a page of 1,000 runs is about
+// 1 MB.
+const bulkPageSize = 1000
 
 // fetch does every API call of one project's poll; it changes nothing shared.
 func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
@@ -112,15 +124,94 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 		}
 		f.inflight = append(f.inflight, runs...)
 	}
-	return e.refreshTracked(ctx, p, f)
+	if refresh && p.started && e.cfg.LateWindow > 0 {
+		if err := e.sweep(ctx, p, f, p.head.Add(-e.cfg.LateWindow), p.head, 0); err != nil {
+			return fmt.Errorf("checking the late window: %w", err)
+		}
+	}
+	if err := e.refreshTracked(ctx, p, f); err != nil {
+		return err
+	}
+	if refresh && e.cfg.RetryWindow > 0 {
+		if err := e.fetchWatch(ctx, p, now, f); err != nil {
+			return fmt.Errorf("watching finished runs for retries: %w", err)
+		}
+	}
+	return nil
 }
 
-// sweepOverlap catches runs committed late in [head − overlap, head]. It first asks the server
-// how many runs that window holds (count-by-status, one request); only when the number differs
-// from the runs the ledger knows there does it re-read the window. Servers without that
-// endpoint get the re-read every time.
+// watchStatuses are the status filters of the retry watch, newest server first: older servers
+// reject LOG_SIZE_EXCEEDED (before shared 0.43) and MEMORY_LIMIT_EXCEEDED as filters.
+var watchStatuses = [][]apiclient.RunStatus{
+	apiclient.RetryableStatuses,
+	{apiclient.StatusFailed, apiclient.StatusInternalError, apiclient.StatusQuotaExceeded, apiclient.StatusTimeout, apiclient.StatusMemoryLimitExceeded},
+	{apiclient.StatusFailed, apiclient.StatusInternalError, apiclient.StatusQuotaExceeded, apiclient.StatusTimeout},
+}
+
+// fetchWatch reads what the retry watch needs: every run created within the retry window that is
+// now in a retryable status (one request while there are fewer than bulkPageSize), and then, by
+// id, the watched runs that listing did not return: re-opened, finished again in another status,
+// archived or deleted. Runs whose times changed are retries (compareWatched).
+func (e *Exporter) fetchWatch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
+	from := e.serverNow().Add(-e.cfg.RetryWindow)
+	var runs []apiclient.FlowRun
+	var w walk
+	var err error
+	for {
+		runs, w, err = e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: watchStatuses[p.watchLevel], CreatedAfter: from,
+			IncludeArchived: true, Limit: bulkPageSize}, e.cfg.MaxPages)
+		if !errors.Is(err, apiclient.ErrValidation) || p.watchLevel == len(watchStatuses)-1 {
+			break
+		}
+		// An older server rejects a status it does not know yet as a filter.
+		p.watchLevel++
+		e.log.Info("server rejects a retryable status as a filter; watching fewer", "project_id", p.id,
+			"statuses", watchStatuses[p.watchLevel], "err", err)
+	}
+	if err != nil {
+		return err
+	}
+	f.watchListed, f.watchListedAt = runs, now
+	listedFrom := from
+	if w.capped {
+		listedFrom = w.oldest // older ones were not listed: their absence says nothing
+	}
+	returned := map[string]bool{}
+	for _, list := range [][]apiclient.FlowRun{runs, f.listed, f.inflight} {
+		for i := range list {
+			returned[list[i].ID] = true
+		}
+	}
+	var ids []string
+	for id, wr := range p.watched {
+		if !returned[id] && (!w.capped || wr.created >= unixMS(listedFrom)) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	got, gone, err := e.reread(ctx, p, ids, true)
+	if err != nil {
+		return err
+	}
+	f.watchReread, f.unwatched = got, gone
+	return nil
+}
+
+// sweepOverlap catches runs committed late in [head − overlap, head].
 func (e *Exporter) sweepOverlap(ctx context.Context, p *projectState, f *fetched) error {
-	from, to := p.head.Add(-e.cfg.Overlap), p.head
+	return e.sweep(ctx, p, f, p.head.Add(-e.cfg.Overlap), p.head, maxSweepDepth)
+}
+
+// maxSweepDepth bounds the halving of a sweep's window: a difference is narrowed down to at most
+// 1/2^maxSweepDepth of the window before that part is re-read.
+const maxSweepDepth = 6
+
+// sweep catches runs that became visible late in [from, to]. It asks the server how many runs
+// that window holds (count-by-status, one request); only when the number differs from the runs
+// the ledger knows there does it look closer: a window the ledger knows many runs of is halved
+// (a count each half) down to depth maxSweepDepth, and the halves that differ are re-read.
+// Servers without that endpoint get the re-read every time.
+func (e *Exporter) sweep(ctx context.Context, p *projectState, f *fetched, from, to time.Time, depth int) error {
 	if !p.countUnsupported {
 		counts, err := e.api.CountByStatus(ctx, p.id, from, to)
 		var apiErr *apiclient.APIError
@@ -129,20 +220,30 @@ func (e *Exporter) sweepOverlap(ctx context.Context, p *projectState, f *fetched
 			p.countUnsupported = true
 			e.log.Info("server has no usable count-by-status; the overlap window is re-read in full", "project_id", p.id, "err", err)
 		case err != nil:
-			return fmt.Errorf("counting runs of the overlap window: %w", err)
+			return fmt.Errorf("counting runs created %s to %s: %w", apiclient.FormatTime(from), apiclient.FormatTime(to), err)
 		default:
 			var total int64
 			for _, c := range counts {
 				total += c.Count
 			}
-			if total == int64(p.knownIn(from, to, f.listed)) {
+			known := p.knownIn(from, to, f.listed)
+			if total == int64(known) {
 				return nil
 			}
+			if depth < maxSweepDepth && known > bulkPageSize && to.Sub(from) > 2*time.Millisecond {
+				mid := from.Add(to.Sub(from) / 2).Truncate(time.Millisecond)
+				if err := e.sweep(ctx, p, f, from, mid, depth+1); err != nil {
+					return err
+				}
+				return e.sweep(ctx, p, f, mid.Add(time.Millisecond), to, depth+1)
+			}
 		}
+	} else if depth == 0 {
+		return nil // the late window is not re-read in full on every flow refresh
 	}
-	runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: from, CreatedBefore: to}, e.cfg.MaxPages)
+	runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: from, CreatedBefore: to, Limit: bulkPageSize}, e.cfg.MaxPages)
 	if err != nil {
-		return fmt.Errorf("re-reading the overlap window: %w", err)
+		return fmt.Errorf("re-reading runs created %s to %s: %w", apiclient.FormatTime(from), apiclient.FormatTime(to), err)
 	}
 	f.listed = append(f.listed, runs...)
 	return nil
@@ -215,7 +316,10 @@ type walk struct {
 // for at most maxPages pages. On servers whose cursors have second granularity it re-reads each
 // page's boundary second, which plain paging there would skip.
 func (e *Exporter) listRange(ctx context.Context, p *projectState, base apiclient.ListFlowRunsParams, maxPages int) ([]apiclient.FlowRun, walk, error) {
-	base.ProjectID, base.Limit = p.id, e.cfg.PageSize
+	base.ProjectID = p.id
+	if base.Limit == 0 {
+		base.Limit = e.cfg.PageSize
+	}
 	var out []apiclient.FlowRun
 	var w walk
 	// A creation time far in the future (a bad clock or row) must not become the poll position:
@@ -272,8 +376,7 @@ func (e *Exporter) listRange(ctx context.Context, p *projectState, base apiclien
 	return out, w, nil
 }
 
-// refreshTracked re-reads tracked runs no listing of this poll returned, 100 ids a request, or one
-// by one on servers that ignore flowRunIds.
+// refreshTracked re-reads tracked runs no listing of this poll returned.
 func (e *Exporter) refreshTracked(ctx context.Context, p *projectState, f *fetched) error {
 	returned := map[string]bool{}
 	for _, r := range f.listed {
@@ -289,14 +392,28 @@ func (e *Exporter) refreshTracked(ctx context.Context, p *projectState, f *fetch
 		}
 	}
 	slices.Sort(ids)
+	runs, gone, err := e.reread(ctx, p, ids, true)
+	if err != nil {
+		return fmt.Errorf("refreshing in-flight runs: %w", err)
+	}
+	f.inflight = append(f.inflight, runs...)
+	f.gone = append(f.gone, gone...)
+	return nil
+}
+
+// reread reads runs by id, apiclient.MaxFlowRunIDs a request, or one by one on servers that
+// ignore flowRunIds. Archived runs are included: a run archived while in flight still finishes.
+// gone lists the ids the server no longer has.
+func (e *Exporter) reread(ctx context.Context, p *projectState, ids []string, includeArchived bool) (runs []apiclient.FlowRun, gone []string, err error) {
 	for len(ids) > 0 {
-		n := min(len(ids), 100)
+		n := min(len(ids), apiclient.MaxFlowRunIDs)
 		batch := ids[:n]
 		ids = ids[n:]
 		if !p.flowRunIDsIgnored {
-			page, err := e.api.ListFlowRuns(ctx, apiclient.ListFlowRunsParams{ProjectID: p.id, FlowRunIDs: batch, Limit: len(batch)})
+			page, err := e.api.ListFlowRuns(ctx, apiclient.ListFlowRunsParams{ProjectID: p.id, FlowRunIDs: batch, Limit: len(batch),
+				IncludeArchived: includeArchived})
 			if err != nil {
-				return fmt.Errorf("refreshing in-flight runs: %w", err)
+				return nil, nil, err
 			}
 			asked := map[string]bool{}
 			for _, id := range batch {
@@ -308,28 +425,28 @@ func (e *Exporter) refreshTracked(ctx context.Context, p *projectState, f *fetch
 				for _, r := range page.Data {
 					got[r.ID] = true
 				}
-				f.inflight = append(f.inflight, page.Data...)
+				runs = append(runs, page.Data...)
 				for _, id := range batch {
 					if !got[id] {
-						f.gone = append(f.gone, id)
+						gone = append(gone, id)
 					}
 				}
 				continue
 			}
 			p.flowRunIDsIgnored = true
-			e.log.Warn("server ignores the flowRunIds filter; refreshing in-flight runs one by one", "project_id", p.id)
+			e.log.Warn("server ignores the flowRunIds filter; reading runs one by one", "project_id", p.id)
 		}
 		for _, id := range batch {
 			r, err := e.api.GetFlowRun(ctx, id)
 			switch {
 			case errors.Is(err, apiclient.ErrNotFound):
-				f.gone = append(f.gone, id)
+				gone = append(gone, id)
 			case err != nil:
-				return fmt.Errorf("refreshing in-flight run: %w", err)
+				return nil, nil, err
 			default:
-				f.inflight = append(f.inflight, *r)
+				runs = append(runs, *r)
 			}
 		}
 	}
-	return nil
+	return runs, gone, nil
 }

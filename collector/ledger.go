@@ -25,6 +25,7 @@ type flowState struct {
 	durSum      float64
 	durBuckets  []uint64 // non-cumulative
 	tasks       float64
+	retries     float64 // re-openings of its finished runs seen
 	last        lastRun
 	lastSuccess time.Time
 	consecFails int
@@ -48,6 +49,33 @@ type trackedRun struct {
 	created time.Time
 	start   time.Time
 	touched uint64 // poll in which a listing last returned it
+	// reopened: a finished run re-opened by a retry. origStart is the startTime of the execution
+	// before (unix ms): when the retry finishes with the same startTime (servers before
+	// 2026-04-22 keep it), its duration cannot be known.
+	reopened  bool
+	origStart int64
+}
+
+// watchedRun is a run that ended in a status the UI offers to retry (apiclient.IsRetryable),
+// remembered for Config.RetryWindow so that a retry re-opening its row is noticed: times are
+// unix milliseconds (0: none), compact because a busy platform watches many.
+type watchedRun struct {
+	flowID                 string
+	status                 apiclient.RunStatus
+	created, start, finish int64
+}
+
+// unixMS is t in unix milliseconds, 0 for the zero time.
+func unixMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func watchedOf(r *apiclient.FlowRun) watchedRun {
+	return watchedRun{flowID: r.FlowID, status: r.Status, created: unixMS(r.Created.Time),
+		start: unixMS(r.StartTime.Time), finish: unixMS(r.FinishTime.Time)}
 }
 
 // gap is a range of creation times [from, to] (inclusive) not yet fully read, left when a poll
@@ -73,6 +101,9 @@ type projectState struct {
 	flowRunIDsIgnored bool // it ignores the flowRunIds filter
 	countUnsupported  bool // it has no usable count-by-status endpoint
 	noQueuedStatus    bool // it predates QUEUED and rejects it as a filter
+	watchLevel        int  // index in watchStatuses of the filter it accepts
+
+	watchFullLogged bool // the watched-runs cap was reported
 
 	// Ledger: ids of finished runs recently read (bounded by the overlap window), and runs in flight.
 	seen map[string]time.Time
@@ -81,6 +112,8 @@ type projectState struct {
 	// like seen).
 	untracked map[string]time.Time
 	tracked   map[string]*trackedRun
+	// watched holds finished runs that may be retried on the same row (see watchedRun).
+	watched map[string]watchedRun
 	// deferred holds finished runs of flows first listed in the last poll.
 	deferred []pendingRun
 	// ignored holds flows excluded by the flow filter, and flows runs named that the last flow
@@ -102,7 +135,8 @@ type projectState struct {
 
 func newProjectState(id, name string, countFrom time.Time) *projectState {
 	return &projectState{id: id, name: name, countFrom: countFrom, seen: map[string]time.Time{}, untracked: map[string]time.Time{}, tracked: map[string]*trackedRun{},
-		flows: map[string]*flowState{}, folders: map[string]string{}}
+		watched: map[string]watchedRun{},
+		flows:   map[string]*flowState{}, folders: map[string]string{}}
 }
 
 var statusPattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,39}$`)
@@ -127,13 +161,21 @@ func orderTime(r *apiclient.FlowRun) time.Time {
 	return r.Created.Time
 }
 
-// record applies one finished run to its flow: counters when count is true, and always the
-// "last run" gauges.
-func (f *flowState) record(r *apiclient.FlowRun, count bool, buckets []float64) {
+// record applies one run event to its flow: a retry seen (pr.retry), and for a finished run its
+// counters (when pr.count) and always the "last run" gauges.
+func (f *flowState) record(pr *pendingRun, buckets []float64) {
+	if pr.retry {
+		f.retries++
+	}
+	r := &pr.run
+	if !r.Status.IsTerminal() {
+		return // a re-opening seen in flight: the finish comes later
+	}
 	status := statusLabel(r.Status)
 	dur, durOK := r.DurationSeconds()
+	durOK = durOK && !pr.noDuration
 	tasks, tasksOK := r.TaskCount()
-	if count {
+	if pr.count {
 		f.runs[status]++
 		if durOK {
 			f.durCount++
@@ -184,8 +226,14 @@ func sortByFinish(runs []pendingRun) {
 	})
 }
 
-// pendingRun is a finished run waiting to be applied, and whether it is to be counted.
+// pendingRun is a run event waiting to be applied to its flow: a finished run (counted, or
+// history for the gauges only) and/or a retry that re-opened it.
 type pendingRun struct {
 	run   apiclient.FlowRun
 	count bool
+	// retry: the run was re-opened after it had finished (counted in retries_total).
+	retry bool
+	// noDuration: the run's times still belong partly to an execution before, so its duration
+	// is not observed.
+	noDuration bool
 }

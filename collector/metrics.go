@@ -126,10 +126,13 @@ var familyTable = []family{
 				s.histogram(f, r.f.durCount, r.f.durSum, v.e.cfg.DurationBuckets, r.f.durBuckets, r.f.labels...)
 			}
 		}},
+	{name: "activepieces_flow_run_retries_total", typ: counter, labels: flowLabels,
+		help:  "Re-openings of the flow's finished runs seen (retry from the failed step, the job queue's automatic retry); each new finish also counts in activepieces_flow_runs_total.",
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.retries, true })},
 	{name: "activepieces_flow_run_tasks_total", typ: counter, labels: flowLabels, help: "Tasks (steps executed) of counted runs.",
 		write: perFlow(func(r flowRef) (float64, bool) { return r.f.tasks, true })},
 	{name: "activepieces_flow_runs_total", typ: counter, labels: withFlow("status"),
-		help: "Finished flow runs by terminal status, each counted once when first seen finished.",
+		help: "Finished flow run executions by terminal status: a run counts once each time it finishes (again after a retry).",
 		write: func(v *view, s sink, f *family) {
 			for _, r := range v.flows {
 				fl, l := r.f, r.f.labels

@@ -12,8 +12,10 @@ import (
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 )
 
-// StateVersion is the format of state files this exporter writes and reads.
-const StateVersion = 1
+// StateVersion is the format of state files this exporter writes. Version 1 (before the retry
+// watch) is read too: it has no watched runs, so retries of runs that finished before the
+// upgrade are not seen, and its restored counters carry on.
+const StateVersion = 2
 
 // ErrStateIncompatible marks a state file that is not corrupt but cannot be continued from: another
 // format version, another API, other histogram buckets. Start fresh with --state.reset.
@@ -39,6 +41,7 @@ type projectSaved struct {
 	Untracked   map[string]time.Time   `json:"untracked,omitempty"`
 	Server      serverTraits           `json:"server"`
 	Tracked     map[string]trackedSave `json:"tracked"`
+	Watched     map[string]watchSave   `json:"watched,omitempty"`
 	Deferred    []pendingSave          `json:"deferred,omitempty"`
 	Flows       map[string]*flowSaved  `json:"flows"`
 	Folders     map[string]string      `json:"folders"`
@@ -53,6 +56,16 @@ type serverTraits struct {
 	FlowRunIDsIgnored bool `json:"flowRunIdsIgnored,omitempty"`
 	CountUnsupported  bool `json:"countUnsupported,omitempty"`
 	NoQueuedStatus    bool `json:"noQueuedStatus,omitempty"`
+	WatchLevel        int  `json:"watchStatusLevel,omitempty"`
+}
+
+// watchSave is a watchedRun (times in unix milliseconds).
+type watchSave struct {
+	FlowID  string              `json:"flowId"`
+	Status  apiclient.RunStatus `json:"status"`
+	Created int64               `json:"created"`
+	Start   int64               `json:"start,omitempty"`
+	Finish  int64               `json:"finish,omitempty"`
 }
 
 type trackedSave struct {
@@ -60,11 +73,16 @@ type trackedSave struct {
 	Status  apiclient.RunStatus `json:"status"`
 	Created time.Time           `json:"created"`
 	Start   time.Time           `json:"start"`
+	// A run re-opened by a retry, and the startTime of its execution before (unix ms).
+	Reopened  bool  `json:"reopened,omitempty"`
+	OrigStart int64 `json:"origStart,omitempty"`
 }
 
 type pendingSave struct {
-	Run   apiclient.FlowRun `json:"run"`
-	Count bool              `json:"count"`
+	Run        apiclient.FlowRun `json:"run"`
+	Count      bool              `json:"count"`
+	Retry      bool              `json:"retry,omitempty"`
+	NoDuration bool              `json:"noDuration,omitempty"`
 }
 
 type flowSaved struct {
@@ -76,6 +94,7 @@ type flowSaved struct {
 	DurSum      float64                         `json:"durationSum"`
 	DurBuckets  []uint64                        `json:"durationBuckets"`
 	Tasks       float64                         `json:"tasks"`
+	Retries     float64                         `json:"retries,omitempty"`
 	Last        *lastSaved                      `json:"last,omitempty"`
 	LastSuccess time.Time                       `json:"lastSuccess"`
 	ConsecFails int                             `json:"consecutiveFailures"`
@@ -99,21 +118,28 @@ func (e *Exporter) snapshotLocked() *stateFile {
 		}
 		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Seen: p.seen, Untracked: p.untracked,
 			Server: serverTraits{SecondCursors: p.secondCursors, FlowRunIDsIgnored: p.flowRunIDsIgnored,
-				CountUnsupported: p.countUnsupported, NoQueuedStatus: p.noQueuedStatus},
+				CountUnsupported: p.countUnsupported, NoQueuedStatus: p.noQueuedStatus, WatchLevel: p.watchLevel},
 			Tracked: map[string]trackedSave{}, Flows: map[string]*flowSaved{}, Folders: p.folders,
 			Failures: p.failures, CapHits: p.capHits, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
 			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
 		}
 		for rid, t := range p.tracked {
-			ps.Tracked[rid] = trackedSave{FlowID: t.flowID, Status: t.status, Created: t.created, Start: t.start}
+			ps.Tracked[rid] = trackedSave{FlowID: t.flowID, Status: t.status, Created: t.created, Start: t.start,
+				Reopened: t.reopened, OrigStart: t.origStart}
+		}
+		if len(p.watched) > 0 {
+			ps.Watched = make(map[string]watchSave, len(p.watched))
+			for rid, w := range p.watched {
+				ps.Watched[rid] = watchSave{FlowID: w.flowID, Status: w.status, Created: w.created, Start: w.start, Finish: w.finish}
+			}
 		}
 		for _, d := range p.deferred {
-			ps.Deferred = append(ps.Deferred, pendingSave{Run: d.run, Count: d.count})
+			ps.Deferred = append(ps.Deferred, pendingSave{Run: d.run, Count: d.count, Retry: d.retry, NoDuration: d.noDuration})
 		}
 		for fid, f := range p.flows {
 			fs := &flowSaved{Name: f.name, Status: f.status, FolderID: f.folderID, Runs: f.runs, DurCount: f.durCount,
-				DurSum: f.durSum, DurBuckets: f.durBuckets, Tasks: f.tasks, LastSuccess: f.lastSuccess, ConsecFails: f.consecFails}
+				DurSum: f.durSum, DurBuckets: f.durBuckets, Tasks: f.tasks, Retries: f.retries, LastSuccess: f.lastSuccess, ConsecFails: f.consecFails}
 			if f.last.set {
 				fs.Last = &lastSaved{Status: f.last.status, Finish: f.last.finish, Order: f.last.order}
 				if f.last.durationK {
@@ -183,8 +209,8 @@ func (e *Exporter) loadState() error {
 		return fmt.Errorf("state file %s is corrupt (%w); move it away, or start fresh with --state.reset", path, err)
 	}
 	switch {
-	case sf.Version != StateVersion:
-		return fmt.Errorf("%w: %s has format version %d, this exporter reads %d; start fresh with --state.reset",
+	case sf.Version != StateVersion && sf.Version != 1:
+		return fmt.Errorf("%w: %s has format version %d, this exporter reads 1 to %d; start fresh with --state.reset",
 			ErrStateIncompatible, path, sf.Version, StateVersion)
 	case sf.Source != e.cfg.StateSource:
 		return fmt.Errorf("%w: %s was written for %q, not %q; start fresh with --state.reset",
@@ -215,11 +241,16 @@ func (e *Exporter) loadState() error {
 		}
 		p.secondCursors, p.flowRunIDsIgnored = ps.Server.SecondCursors, ps.Server.FlowRunIDsIgnored
 		p.countUnsupported, p.noQueuedStatus = ps.Server.CountUnsupported, ps.Server.NoQueuedStatus
+		p.watchLevel = min(max(ps.Server.WatchLevel, 0), len(watchStatuses)-1)
 		for rid, t := range ps.Tracked {
-			p.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start}
+			p.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start,
+				reopened: t.Reopened, origStart: t.OrigStart}
+		}
+		for rid, w := range ps.Watched {
+			p.watched[rid] = watchedRun{flowID: w.FlowID, status: w.Status, created: w.Created, start: w.Start, finish: w.Finish}
 		}
 		for _, d := range ps.Deferred {
-			p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count})
+			p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count, retry: d.Retry, noDuration: d.NoDuration})
 		}
 		if ps.Folders != nil {
 			p.folders = ps.Folders
@@ -229,7 +260,7 @@ func (e *Exporter) loadState() error {
 				return fmt.Errorf("state file %s is corrupt (flow %s); move it away, or start fresh with --state.reset", path, fid)
 			}
 			f := &flowState{id: fid, name: fs.Name, status: fs.Status, folderID: fs.FolderID, runs: fs.Runs,
-				durCount: fs.DurCount, durSum: fs.DurSum, durBuckets: fs.DurBuckets, tasks: fs.Tasks,
+				durCount: fs.DurCount, durSum: fs.DurSum, durBuckets: fs.DurBuckets, tasks: fs.Tasks, retries: fs.Retries,
 				lastSuccess: fs.LastSuccess, consecFails: fs.ConsecFails, labels: []string{id, fid, fs.Name}}
 			if f.runs == nil {
 				f.runs = map[apiclient.RunStatus]float64{}

@@ -82,7 +82,7 @@ func TestStateFileErrors(t *testing.T) {
 	}{
 		{"corrupt", `{"version":1,`, "is corrupt (unexpected end of JSON input); move it away, or start fresh with --state.reset", false},
 		{"not json", `hello`, "is corrupt (invalid character 'h' looking for beginning of value); move it away, or start fresh with --state.reset", false},
-		{"future version", `{"version":7,"source":"sim","durationBuckets":` + buckets + `}`, "has format version 7, this exporter reads 1; start fresh with --state.reset", true},
+		{"future version", `{"version":7,"source":"sim","durationBuckets":` + buckets + `}`, "has format version 7, this exporter reads 1 to 2; start fresh with --state.reset", true},
 		{"other api", `{"version":1,"source":"https://other/api","durationBuckets":` + buckets + `}`, `was written for "https://other/api", not "sim"; start fresh with --state.reset`, true},
 		{"other buckets", `{"version":1,"source":"sim","durationBuckets":[1,2]}`, "has duration buckets [1 2], the exporter is configured with", true},
 		{"bad flow", `{"version":1,"source":"sim","durationBuckets":` + buckets + `,"projects":{"p":{"flows":{"f":{"durationBuckets":[1]}}}}}`, "is corrupt (flow f)", false},

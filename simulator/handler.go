@@ -249,7 +249,8 @@ func (s *Server) statuses() []string {
 		out = append(out, "STOPPED")
 	}
 	for _, st := range newStatuses {
-		if st != "QUEUED" || !s.opts.NoQueued {
+		// Shared <= 0.10 had neither QUEUED nor the later CANCELED (0.26) and LOG_SIZE_EXCEEDED (0.43).
+		if !s.opts.NoQueued || st != "QUEUED" && st != "CANCELED" && st != "LOG_SIZE_EXCEEDED" {
 			out = append(out, st)
 		}
 	}
@@ -281,7 +282,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][
 	defer s.mu.Unlock()
 	match := func(run *Run) bool {
 		switch {
-		case run.Hidden, run.Environment != "PRODUCTION", run.Archived && !includeArchived:
+		case !s.visibleLocked(run), run.Environment != "PRODUCTION", run.Archived && !includeArchived:
 			return false
 		case len(flowIDs) > 0 && !contains(flowIDs, run.FlowID):
 			return false
@@ -466,7 +467,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	run, ok := s.runs[id]
-	if !ok || run.Hidden {
+	if !ok || !s.visibleLocked(run) {
 		businessError(w, 404, "ENTITY_NOT_FOUND", map[string]any{"entityId": id, "entityType": "flow_run"})
 		return
 	}
@@ -484,7 +485,7 @@ func (s *Server) countByStatus(w http.ResponseWriter, r *http.Request, q map[str
 	s.mu.Lock()
 	counts := map[string]int{}
 	for _, run := range s.byProject[projectID] {
-		if run.Hidden || run.Archived || run.Environment != "PRODUCTION" ||
+		if !s.visibleLocked(run) || run.Archived || run.Environment != "PRODUCTION" ||
 			!after.IsZero() && run.Created.Before(after) || !before.IsZero() && run.Created.After(before) {
 			continue
 		}

@@ -30,7 +30,7 @@ type Options struct {
 	// IgnoreFlowRunIDs makes the server ignore the flowRunIds filter (as an old server might).
 	IgnoreFlowRunIDs bool
 	// NoQueued is a server from before QUEUED existed (shared <= 0.10): the status enum has
-	// STOPPED and no QUEUED, so a QUEUED filter is a 400.
+	// STOPPED and neither QUEUED nor CANCELED and LOG_SIZE_EXCEEDED, so filtering by those is a 400.
 	NoQueued bool
 	// Now is the server clock (default time.Now).
 	Now func() time.Time
@@ -57,6 +57,12 @@ type Run struct {
 	Archived                             bool
 	// Hidden runs exist but are not yet visible to listings (a transaction not yet committed).
 	Hidden bool
+	// VisibleAt, when set, is when the row reaches the table listings read: production runs go
+	// through a queue first (docs/activepieces-api.md §4, "Rows can become visible late").
+	VisibleAt time.Time
+	// Executions are the terminal statuses the run reached, in order: more than one when it was
+	// retried on the same row.
+	Executions []apiclient.RunStatus
 }
 
 type project struct {
@@ -237,6 +243,8 @@ type RunSpec struct {
 	Tags        []string
 	Hidden      bool
 	NoStartTime bool // a terminal run without startTime (duration unknown)
+	// VisibleAfter delays the row's visibility past its created time (a lagging runs queue).
+	VisibleAfter time.Duration
 }
 
 // AddRun adds a run and returns its id.
@@ -269,6 +277,9 @@ func (s *Server) addRunLocked(spec RunSpec) string {
 		Status: spec.Status, Created: created, Updated: created, Environment: spec.Environment,
 		Steps: spec.Steps, Tags: spec.Tags, Hidden: spec.Hidden,
 	}
+	if spec.VisibleAfter > 0 {
+		r.VisibleAt = created.Add(spec.VisibleAfter)
+	}
 	if spec.Status != apiclient.StatusQueued && !spec.NoStartTime {
 		r.StartTime = created.Add(spec.QueueWait)
 	}
@@ -276,6 +287,7 @@ func (s *Server) addRunLocked(spec RunSpec) string {
 		start := created.Add(spec.QueueWait)
 		r.FinishTime = start.Add(spec.Duration)
 		r.Updated = r.FinishTime
+		r.Executions = append(r.Executions, r.Status)
 		s.setFailure(r)
 	}
 	s.runs[r.ID] = r
@@ -324,9 +336,50 @@ func (s *Server) setRunStatusLocked(r *Run, status apiclient.RunStatus) {
 		if r.FinishTime.Before(r.StartTime) {
 			r.FinishTime = r.StartTime
 		}
+		if !r.Status.IsTerminal() {
+			r.Executions = append(r.Executions, status)
+		}
 	}
 	r.Status, r.Updated = status, now
 	s.setFailure(r)
+}
+
+// RetryMode is how a finished run is re-opened on the same row (docs/activepieces-api.md §4, "A
+// finished run can finish again").
+type RetryMode int
+
+const (
+	// RetryFromFailedStep is the UI's "Retry from failed step" on servers since 2026-04-22: the
+	// row goes back to QUEUED with startTime now and finishTime null. On an OldServer simulator it
+	// behaves like RetryKeepTimes.
+	RetryFromFailedStep RetryMode = iota
+	// RetryKeepTimes is the same retry on older servers: QUEUED, with the old startTime and
+	// finishTime kept until the retry finishes and finishTime is set anew.
+	RetryKeepTimes
+	// RetryAutomatic is the job queue's retry after INTERNAL_ERROR (or a worker that lost its
+	// lease): the row goes straight back to RUNNING, times kept until the new finish.
+	RetryAutomatic
+)
+
+// RetryRun re-opens a run on the same row (same id, same created). Finish it again with
+// SetRunStatus. "Retry on latest version" is a new row: use AddRun.
+func (s *Server) RetryRun(id string, mode RetryMode) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.mustRun(id)
+	now := s.now()
+	if mode == RetryFromFailedStep && s.opts.OldServer {
+		mode = RetryKeepTimes
+	}
+	switch mode {
+	case RetryFromFailedStep:
+		r.Status, r.StartTime, r.FinishTime = apiclient.StatusQueued, now, time.Time{}
+	case RetryKeepTimes:
+		r.Status = apiclient.StatusQueued
+	case RetryAutomatic:
+		r.Status = apiclient.StatusRunning
+	}
+	r.Updated = now // failedStep is kept until overwritten
 }
 
 // SetRunSteps sets a run's executed step count.
@@ -340,7 +393,13 @@ func (s *Server) SetRunSteps(id string, n int) {
 func (s *Server) Reveal(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mustRun(id).Hidden = false
+	r := s.mustRun(id)
+	r.Hidden, r.VisibleAt = false, time.Time{}
+}
+
+// visibleLocked reports whether listings and reads see the run yet.
+func (s *Server) visibleLocked(r *Run) bool {
+	return !r.Hidden && (r.VisibleAt.IsZero() || !s.now().Before(r.VisibleAt))
 }
 
 // ArchiveRun soft-deletes a run: listings hide it unless includeArchived=true.
@@ -378,10 +437,28 @@ func (s *Server) Finished(since time.Time) map[Key]int {
 	defer s.mu.Unlock()
 	out := map[Key]int{}
 	for _, r := range s.runs {
-		if r.Hidden || r.Environment != "PRODUCTION" || !r.Status.IsTerminal() || r.Created.Before(since) {
+		if !s.visibleLocked(r) || r.Environment != "PRODUCTION" || !r.Status.IsTerminal() || r.Created.Before(since) {
 			continue
 		}
 		out[Key{r.FlowID, r.Status}]++
+	}
+	return out
+}
+
+// Executions counts the finishes of visible PRODUCTION runs created at or after since, by flow
+// and status: a run retried on the same row counts once per finish. The record to compare an
+// exporter's runs_total with when runs are retried.
+func (s *Server) Executions(since time.Time) map[Key]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[Key]int{}
+	for _, r := range s.runs {
+		if !s.visibleLocked(r) || r.Environment != "PRODUCTION" || r.Created.Before(since) {
+			continue
+		}
+		for _, st := range r.Executions {
+			out[Key{r.FlowID, st}]++
+		}
 	}
 	return out
 }
@@ -392,7 +469,7 @@ func (s *Server) InFlight() []string {
 	defer s.mu.Unlock()
 	var ids []string
 	for _, r := range s.runs {
-		if !r.Hidden && r.Environment == "PRODUCTION" && r.Status.IsInFlight() {
+		if s.visibleLocked(r) && r.Environment == "PRODUCTION" && r.Status.IsInFlight() {
 			ids = append(ids, r.ID)
 		}
 	}

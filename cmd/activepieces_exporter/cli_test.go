@@ -47,6 +47,10 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 	if d := collector.DefaultConfig(); d.PollInterval != 30*time.Second || d.Overlap != time.Minute || d.MaxPages != 50 {
 		t.Errorf("collector defaults: %+v", d)
 	}
+	cli, err = parse(t, nil, "--poll.retry-window=0", "--poll.late-window=0")
+	if err != nil || cli.collectorConfig().RetryWindow >= 0 || cli.collectorConfig().LateWindow >= 0 {
+		t.Errorf("0 does not turn the retry watch and the late check off: %+v, %v", cli.collectorConfig(), err)
+	}
 	cli, err = parse(t, nil, "--demo")
 	if err != nil || cli.collectorConfig().PollInterval != demoPollInterval {
 		t.Errorf("demo poll interval: %v, %v", cli.collectorConfig().PollInterval, err)
@@ -83,6 +87,8 @@ func TestValidateRefusesBadConfigurations(t *testing.T) {
 		{[]string{"--metrics.duration-buckets=1,1"}, "duration buckets must increase, got [1 1]"},
 		{[]string{"--shard.count=2", "--shard.index=2"}, "shard index must be in [0, shard count), got index 2 of 2"},
 		{[]string{"--shard.index=1"}, "shard index must be in [0, shard count), got index 1 of 1"},
+		{[]string{"--poll.retry-window=-1h"}, "--poll.retry-window must not be negative, got -1h0m0s"},
+		{[]string{"--poll.late-window=-1s"}, "--poll.late-window must not be negative, got -1s"},
 		{[]string{"--api.rate-limit=0"}, "--api.rate-limit must be positive, got 0"},
 		{[]string{"--api.timeout=0s"}, "--api.timeout must be positive, got 0s"},
 		{[]string{"--api.retries=-1"}, "--api.retries must not be negative, got -1"},

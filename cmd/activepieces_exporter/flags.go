@@ -52,6 +52,8 @@ type PollFlags struct {
 	MaxPages         int           `name:"max-pages" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_PAGES" default:"${poll_max_pages}" help:"Pages of new runs read per project per poll; the rest waits for the next poll."`
 	PageSize         int           `name:"page-size" env:"ACTIVEPIECES_EXPORTER_POLL_PAGE_SIZE" default:"${poll_page_size}" help:"Runs per page."`
 	Concurrency      int           `name:"concurrency" env:"ACTIVEPIECES_EXPORTER_POLL_CONCURRENCY" default:"${poll_concurrency}" help:"Projects polled at once."`
+	RetryWindow      time.Duration `name:"retry-window" env:"ACTIVEPIECES_EXPORTER_POLL_RETRY_WINDOW" default:"${poll_retry_window}" help:"How long a run that ended FAILED, TIMEOUT or another retryable status is watched for a retry that re-opens it (0: off)."`
+	LateWindow       time.Duration `name:"late-window" env:"ACTIVEPIECES_EXPORTER_POLL_LATE_WINDOW" default:"${poll_late_window}" help:"How late a run may become visible and still be counted; checked once per --poll.flows-interval (0: off)."`
 	MaxTrackedRuns   int           `name:"max-tracked-runs" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_TRACKED_RUNS" default:"${poll_max_tracked_runs}" help:"In-flight runs tracked per project at most."`
 }
 
@@ -136,6 +138,8 @@ func kongVars() kong.Vars {
 		"poll_page_size":           strconv.Itoa(d.PageSize),
 		"poll_concurrency":         strconv.Itoa(d.Concurrency),
 		"poll_max_tracked_runs":    strconv.Itoa(d.MaxTrackedRuns),
+		"poll_retry_window":        shortDuration(d.RetryWindow),
+		"poll_late_window":         shortDuration(d.LateWindow),
 		"metrics_max_flows":        strconv.Itoa(d.MaxFlows),
 		"metrics_duration_buckets": strings.Join(buckets, ","),
 	}
@@ -160,6 +164,15 @@ func (f PollFlags) apply(c *collector.Config) {
 	c.PollInterval, c.Lookback, c.Overlap, c.OverlapInterval = f.Interval, f.Lookback, f.Overlap, f.OverlapInterval
 	c.FlowsInterval, c.ProjectsInterval, c.MaxPages, c.PageSize = f.FlowsInterval, f.ProjectsInterval, f.MaxPages, f.PageSize
 	c.Concurrency, c.MaxTrackedRuns = f.Concurrency, f.MaxTrackedRuns
+	c.RetryWindow, c.LateWindow = offIfZero(f.RetryWindow), offIfZero(f.LateWindow)
+}
+
+// offIfZero maps a flag's 0 ("off") to the collector's negative ("off"; zero there is the default).
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func (f MetricsFlags) apply(c *collector.Config) {
@@ -189,6 +202,12 @@ func (c *CLI) Validate() error {
 	var errs []error
 	if err := c.collectorConfig().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Poll.RetryWindow < 0 {
+		errs = append(errs, fmt.Errorf("--poll.retry-window must not be negative, got %s", c.Poll.RetryWindow))
+	}
+	if c.Poll.LateWindow < 0 {
+		errs = append(errs, fmt.Errorf("--poll.late-window must not be negative, got %s", c.Poll.LateWindow))
 	}
 	if c.API.RateLimit <= 0 {
 		errs = append(errs, fmt.Errorf("--api.rate-limit must be positive, got %g", c.API.RateLimit))
