@@ -75,11 +75,19 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 	}
 	p.backlogged = len(p.gaps) > 0
 	// The ledger of finished runs only needs the ids that a later listing may return again.
+	// Pruning walks the ledgers: it waits until the horizon has moved by 1/32 of the window.
 	horizon := p.ledgerHorizon(e.ledgerWindow())
-	for _, ledger := range []map[string]time.Time{p.seen, p.untracked} {
-		for id, created := range ledger {
+	if horizon.Sub(p.prunedAt) >= e.ledgerWindow()/32 {
+		p.prunedAt = horizon
+		h := horizon.UnixMilli()
+		for k, created := range p.seen {
+			if created < h {
+				delete(p.seen, k)
+			}
+		}
+		for id, created := range p.untracked {
 			if created.Before(horizon) {
-				delete(ledger, id)
+				delete(p.untracked, id)
 			}
 		}
 	}
@@ -99,14 +107,14 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 	}
 	if p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil {
 		if listed {
-			p.seen[r.ID] = r.Created.Time // known, so the overlap sweep's count matches
+			p.seen.add(r.ID, r.Created.Time) // known, so the overlap sweep's count matches
 		}
 		return
 	}
 	if t, ok := p.tracked[r.ID]; ok {
 		if r.Status.IsTerminal() {
 			delete(p.tracked, r.ID)
-			p.seen[r.ID] = r.Created.Time
+			p.seen.add(r.ID, r.Created.Time)
 			pr := pendingRun{run: *r, count: true}
 			// A retry on a server that keeps startTime: finishTime − startTime spans both executions.
 			pr.noDuration = t.reopened && unixMS(r.StartTime.Time) == t.origStart
@@ -121,7 +129,7 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 		e.compareWatched(p, r, w, seq, finished)
 		return
 	}
-	if _, ok := p.seen[r.ID]; ok {
+	if p.seen.has(r.ID) {
 		return
 	}
 	if r.Status.IsInFlight() {
@@ -139,7 +147,7 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 	if !listed || r.Created.Before(floor) {
 		return // never tracked: only a time-range listing may show it first, and only recent
 	}
-	p.seen[r.ID] = r.Created.Time
+	p.seen.add(r.ID, r.Created.Time)
 	e.watch(p, r)
 	// Runs that finished before the exporter started are history: gauges only.
 	*finished = append(*finished, pendingRun{run: *r, count: !r.Created.Before(p.countFrom)})
@@ -164,7 +172,11 @@ func (e *Exporter) watch(p *projectState, r *apiclient.FlowRun) {
 		}
 		return
 	}
-	p.watched[r.ID] = watchedOf(r)
+	w := watchedOf(r)
+	if fl := p.flows[r.FlowID]; fl != nil {
+		w.flowID = fl.id // share the flow's copy of the id rather than keep one per run
+	}
+	p.watched[r.ID] = w
 }
 
 // compareWatched compares a watched run as read now with what was recorded when it finished. A
@@ -182,7 +194,7 @@ func (e *Exporter) compareWatched(p *projectState, r *apiclient.FlowRun, w watch
 		*finished = append(*finished, pendingRun{run: *r, retry: true})
 		e.log.Debug("finished run re-opened (retry)", "project_id", p.id, "run_id", r.ID, "was", w.status, "now", r.Status)
 	case finish != w.finish || start != w.start:
-		p.seen[r.ID] = r.Created.Time
+		p.seen.add(r.ID, r.Created.Time)
 		e.watch(p, r)
 		*finished = append(*finished, pendingRun{run: *r, count: true, retry: true, noDuration: start == w.start})
 		e.log.Debug("finished run retried and finished again", "project_id", p.id, "run_id", r.ID, "was", w.status, "now", r.Status)
@@ -208,7 +220,7 @@ func (e *Exporter) applyWatch(p *projectState, f *fetched, seq uint64, floor, no
 		r := &f.watchListed[i]
 		_, known := p.watched[r.ID]
 		_, tracked := p.tracked[r.ID]
-		_, seen := p.seen[r.ID]
+		seen := p.seen.has(r.ID)
 		_, untracked := p.untracked[r.ID]
 		switch {
 		case known || tracked || seen || untracked || r.ID == "" || r.Created.IsZero():

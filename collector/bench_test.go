@@ -115,7 +115,7 @@ func BenchmarkIngest(b *testing.B) {
 		seq := uint64(2)
 		for b.Loop() {
 			// A fresh ledger each time, so every run is new and counted, as in a burst.
-			p.seen, p.tracked = make(map[string]time.Time, 1000), make(map[string]*trackedRun)
+			p.seen, p.tracked = make(idSet, 1000), make(map[string]*trackedRun)
 			f := &fetched{head: epoch, started: true}
 			for _, body := range pages {
 				var page apiclient.Page[apiclient.FlowRun]

@@ -254,8 +254,9 @@ func (e *Exporter) sweep(ctx context.Context, p *projectState, f *fetched, from,
 func (p *projectState) knownIn(from, to time.Time, listed []apiclient.FlowRun) int {
 	in := func(c time.Time) bool { return !c.Before(from) && !c.After(to) }
 	n := 0
+	lo, hi := from.UnixMilli(), to.UnixMilli()
 	for _, c := range p.seen {
-		if in(c) {
+		if c >= lo && c <= hi {
 			n++
 		}
 	}
@@ -273,7 +274,7 @@ func (p *projectState) knownIn(from, to time.Time, listed []apiclient.FlowRun) i
 		if r.ID == "" || !in(r.Created.Time) {
 			continue
 		}
-		_, seen := p.seen[r.ID]
+		seen := p.seen.has(r.ID)
 		_, tracked := p.tracked[r.ID]
 		_, untracked := p.untracked[r.ID]
 		if !seen && !tracked && !untracked {

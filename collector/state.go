@@ -37,7 +37,10 @@ type projectSaved struct {
 	Head        time.Time              `json:"head"`
 	Gaps        [][2]time.Time         `json:"gaps,omitempty"`
 	LastOverlap time.Time              `json:"lastOverlap"`
-	Seen        map[string]time.Time   `json:"seen"`
+	// SeenIDs is the ledger of finished runs: [FNV-1a-64 of the id (as int64), created unix ms].
+	SeenIDs [][2]int64 `json:"seenIds"`
+	// Seen is the ledger of format version 1 (ids and created times), read only.
+	Seen        map[string]time.Time   `json:"seen,omitempty"`
 	Untracked   map[string]time.Time   `json:"untracked,omitempty"`
 	Server      serverTraits           `json:"server"`
 	Tracked     map[string]trackedSave `json:"tracked"`
@@ -116,13 +119,17 @@ func (e *Exporter) snapshotLocked() *stateFile {
 		if !p.started {
 			continue // nothing learned yet: a restart starts it afresh
 		}
-		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Seen: p.seen, Untracked: p.untracked,
+		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Untracked: p.untracked,
 			Server: serverTraits{SecondCursors: p.secondCursors, FlowRunIDsIgnored: p.flowRunIDsIgnored,
 				CountUnsupported: p.countUnsupported, NoQueuedStatus: p.noQueuedStatus, WatchLevel: p.watchLevel},
 			Tracked: map[string]trackedSave{}, Flows: map[string]*flowSaved{}, Folders: p.folders,
 			Failures: p.failures, CapHits: p.capHits, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
 			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
+		}
+		ps.SeenIDs = make([][2]int64, 0, len(p.seen))
+		for k, c := range p.seen {
+			ps.SeenIDs = append(ps.SeenIDs, [2]int64{int64(k), c})
 		}
 		for rid, t := range p.tracked {
 			ps.Tracked[rid] = trackedSave{FlowID: t.flowID, Status: t.status, Created: t.created, Start: t.start,
@@ -234,7 +241,10 @@ func (e *Exporter) loadState() error {
 			p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
 		}
 		for rid, c := range ps.Seen {
-			p.seen[rid] = c
+			p.seen.add(rid, c)
+		}
+		for _, kc := range ps.SeenIDs {
+			p.seen[uint64(kc[0])] = kc[1]
 		}
 		for rid, c := range ps.Untracked {
 			p.untracked[rid] = c
