@@ -33,10 +33,10 @@ type stateFile struct {
 }
 
 type projectSaved struct {
-	Name        string                 `json:"name"`
-	Head        time.Time              `json:"head"`
-	Gaps        [][2]time.Time         `json:"gaps,omitempty"`
-	LastOverlap time.Time              `json:"lastOverlap"`
+	Name        string         `json:"name"`
+	Head        time.Time      `json:"head"`
+	Gaps        [][2]time.Time `json:"gaps,omitempty"`
+	LastOverlap time.Time      `json:"lastOverlap"`
 	// SeenIDs is the ledger of finished runs: [FNV-1a-64 of the id (as int64), created unix ms].
 	SeenIDs [][2]int64 `json:"seenIds"`
 	// Seen is the ledger of format version 1 (ids and created times), read only.
