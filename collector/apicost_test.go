@@ -80,4 +80,34 @@ func TestAPICost(t *testing.T) {
 		}
 		h.assertTotals()
 	})
+	t.Run("flow refresh: retry watch and late check", func(t *testing.T) {
+		for _, failed := range []int{10, 1500} {
+			var fx fixture
+			h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: time.Minute}, func(h *harness) { fx = seedFixture(h) })
+			h.mustPoll()
+			for i := range failed {
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+			}
+			h.untilRefresh()
+			h.untilRefresh()
+			h.sim.ResetRequests()
+			h.untilRefresh() // polls up to and including one flow refresh
+			watch, counts := 0, 0
+			for _, r := range h.sim.Requests() {
+				switch {
+				case r.Path == "/api/v1/flow-runs" && r.Query.Get("includeArchived") == "true" && len(r.Query["status"]) > 0:
+					watch++
+				case r.Path == "/api/v1/flow-runs/count-by-status":
+					counts++
+				}
+			}
+			t.Logf("%d failed runs in the retry window: %d watch requests and %d count-by-status per flow refresh", failed, watch, counts)
+			if want := (failed + bulkPageSize - 1) / bulkPageSize; watch != want || counts != 1 {
+				t.Errorf("%d failed runs: %d watch requests and %d counts per refresh, want %d and 1", failed, watch, counts, want)
+			}
+			if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED"); got != float64(failed) {
+				t.Errorf("counted %v of %d", got, failed)
+			}
+		}
+	})
 }

@@ -12,8 +12,10 @@ import (
 // Generator keeps creating runs on a simulator with a realistic mix of statuses: mostly
 // SUCCEEDED, some FAILED and TIMEOUT, runs that stay RUNNING, QUEUED or PAUSED for a while, and
 // now and then the rarer terminal statuses. One flow ("Flaky webhook relay") fails often, so
-// alerts have something to fire on, and one ("Nightly invoice export") never ends FAILED or
-// TIMEOUT, so alerts have something not to fire on.
+// alerts have something to fire on, and an operator retries many of its failures from the failed
+// step a few seconds later (most retries succeed); one ("Nightly invoice export") never ends
+// FAILED or TIMEOUT, so alerts have something not to fire on. Every INTERNAL_ERROR is retried
+// by the job queue, and a few rows reach the listings late, as when the runs queue lags.
 type Generator struct {
 	s     *Server
 	rate  float64 // runs per second
@@ -22,10 +24,19 @@ type Generator struct {
 	flows []demoFlow
 	open  []openRun
 	carry float64
+	// retries are failed runs an operator (or the job queue) will re-open, and when.
+	retries []pendingRetry
+}
+
+type pendingRetry struct {
+	id   string
+	at   time.Time
+	mode RetryMode
 }
 
 type demoFlow struct {
 	id       string
+	flaky    bool
 	failRate float64
 	steps    int
 	duration time.Duration
@@ -35,6 +46,7 @@ type openRun struct {
 	id    string
 	until time.Time
 	next  apiclient.RunStatus
+	final apiclient.RunStatus // after RUNNING (default SUCCEEDED)
 }
 
 // DemoProjects names the demo platform's projects and their flows.
@@ -59,7 +71,7 @@ func NewGenerator(s *Server, rate float64, seed uint64) *Generator {
 			case "Nightly invoice export":
 				fail = 0
 			}
-			g.flows = append(g.flows, demoFlow{id: fid, failRate: fail, steps: 2 + i,
+			g.flows = append(g.flows, demoFlow{id: fid, failRate: fail, steps: 2 + i, flaky: fname == "Flaky webhook relay",
 				duration: time.Duration(300+g.rng.IntN(4000)) * time.Millisecond})
 		}
 	}
@@ -97,8 +109,8 @@ func (g *Generator) terminal(f demoFlow) apiclient.RunStatus {
 	return apiclient.StatusSucceeded
 }
 
-// Step advances the generator by dt: new runs at the configured rate, and in-flight runs moved
-// on when their time has come.
+// Step advances the generator by dt: new runs at the configured rate, in-flight runs moved on
+// when their time has come, and retries of failed runs.
 func (g *Generator) Step(dt time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -112,10 +124,33 @@ func (g *Generator) Step(dt time.Duration) {
 		g.s.SetRunStatus(o.id, o.next)
 		if o.next.IsInFlight() {
 			o.next, o.until = apiclient.StatusSucceeded, now.Add(time.Duration(2+g.rng.IntN(8))*time.Second)
+			if o.final != "" {
+				o.next = o.final
+			}
 			keep = append(keep, o)
+		} else {
+			g.maybeRetry(o.id, o.next, now)
 		}
 	}
 	g.open = keep
+	waiting := g.retries[:0]
+	for _, r := range g.retries {
+		if now.Before(r.at) {
+			waiting = append(waiting, r)
+			continue
+		}
+		g.s.RetryRun(r.id, r.mode)
+		final := apiclient.StatusSucceeded
+		if g.rng.Float64() < 0.2 {
+			final = apiclient.StatusFailed // the retry fails too
+		}
+		next := apiclient.StatusRunning
+		if r.mode == RetryAutomatic {
+			next = final // already RUNNING
+		}
+		g.open = append(g.open, openRun{id: r.id, until: now.Add(time.Duration(1+g.rng.IntN(3)) * time.Second), next: next, final: final})
+	}
+	g.retries = waiting
 	g.carry += g.rate * dt.Seconds()
 	for ; g.carry >= 1; g.carry-- {
 		f := g.flows[g.rng.IntN(len(g.flows))]
@@ -131,9 +166,37 @@ func (g *Generator) Step(dt time.Duration) {
 			id := g.s.AddRun(RunSpec{FlowID: f.id, Status: apiclient.StatusPaused, Steps: f.steps})
 			g.open = append(g.open, openRun{id: id, until: now.Add(time.Duration(20+g.rng.IntN(40)) * time.Second), next: apiclient.StatusSucceeded})
 		default:
-			g.s.AddRun(RunSpec{FlowID: f.id, Status: g.terminal(f), Steps: f.steps, Duration: g.jitter(f.duration)})
+			spec := RunSpec{FlowID: f.id, Status: g.terminal(f), Steps: f.steps, Duration: g.jitter(f.duration)}
+			if g.rng.Float64() < 0.03 { // the runs queue lags: the row is listed late
+				spec.VisibleAfter = time.Duration(3+g.rng.IntN(12)) * time.Second
+			}
+			id := g.s.AddRun(spec)
+			if f.flaky || spec.Status == apiclient.StatusInternalError {
+				g.maybeRetry(id, spec.Status, now)
+			}
 		}
 	}
+}
+
+// maybeRetry schedules the retry of a run that just finished: every INTERNAL_ERROR (the job
+// queue's automatic retry), and 40% of the flaky flow's other failures (an operator).
+func (g *Generator) maybeRetry(id string, status apiclient.RunStatus, now time.Time) {
+	switch {
+	case status == apiclient.StatusInternalError:
+		g.retries = append(g.retries, pendingRetry{id: id, at: now.Add(time.Duration(3+g.rng.IntN(5)) * time.Second), mode: RetryAutomatic})
+	case status.IsRetryable() && g.isFlaky(id) && g.rng.Float64() < 0.4:
+		g.retries = append(g.retries, pendingRetry{id: id, at: now.Add(time.Duration(3+g.rng.IntN(8)) * time.Second), mode: RetryFromFailedStep})
+	}
+}
+
+func (g *Generator) isFlaky(runID string) bool {
+	r := g.s.Run(runID)
+	for _, f := range g.flows {
+		if f.id == r.FlowID {
+			return f.flaky
+		}
+	}
+	return false
 }
 
 // Run steps the generator every tick until ctx ends.

@@ -33,7 +33,8 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := collector.DefaultConfig()
-	want.PollInterval = 0 // unset: the collector's default, or the demo's
+	want.PollInterval = 0  // unset: the collector's default, or the demo's
+	want.FlowsInterval = 0 // the same
 	want.StateSource = "https://cloud.activepieces.com/api"
 	want.PauseLimit = 0 // no flag: the platform's pause limit
 	want.ShardCount = 1 // the same as 0: one shard
@@ -52,8 +53,8 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 		t.Errorf("0 does not turn the retry watch and the late check off: %+v, %v", cli.collectorConfig(), err)
 	}
 	cli, err = parse(t, nil, "--demo")
-	if err != nil || cli.collectorConfig().PollInterval != demoPollInterval {
-		t.Errorf("demo poll interval: %v, %v", cli.collectorConfig().PollInterval, err)
+	if err != nil || cli.collectorConfig().PollInterval != demoPollInterval || cli.collectorConfig().FlowsInterval != demoFlowsInterval {
+		t.Errorf("demo intervals: %+v, %v", cli.collectorConfig(), err)
 	}
 	cli, err = parse(t, map[string]string{
 		"ACTIVEPIECES_EXPORTER_POLL_INTERVAL": "5s", "ACTIVEPIECES_PROJECTS": "aaaaaaaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbbbbbbb",

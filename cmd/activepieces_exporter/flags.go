@@ -47,7 +47,7 @@ type PollFlags struct {
 	Lookback         time.Duration `name:"lookback" env:"ACTIVEPIECES_EXPORTER_POLL_LOOKBACK" default:"${poll_lookback}" help:"History read at start-up for the last-run gauges (not counted)."`
 	Overlap          time.Duration `name:"overlap" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP" default:"${poll_overlap}" help:"Window re-read to catch runs committed late."`
 	OverlapInterval  time.Duration `name:"overlap-interval" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP_INTERVAL" default:"${poll_overlap_interval}" help:"How often the overlap window is re-read."`
-	FlowsInterval    time.Duration `name:"flows-interval" env:"ACTIVEPIECES_EXPORTER_POLL_FLOWS_INTERVAL" default:"${poll_flows_interval}" help:"How often flows, folders and in-flight runs are listed."`
+	FlowsInterval    time.Duration `name:"flows-interval" env:"ACTIVEPIECES_EXPORTER_POLL_FLOWS_INTERVAL" placeholder:"${poll_flows_interval}" help:"How often flows, folders and in-flight runs are listed, retried runs looked for and the late window checked (default ${poll_flows_interval}; ${demo_flows_interval} with --demo)."`
 	ProjectsInterval time.Duration `name:"projects-interval" env:"ACTIVEPIECES_EXPORTER_POLL_PROJECTS_INTERVAL" default:"${poll_projects_interval}" help:"How often projects are discovered."`
 	MaxPages         int           `name:"max-pages" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_PAGES" default:"${poll_max_pages}" help:"Pages of new runs read per project per poll; the rest waits for the next poll."`
 	PageSize         int           `name:"page-size" env:"ACTIVEPIECES_EXPORTER_POLL_PAGE_SIZE" default:"${poll_page_size}" help:"Runs per page."`
@@ -102,9 +102,12 @@ type DemoFlags struct {
 	Rate    float64 `name:"demo.rate" env:"ACTIVEPIECES_EXPORTER_DEMO_RATE" default:"2" help:"Runs per second the demo simulator creates."`
 }
 
-// demoPollInterval is the demo's poll interval unless --poll.interval says otherwise: the demo is
-// for watching numbers move.
-const demoPollInterval = 5 * time.Second
+// The demo's poll and flow-refresh intervals, unless flags say otherwise: the demo is for
+// watching numbers move (a retry shows within demoFlowsInterval).
+const (
+	demoPollInterval  = 5 * time.Second
+	demoFlowsInterval = 15 * time.Second
+)
 
 // shortDuration writes 1h rather than 1h0m0s.
 func shortDuration(d time.Duration) string {
@@ -129,6 +132,7 @@ func kongVars() kong.Vars {
 	return kong.Vars{
 		"poll_interval":            shortDuration(d.PollInterval),
 		"demo_poll_interval":       shortDuration(demoPollInterval),
+		"demo_flows_interval":      shortDuration(demoFlowsInterval),
 		"poll_lookback":            shortDuration(d.Lookback),
 		"poll_overlap":             shortDuration(d.Overlap),
 		"poll_overlap_interval":    shortDuration(d.OverlapInterval),
@@ -182,7 +186,7 @@ func (f ShardFlags) apply(c *collector.Config) { c.ShardCount, c.ShardIndex = f.
 func (f StateFlags) apply(c *collector.Config) { c.StateFile, c.StateReset = f.File, f.Reset }
 
 // collectorConfig is the collector's configuration as the flags give it. In demo mode the poll
-// interval defaults to demoPollInterval.
+// and flow-refresh intervals default to demoPollInterval and demoFlowsInterval.
 func (c *CLI) collectorConfig() collector.Config {
 	var cfg collector.Config
 	c.Activepieces.apply(&cfg)
@@ -192,6 +196,9 @@ func (c *CLI) collectorConfig() collector.Config {
 	c.State.apply(&cfg)
 	if c.Demo.Enabled && cfg.PollInterval == 0 {
 		cfg.PollInterval = demoPollInterval
+	}
+	if c.Demo.Enabled && cfg.FlowsInterval == 0 {
+		cfg.FlowsInterval = demoFlowsInterval
 	}
 	return cfg
 }
