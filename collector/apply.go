@@ -291,9 +291,9 @@ func (e *Exporter) applyFlows(p *projectState, f *fetched, seq uint64) {
 		}
 		if st.name != name || st.labels == nil {
 			st.name = name
-			st.labels = []string{p.id, fl.ID, name}
+			st.labels = []string{capLabel(p.id), capLabel(fl.ID), capLabel(name)}
 		}
-		st.status, st.folderID = fl.Status, fl.FolderID
+		st.status, st.folderID = capLabel(fl.Status), capLabel(fl.FolderID)
 	}
 	// Runs named flows this listing lacks: remember them so they do not trigger listings.
 	for _, r := range f.listed {
@@ -314,7 +314,7 @@ func (e *Exporter) applyFlows(p *projectState, f *fetched, seq uint64) {
 	p.folders = map[string]string{}
 	for _, fo := range f.folders {
 		if fo.ID != "" {
-			p.folders[fo.ID] = fo.DisplayName
+			p.folders[capLabel(fo.ID)] = capLabel(fo.DisplayName)
 		}
 	}
 	p.lastFlows = e.now()

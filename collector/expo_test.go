@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"compress/gzip"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"io"
 	"maps"
 	"os/exec"
@@ -54,7 +55,7 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	if !bytes.Equal(plain, text.Bytes()) {
 		t.Error("Exposition() differs from WriteText")
 	}
-	promtool := requireTool(t, "promtool")
+	promtool := testkit.RequireTool(t, "promtool")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(plain)
 	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
@@ -379,4 +380,33 @@ func TestServerClockAhead(t *testing.T) {
 	if head := h.exp.projects[fx.project].head; !head.Equal(h.sim.Run(last).Created) {
 		t.Errorf("poll position %v, want the newest run's creation %v", head, h.sim.Run(last).Created)
 	}
+}
+
+// A name of a megabyte is cut to MaxLabelBytes in every label, at a UTF-8 boundary.
+func TestHugeNamesAreCutInLabels(t *testing.T) {
+	huge := strings.Repeat("é", 512*1024) // 1 MiB of two-byte runes
+	var flow string
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) {
+		p := h.sim.AddProject(huge)
+		folder := h.sim.AddFolder(p, huge)
+		flow = h.sim.AddFlow(p, folder, huge)
+	})
+	h.mustPoll()
+	h.sim.AddRun(simulator.RunSpec{FlowID: flow, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	h.mustPoll()
+	text := gunzip(t, h.exp.Exposition())
+	if len(text) > 64<<10 {
+		t.Errorf("/metrics is %d bytes with one flow", len(text))
+	}
+	want := strings.Repeat("é", (MaxLabelBytes-len("…"))/2) + "…"
+	for _, l := range []string{`flow_name="` + want + `"`, `project_name="` + want + `"`, `folder_name="` + want + `"`} {
+		if !strings.Contains(text, l) {
+			t.Errorf("no label %.40s… of %d bytes", l, len(l))
+		}
+	}
+	if !utf8.ValidString(text) {
+		t.Error("a cut label is not valid UTF-8")
+	}
+	h.lint()
 }

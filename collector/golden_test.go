@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"flag"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,27 +78,8 @@ func TestGoldenMetrics(t *testing.T) {
 	h.lint()
 }
 
-// requireTool finds a command on PATH or in the repository's .tools/bin. Without it the test is
-// skipped on a developer's machine and fails under CI, where .ci/run installs it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if root, err := filepath.Abs(filepath.Join("..", ".tools", "bin", name)); err == nil {
-		if _, err := os.Stat(root); err == nil {
-			return root
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is required under CI but not installed (.ci/run installs it)", name)
-	}
-	t.Skipf("%s not installed", name)
-	return ""
-}
-
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool := requireTool(t, "promtool")
+	promtool := testkit.RequireTool(t, "promtool")
 	h := goldenScenario(t)
 	b, err := testutil.GatherAndFormat(h.reg, expfmt.TypeTextPlain)
 	if err != nil {

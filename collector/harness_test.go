@@ -1,12 +1,11 @@
 package collector
 
 import (
-	"bytes"
 	"context"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,47 +18,11 @@ import (
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
-// clock is a manual clock shared by the simulator and the exporter.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 var epoch = time.Date(2026, 6, 20, 10, 0, 0, 0, time.UTC)
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type harness struct {
 	t      *testing.T
-	clock  *clock
+	clock  *testkit.Clock
 	sim    *simulator.Server
 	exp    *Exporter
 	api    *APIMetrics
@@ -67,7 +30,7 @@ type harness struct {
 	key    atomic.Pointer[string]
 	// noScrape: nothing scrapes between polls (Exposition is not called).
 	noScrape bool
-	logs     *syncBuffer
+	logs     *testkit.LockedBuffer
 	reg      *prometheus.Registry
 }
 
@@ -75,7 +38,7 @@ type harness struct {
 // before the exporter is created, so what it adds is history.
 func newHarness(t *testing.T, opts simulator.Options, cfg Config, setup func(h *harness)) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &clock{t: epoch}, logs: &syncBuffer{}}
+	h := &harness{t: t, clock: testkit.NewClock(epoch), logs: &testkit.LockedBuffer{}}
 	h.setKey(simulator.DefaultAPIKey)
 	opts.Now = h.clock.Now
 	h.sim = simulator.New(opts)

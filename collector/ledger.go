@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 )
@@ -158,6 +159,22 @@ func newProjectState(id, name string, countFrom time.Time) *projectState {
 	return &projectState{id: id, name: name, countFrom: countFrom, seen: idSet{}, untracked: map[string]time.Time{}, tracked: map[string]*trackedRun{},
 		watched: map[string]watchedRun{},
 		flows:   map[string]*flowState{}, folders: map[string]string{}}
+}
+
+// MaxLabelBytes bounds a label value taken from the API (names, ids): a name of a megabyte would
+// otherwise be repeated in every series of its flow. Longer values are cut at a UTF-8 boundary and
+// end in "…".
+const MaxLabelBytes = 256
+
+func capLabel(s string) string {
+	if len(s) <= MaxLabelBytes {
+		return s
+	}
+	cut := MaxLabelBytes - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 var statusPattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,39}$`)

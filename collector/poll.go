@@ -45,6 +45,7 @@ type Exporter struct {
 	pollHist          prometheus.Histogram
 	trackedDropped    float64
 	stateSaveFailures float64
+	saveFailing       string // the state save error last logged ("" when saving works)
 }
 
 // Option changes an Exporter built by New.
@@ -191,11 +192,25 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	e.pollHist.Observe(time.Since(start).Seconds())
 	e.mu.Unlock()
 	if e.cfg.StateFile != "" {
-		if err := e.saveState(); err != nil {
-			e.mu.Lock()
+		err := e.saveState()
+		e.mu.Lock()
+		if err != nil {
 			e.stateSaveFailures++
-			e.mu.Unlock()
-			e.log.Warn("cannot save state; a restart now would lose this poll's accounting", "err", err)
+		}
+		logged := e.saveFailing
+		e.saveFailing = ""
+		if err != nil {
+			e.saveFailing = err.Error()
+		}
+		e.mu.Unlock()
+		// Logged when saving starts failing, when the error changes and when it recovers.
+		switch {
+		case err != nil && err.Error() != logged:
+			e.log.Warn("cannot save state; a restart now would lose the accounting since the last save (logged again when the error changes)", "err", err)
+		case err == nil && logged != "":
+			e.log.Info("state saved again", "file", e.cfg.StateFile)
+		}
+		if err != nil {
 			allErr = errors.Join(allErr, err)
 		}
 	}
@@ -262,7 +277,7 @@ func (e *Exporter) discover(ctx context.Context) error {
 		}
 		for _, pr := range list {
 			if p, ok := e.projects[pr.ID]; ok && pr.DisplayName != "" {
-				p.name = pr.DisplayName
+				p.name = capLabel(pr.DisplayName)
 			}
 		}
 		return nil
@@ -288,12 +303,16 @@ func (e *Exporter) discover(ctx context.Context) error {
 		if pr.ID == "" || !e.cfg.ownsProject(pr.ID) {
 			continue
 		}
-		present[pr.ID] = true
-		if p, ok := e.projects[pr.ID]; ok {
-			p.name = pr.DisplayName
+		if len(pr.ID) > maxIDBytes {
+			e.log.Warn("project with an implausible id skipped", "id_prefix", capLabel(pr.ID[:64]), "bytes", len(pr.ID))
 			continue
 		}
-		e.projects[pr.ID] = newProjectState(pr.ID, pr.DisplayName, e.startedAt)
+		present[pr.ID] = true
+		if p, ok := e.projects[pr.ID]; ok {
+			p.name = capLabel(pr.DisplayName)
+			continue
+		}
+		e.projects[pr.ID] = newProjectState(pr.ID, capLabel(pr.DisplayName), e.startedAt)
 		e.log.Info("project discovered", "project_id", pr.ID, "project", pr.DisplayName)
 	}
 	for id, p := range e.projects {
@@ -305,6 +324,9 @@ func (e *Exporter) discover(ctx context.Context) error {
 	}
 	return nil
 }
+
+// maxIDBytes bounds an id taken from the API (they are 21 characters).
+const maxIDBytes = 64
 
 func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64) error {
 	now := e.now()

@@ -3,6 +3,7 @@ package collector
 import (
 	"flag"
 	"fmt"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"io"
 	"log/slog"
 	"runtime"
@@ -31,7 +32,7 @@ func TestSoakMillionRunsFlatHeap(t *testing.T) {
 	if !*soak {
 		t.Skip("pass -soak")
 	}
-	clk := &clock{t: epoch}
+	clk := testkit.NewClock(epoch)
 	api, err := apiclient.New(apiclient.Config{BaseURL: "http://127.0.0.1:1/api", APIKey: func() string { return "" }})
 	if err != nil {
 		t.Fatal(err)

@@ -140,6 +140,23 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 	if v, _ := h2.value("activepieces_up", nil); v != 1 {
 		t.Errorf("activepieces_up = %v: a failed save is not an API failure", v)
 	}
+	// A persisting failure is logged once, and its end once.
+	for range 3 {
+		_ = h2.poll()
+	}
+	if err := os.Mkdir(gone, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h2.mustPoll()
+	if n := strings.Count(h2.logs.String(), "cannot save state"); n != 1 {
+		t.Errorf("a persisting save failure was logged %d times", n)
+	}
+	if !strings.Contains(h2.logs.String(), "state saved again") {
+		t.Error("the recovery of saving was not logged")
+	}
+	if v, _ := h2.value("activepieces_exporter_state_save_failures_total", nil); v != 4 {
+		t.Errorf("state save failures = %v, want 4", v)
+	}
 }
 
 func TestStateFileIsLockedAgainstASecondExporter(t *testing.T) {

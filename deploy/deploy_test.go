@@ -9,8 +9,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,20 +27,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "regenerate kubernetes/common/prometheusrule.yaml")
-
-// requireTool finds a command on PATH. Without it the test is skipped on a developer's machine
-// and fails under CI, where .ci/run (make tools) installs it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is required under CI but not installed (make tools installs it)", name)
-	}
-	t.Skipf("%s not installed", name)
-	return ""
-}
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -53,7 +38,7 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 func TestRulesPassPromtool(t *testing.T) {
-	promtool := requireTool(t, "promtool")
+	promtool := testkit.RequireTool(t, "promtool")
 	run(t, promtool, "check", "rules", "prometheus/alerts.yml", "prometheus/recording.yml")
 	out := run(t, promtool, "test", "rules", "prometheus/alerts_test.yml")
 	if !strings.Contains(out, "SUCCESS") {
@@ -378,36 +363,8 @@ func dashboardExprs(t *testing.T) []string {
 	return exprs
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // start runs a command until the test ends, with its output kept for failure reports.
-// lockedBuffer collects a process's output; it may be read while the process still writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func start(t *testing.T, logs *lockedBuffer, name string, args ...string) {
+func start(t *testing.T, logs *testkit.LockedBuffer, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -459,13 +416,13 @@ func promGet(base, path string, q url.Values) (promResult, error) {
 }
 
 func TestRealPrometheusAlertsAndDashboardAgainstTheDemo(t *testing.T) {
-	prometheus := requireTool(t, "prometheus")
+	prometheus := testkit.RequireTool(t, "prometheus")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "activepieces_exporter")
 	run(t, "go", "build", "-o", bin, "../cmd/activepieces_exporter")
 
-	exporterAddr, promAddr := freePort(t), freePort(t)
-	var exporterLogs, promLogs lockedBuffer
+	exporterAddr, promAddr := testkit.FreePort(t), testkit.FreePort(t)
+	var exporterLogs, promLogs testkit.LockedBuffer
 	start(t, &exporterLogs, bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--poll.flows-interval=3s", "--web.listen-address="+exporterAddr, "--log.level=warn")
 
 	// The shipped rules, evaluated every second instead of every minute.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -128,6 +131,10 @@ func TestKeySource(t *testing.T) {
 		{name: "none", err: "no API key: set ACTIVEPIECES_API_KEY or --activepieces.api-key-file (or use --demo)"},
 		{name: "file", file: "sk-file\n", env: "sk-env", want: "sk-file"},
 		{name: "empty file", file: "  \n", err: "API key file " + path + " is empty"},
+		{name: "byte order mark", file: "\uFEFFsk-bom\r\n", want: "sk-bom"},
+		{name: "two lines", file: "sk-one\nsk-two\n", err: "API key file " + path + " holds more than one line: put only the key in it"},
+		{name: "space inside", file: "sk-one two", err: "API key file " + path + " holds a character an HTTP header cannot carry (U+0020): the key is printable ASCII without spaces"},
+		{name: "env with a control character", env: "sk-\x01", err: "ACTIVEPIECES_API_KEY holds a character an HTTP header cannot carry (U+0001): the key is printable ASCII without spaces"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := ""
@@ -188,5 +195,43 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("README lacks the row %q", row)
 		}
+	}
+}
+
+// A key file that cannot be read is logged when the failure starts or changes, and when it
+// ends, not on every check.
+func TestKeyFileFailureIsLoggedOncePerChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(path, []byte("sk-one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := newKeySource(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testkit.LockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { k.watch(ctx, nil, 5*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil))); close(done) }()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the failure logged", func() bool {
+		return strings.Count(logs.String(), "keeping the previous API key") == 1
+	})
+	time.Sleep(60 * time.Millisecond) // a dozen more checks fail the same way
+	if err := os.WriteFile(path, []byte("sk-one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the recovery logged", func() bool {
+		return strings.Contains(logs.String(), "API key file readable again")
+	})
+	cancel()
+	<-done
+	if n := strings.Count(logs.String(), "keeping the previous API key"); n != 1 {
+		t.Errorf("a persisting failure was logged %d times:\n%s", n, logs.String())
+	}
+	if k.Get() != "sk-one" {
+		t.Errorf("key = %q", k.Get())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -41,16 +42,6 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func scrape(url string) (string, int, error) {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -76,8 +67,8 @@ func hasFamily(text, name string) bool {
 
 func TestDemoBinaryServesEveryContractFamily(t *testing.T) {
 	bin := buildBinary(t)
-	addr := freePort(t)
-	var logs syncBuf
+	addr := testkit.FreePort(t)
+	var logs testkit.LockedBuffer
 	cmd := exec.Command(bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--web.listen-address="+addr, "--log.format=json")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY=") // demo needs no key

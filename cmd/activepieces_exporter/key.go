@@ -22,7 +22,10 @@ type keySource struct {
 func newKeySource(path string, getenv func(string) string) (*keySource, error) {
 	k := &keySource{path: path}
 	if path == "" {
-		v := strings.TrimSpace(getenv("ACTIVEPIECES_API_KEY"))
+		v, err := cleanKey(getenv("ACTIVEPIECES_API_KEY"))
+		if err != nil {
+			return nil, fmt.Errorf("ACTIVEPIECES_API_KEY %w", err)
+		}
 		if v == "" {
 			return nil, errors.New("no API key: set ACTIVEPIECES_API_KEY or --activepieces.api-key-file (or use --demo)")
 		}
@@ -48,13 +51,32 @@ func (k *keySource) reload() (changed bool, err error) {
 		}
 		return false, fmt.Errorf("reading API key file %s: %w", k.path, err)
 	}
-	v := strings.TrimSpace(string(b))
+	v, err := cleanKey(string(b))
+	if err != nil {
+		return false, fmt.Errorf("API key file %s %w", k.path, err)
+	}
 	if v == "" {
 		return false, fmt.Errorf("API key file %s is empty", k.path)
 	}
 	old := k.key.Load()
 	k.key.Store(&v)
 	return old == nil || *old != v, nil
+}
+
+// cleanKey trims what editors and secret tools add around a key (a UTF-8 byte order mark,
+// spaces, a final newline) and refuses what cannot be a key: several lines, or characters an
+// HTTP header cannot carry. The error never contains the key.
+func cleanKey(s string) (string, error) {
+	s = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "\uFEFF"))
+	if strings.ContainsAny(s, "\r\n") {
+		return "", errors.New("holds more than one line: put only the key in it")
+	}
+	for _, c := range s {
+		if c < 0x21 || c > 0x7e {
+			return "", fmt.Errorf("holds a character an HTTP header cannot carry (%U): the key is printable ASCII without spaces", c)
+		}
+	}
+	return s, nil
 }
 
 // watch re-reads the key file on SIGHUP and every interval until ctx ends.
@@ -64,6 +86,7 @@ func (k *keySource) watch(ctx context.Context, hup <-chan os.Signal, interval ti
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failing := "" // the error last logged: a failure is logged when it starts or changes
 	for {
 		reason := "file check"
 		select {
@@ -75,10 +98,16 @@ func (k *keySource) watch(ctx context.Context, hup <-chan os.Signal, interval ti
 		}
 		changed, err := k.reload()
 		switch {
+		case err != nil && err.Error() != failing:
+			failing = err.Error()
+			log.Warn("keeping the previous API key; logged again only when the error changes", "reason", reason, "err", err)
 		case err != nil:
-			log.Warn("keeping the previous API key", "reason", reason, "err", err)
 		case changed:
+			failing = ""
 			log.Info("API key reloaded", "reason", reason, "file", k.path)
+		case failing != "":
+			failing = ""
+			log.Info("API key file readable again; key unchanged", "file", k.path)
 		}
 	}
 }

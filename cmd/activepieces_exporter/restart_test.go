@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -22,12 +23,12 @@ import (
 type exporterProc struct {
 	cmd  *exec.Cmd
 	addr string
-	logs syncBuf
+	logs testkit.LockedBuffer
 }
 
 func startExporter(t *testing.T, bin string, args ...string) *exporterProc {
 	t.Helper()
-	p := &exporterProc{addr: freePort(t)}
+	p := &exporterProc{addr: testkit.FreePort(t)}
 	p.cmd = exec.Command(bin, append(args, "--web.listen-address="+p.addr, "--log.format=json")...)
 	p.cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+simulator.DefaultAPIKey)
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs

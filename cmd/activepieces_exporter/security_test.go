@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"math/big"
 	"net"
 	"net/http"
@@ -16,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -49,8 +49,8 @@ func TestTheKeyNeverLeaks(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(wrong+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
-	var logs syncBuf
+	addr := testkit.FreePort(t)
+	var logs testkit.LockedBuffer
 	cmd := exec.Command(bin, "--activepieces.url="+srv.URL+"/api", "--activepieces.api-key-file="+keyFile,
 		"--poll.interval=200ms", "--log.level=debug", "--web.listen-address="+addr)
 	cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
@@ -60,7 +60,7 @@ func TestTheKeyNeverLeaks(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
-	waitFor(t, 10*time.Second, "a 401 in the log", func() bool { return strings.Contains(logs.String(), "AUTHENTICATION") })
+	testkit.WaitFor(t, 10*time.Second, "a 401 in the log", func() bool { return strings.Contains(logs.String(), "AUTHENTICATION") })
 	// Rotate: the file now holds the right key; SIGHUP re-reads it.
 	if err := os.WriteFile(keyFile, []byte(secretKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestTheKeyNeverLeaks(t *testing.T) {
 	}
 	sim.AddRun(simulator.RunSpec{FlowID: f})
 	var metrics string
-	waitFor(t, 10*time.Second, "activepieces_up 1 after the key rotation", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "activepieces_up 1 after the key rotation", func() bool {
 		metrics, _, _ = scrape("http://" + addr + "/metrics")
 		return strings.Contains(metrics, "activepieces_up 1")
 	})
@@ -93,37 +93,6 @@ func TestTheKeyNeverLeaks(t *testing.T) {
 			}
 		}
 	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if ok() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
-// syncBuf is an io.Writer safe for the two pipes of a command and for reading while it runs.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 // selfSigned writes a certificate and key for 127.0.0.1 and returns their paths and a pool
@@ -174,8 +143,8 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 	if err := os.WriteFile(webConfig, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
-	var logs syncBuf
+	addr := testkit.FreePort(t)
+	var logs testkit.LockedBuffer
 	cmd := exec.Command(bin, "--demo", "--poll.interval=500ms", "--web.listen-address="+addr, "--web.config.file="+webConfig)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -197,7 +166,7 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 		n, _ := resp.Body.Read(b)
 		return resp.StatusCode, string(b[:n])
 	}
-	waitFor(t, 10*time.Second, "the TLS listener", func() bool { code, _ := get("", ""); return code != 0 })
+	testkit.WaitFor(t, 10*time.Second, "the TLS listener", func() bool { code, _ := get("", ""); return code != 0 })
 	if code, _ := get("", ""); code != http.StatusUnauthorized {
 		t.Errorf("no credentials: %d, want 401", code)
 	}
