@@ -176,7 +176,11 @@ func (e *Exporter) saveState() error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("writing state: %w", err)
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // its path has a random part: the message must stay the same for the same failure
+		}
+		return fmt.Errorf("writing state in %s: %w", dir, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	if _, err := tmp.Write(b); err != nil {
