@@ -52,8 +52,15 @@ type Config struct {
 	BackoffBase, BackoffMax time.Duration
 	// MaxRetryAfter caps a server-requested wait (default 2m).
 	MaxRetryAfter time.Duration
-	// MaxResponseBytes caps a response body (default 64 MiB).
+	// MaxResponseBytes caps any response body (default 64 MiB).
 	MaxResponseBytes int64
+	// MaxItemBytes is how big one run, project or folder of a page can plausibly be (default
+	// 64 KiB; a run is about 1 KiB, its failure message at most 700 characters); MaxFlowBytes the
+	// same for a flow, which carries its whole definition (default 8 MiB). A page of limit items
+	// is capped at limit × that (plus 64 KiB, and at most MaxResponseBytes), no single item may be
+	// larger, and a page may hold at most 2 × limit + 10 items: a hostile or broken upstream cannot
+	// make the client read or hold more than what a page of the size asked for can be.
+	MaxItemBytes, MaxFlowBytes int64
 	// Observer, if set, is told about every attempt.
 	Observer RequestObserver
 	// UserAgent defaults to "activepieces_exporter".
@@ -111,6 +118,17 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = 64 << 20
 	}
+	if cfg.MaxItemBytes <= 0 {
+		cfg.MaxItemBytes = 64 << 10
+	}
+	if cfg.MaxFlowBytes <= 0 {
+		cfg.MaxFlowBytes = 8 << 20
+	}
+	// Redirects stay on the API's origin: the key must never reach another one, and another
+	// origin's answers are not the API's.
+	hc := *cfg.HTTPClient
+	hc.CheckRedirect = checkRedirect
+	cfg.HTTPClient = &hc
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "activepieces_exporter"
 	}
@@ -120,8 +138,32 @@ func New(cfg Config) (*Client, error) {
 // BaseURL is the API root the client talks to.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// get sends GET path?query with retries and decodes a 2xx body into out.
-func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values, out any) error {
+// decoder decodes a 2xx body read through a capReader.
+type decoder func(cr *capReader) error
+
+// bodyLimits are what one answer may be: bytes in all, bytes per item, items per page.
+type bodyLimits struct {
+	total, item int64
+	items       int
+}
+
+// pageLimits are the limits of a page of limit items of itemBytes each at most (limit < 0: no
+// limit was asked, the server sends everything).
+func (c *Client) pageLimits(limit int, itemBytes int64) bodyLimits {
+	if limit < 0 {
+		return bodyLimits{total: c.cfg.MaxResponseBytes, item: itemBytes}
+	}
+	return bodyLimits{total: min(c.cfg.MaxResponseBytes, 64<<10+int64(limit)*itemBytes), item: itemBytes, items: 2*limit + 10}
+}
+
+// valueLimits are the limits of an answer that is one value, not a page.
+func (c *Client) valueLimits(bytes int64) bodyLimits {
+	b := min(c.cfg.MaxResponseBytes, bytes)
+	return bodyLimits{total: b, item: b}
+}
+
+// get sends GET path?query with retries and decodes a 2xx body with decode, within lim.
+func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values, lim bodyLimits, decode decoder) error {
 	u := *c.base
 	u.Path = c.base.Path + path
 	u.RawQuery = q.Encode()
@@ -132,7 +174,7 @@ func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values, o
 				return fmt.Errorf("GET %s: rate limiter: %w", path, err)
 			}
 		}
-		err := c.attempt(ctx, endpoint, path, target, out)
+		err := c.attempt(ctx, endpoint, path, target, lim, decode)
 		if err == nil {
 			return nil
 		}
@@ -163,7 +205,7 @@ func (c *Client) retryDelay(err error, attempt int) (time.Duration, bool) {
 		if apiErr.RetryAfter > 0 {
 			return min(apiErr.RetryAfter, c.cfg.MaxRetryAfter), true
 		}
-	case errors.Is(err, ErrBadResponse), errors.Is(err, ErrResponseTooLarge):
+	case errors.Is(err, ErrBadResponse), errors.Is(err, ErrResponseTooLarge), errors.Is(err, ErrRedirect):
 		return 0, false
 	case errors.Is(err, context.Canceled):
 		return 0, false
@@ -176,7 +218,17 @@ func (c *Client) retryDelay(err error, attempt int) (time.Duration, bool) {
 	return time.Duration(rand.Int64N(int64(ceil)) + 1), true
 }
 
-func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out any) (err error) {
+// Codes passed to the RequestObserver for attempts without a usable HTTP answer; they all end
+// in "error" so that one regular expression (".*error") selects them.
+const (
+	CodeNoResponse    = "error"          // no response (connection refused or reset, timeout)
+	CodeReadError     = "read_error"     // the body could not be read (timed out, cut)
+	CodeTooLarge      = "size_error"     // the body was larger than a page can plausibly be
+	CodeInvalidBody   = "decode_error"   // a 2xx body that is not the JSON expected
+	CodeRedirectError = "redirect_error" // a redirect to another origin (or too many) refused
+)
+
+func (c *Client) attempt(ctx context.Context, endpoint, path, target string, lim bodyLimits, decode decoder) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	name := "GET " + path
@@ -191,7 +243,7 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	start := time.Now()
-	code := "error"
+	code := CodeNoResponse
 	defer func() {
 		if c.cfg.Observer != nil {
 			c.cfg.Observer(endpoint, code, time.Since(start))
@@ -199,6 +251,9 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out
 	}()
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
+		if errors.Is(err, ErrRedirect) {
+			code = CodeRedirectError
+		}
 		// *url.Error names the URL; it holds query parameters but never the key (a header).
 		return fmt.Errorf("%s: %w", name, redact(err, key))
 	}
@@ -207,14 +262,8 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out
 	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
 		c.serverDate.Store(d.Unix())
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBytes+1))
-	if err != nil {
-		return fmt.Errorf("%s: reading body: %w", name, redact(err, key))
-	}
-	if int64(len(body)) > c.cfg.MaxResponseBytes {
-		return fmt.Errorf("%s: %w (over %d bytes)", name, ErrResponseTooLarge, c.cfg.MaxResponseBytes)
-	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)) // an error body is small; more is not read
 		apiErr := &APIError{Endpoint: name, StatusCode: resp.StatusCode}
 		var eb errorBody
 		if json.Unmarshal(body, &eb) == nil {
@@ -235,10 +284,50 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, out
 		}
 		return apiErr
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	cr := &capReader{r: resp.Body, totalMax: lim.total, itemMax: min(lim.total, lim.item), maxItems: lim.items}
+	if err := decode(cr); err != nil {
+		switch {
+		case cr.tooLarge != nil:
+			code = CodeTooLarge
+			return fmt.Errorf("%s: %w", name, cr.tooLarge)
+		case cr.readErr != nil:
+			code = CodeReadError
+			return fmt.Errorf("%s: reading body: %w", name, redact(cr.readErr, key))
+		}
+		code = CodeInvalidBody
 		return fmt.Errorf("%s: %w: %w", name, ErrBadResponse, redact(err, key))
 	}
 	return nil
+}
+
+// maxRedirects is how many same-origin redirects a request follows.
+const maxRedirects = 3
+
+// checkRedirect refuses a redirect to another origin (scheme, host or port): Go's client would
+// send the key to another port of the same host, and take another host's answers as the API's.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	from := via[len(via)-1].URL
+	if origin(req.URL) != origin(via[0].URL) {
+		return fmt.Errorf("%w: %s redirected to %s, another origin", ErrRedirect, stripQuery(from), stripQuery(req.URL))
+	}
+	if len(via) > maxRedirects {
+		return fmt.Errorf("%w: more than %d redirects, the last from %s to %s", ErrRedirect, maxRedirects, stripQuery(from), stripQuery(req.URL))
+	}
+	return nil
+}
+
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
+}
+
+func stripQuery(u *url.URL) string {
+	v := *u
+	v.RawQuery, v.User = "", nil
+	return v.String()
 }
 
 // redactedError keeps the chain of err (errors.Is still works) but prints without the key.
@@ -318,17 +407,15 @@ func setPaging(q url.Values, limit int, cursor string) {
 
 // ListFlowRuns fetches one page of runs, newest first (created DESC, id DESC).
 func (c *Client) ListFlowRuns(ctx context.Context, p ListFlowRunsParams) (*Page[FlowRun], error) {
-	var page Page[FlowRun]
-	if err := c.get(ctx, EndpointFlowRuns, "/v1/flow-runs", p.values(), &page); err != nil {
-		return nil, err
-	}
-	return &page, nil
+	return getPage[FlowRun](ctx, c, EndpointFlowRuns, "/v1/flow-runs", p.values(), p.Limit, c.cfg.MaxItemBytes)
 }
 
 // GetFlowRun fetches one run by id.
 func (c *Client) GetFlowRun(ctx context.Context, id string) (*FlowRun, error) {
 	var run FlowRun
-	if err := c.get(ctx, EndpointFlowRun, "/v1/flow-runs/"+url.PathEscape(id), nil, &run); err != nil {
+	// The full run carries its steps' inputs and outputs.
+	if err := c.get(ctx, EndpointFlowRun, "/v1/flow-runs/"+url.PathEscape(id), nil, c.valueLimits(c.cfg.MaxResponseBytes),
+		func(cr *capReader) error { return decodeValue(cr, &run) }); err != nil {
 		return nil, err
 	}
 	return &run, nil
@@ -347,7 +434,8 @@ func (c *Client) CountByStatus(ctx context.Context, projectID string, after, bef
 	var out struct {
 		Data []StatusCount `json:"data"`
 	}
-	if err := c.get(ctx, EndpointCountByStatus, "/v1/flow-runs/count-by-status", q, &out); err != nil {
+	if err := c.get(ctx, EndpointCountByStatus, "/v1/flow-runs/count-by-status", q, c.valueLimits(64<<10),
+		func(cr *capReader) error { return decodeValue(cr, &out) }); err != nil {
 		return nil, err
 	}
 	return out.Data, nil
@@ -377,11 +465,7 @@ func (c *Client) ListFlows(ctx context.Context, p ListFlowsParams) (*Page[Flow],
 		q.Set("name", p.Name)
 	}
 	setPaging(q, p.Limit, p.Cursor)
-	var page Page[Flow]
-	if err := c.get(ctx, EndpointFlows, "/v1/flows", q, &page); err != nil {
-		return nil, err
-	}
-	return &page, nil
+	return getPage[Flow](ctx, c, EndpointFlows, "/v1/flows", q, p.Limit, c.cfg.MaxFlowBytes)
 }
 
 // ListFolders fetches one page of a project's folders.
@@ -389,19 +473,23 @@ func (c *Client) ListFolders(ctx context.Context, projectID string, limit int, c
 	q := url.Values{}
 	q.Set("projectId", projectID)
 	setPaging(q, limit, cursor)
-	var page Page[Folder]
-	if err := c.get(ctx, EndpointFolders, "/v1/folders", q, &page); err != nil {
-		return nil, err
-	}
-	return &page, nil
+	return getPage[Folder](ctx, c, EndpointFolders, "/v1/folders", q, limit, c.cfg.MaxItemBytes)
 }
 
 // ListProjects fetches one page of the projects the key can read.
 func (c *Client) ListProjects(ctx context.Context, limit int, cursor string) (*Page[Project], error) {
 	q := url.Values{}
 	setPaging(q, limit, cursor)
-	var page Page[Project]
-	if err := c.get(ctx, EndpointProjects, "/v1/projects", q, &page); err != nil {
+	return getPage[Project](ctx, c, EndpointProjects, "/v1/projects", q, limit, c.cfg.MaxItemBytes)
+}
+
+// getPage fetches one page of a listing, decoding it item by item.
+func getPage[T any](ctx context.Context, c *Client, endpoint, path string, q url.Values, limit int, itemBytes int64) (*Page[T], error) {
+	var page Page[T]
+	if limit == 0 {
+		limit = 10 // the server's default page size
+	}
+	if err := c.get(ctx, endpoint, path, q, c.pageLimits(limit, itemBytes), func(cr *capReader) error { return decodePage(cr, &page) }); err != nil {
 		return nil, err
 	}
 	return &page, nil

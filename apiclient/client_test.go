@@ -1,6 +1,7 @@
 package apiclient_test
 
 import (
+	"slices"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,11 +102,34 @@ func TestDurationEdgeCases(t *testing.T) {
 	}
 }
 
-func TestMalformedTimestampIsAnError(t *testing.T) {
+// A run whose id, created time or status cannot be decoded is kept, marked invalid with the
+// reason; an optional field that cannot be decoded (a number out of range) is dropped and named;
+// only malformed JSON fails.
+func TestUndecodableRunFields(t *testing.T) {
 	var r apiclient.FlowRun
-	err := json.Unmarshal([]byte(`{"id":"x","created":"yesterday"}`), &r)
-	if err == nil || !strings.Contains(err.Error(), "yesterday") {
-		t.Errorf("err = %v", err)
+	if err := json.Unmarshal([]byte(`{"id":"x","created":"yesterday","status":"FAILED"}`), &r); err != nil {
+		t.Fatalf("a bad created time failed the decode: %v", err)
+	}
+	if !strings.Contains(r.Invalid, "yesterday") || r.ID != "x" {
+		t.Errorf("invalid = %q, id %q", r.Invalid, r.ID)
+	}
+	r = apiclient.FlowRun{}
+	if err := json.Unmarshal([]byte(`{"id":"x","created":"2026-01-01T00:00:00Z","status":"FAILED","stepsCount":1e400,"tags":7}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(r.Dropped)
+	if r.Invalid != "" || !slices.Equal(r.Dropped, []string{"stepsCount", "tags"}) || r.StepsCount != nil || r.Status != "FAILED" {
+		t.Errorf("run %+v", r)
+	}
+	if _, ok := r.TaskCount(); ok {
+		t.Error("a task count out of range is known")
+	}
+	huge := 1e300
+	if _, ok := (&apiclient.FlowRun{StepsCount: &huge}).TaskCount(); ok {
+		t.Error("an implausible task count (1e300) is known")
+	}
+	if err := json.Unmarshal([]byte(`{"id":"x",`), &r); err == nil {
+		t.Error("malformed JSON decoded")
 	}
 }
 

@@ -19,10 +19,13 @@ var (
 	ErrServer         = errors.New("server error")                // 5xx
 	// ErrCursorLoop is returned when a listing hands back a cursor it already handed out.
 	ErrCursorLoop = errors.New("pagination loop: the server returned a cursor already followed")
-	// ErrResponseTooLarge is returned when a body exceeds Config.MaxResponseBytes.
+	// ErrResponseTooLarge is returned when a body exceeds what the request can plausibly get back
+	// (Config.MaxResponseBytes, Config.MaxItemBytes).
 	ErrResponseTooLarge = errors.New("response body too large")
 	// ErrBadResponse is returned for a 2xx body that cannot be decoded.
 	ErrBadResponse = errors.New("malformed response")
+	// ErrRedirect is returned when the server redirects to another origin, or too often.
+	ErrRedirect = errors.New("redirect refused")
 )
 
 // APIError is a non-2xx answer of the API, decoded from any of its error body shapes (docs/activepieces-api.md §6).

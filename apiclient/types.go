@@ -143,6 +143,12 @@ type FlowRun struct {
 	// Old servers only (removed upstream in late 2025).
 	Duration *float64 `json:"duration"` // milliseconds
 	Tasks    *float64 `json:"tasks"`
+
+	// Invalid says why the run cannot be accounted for (its id, created time or status could
+	// not be decoded); Dropped names optional fields that could not be decoded and were left
+	// out. Set by UnmarshalJSON, never sent.
+	Invalid string   `json:"-"`
+	Dropped []string `json:"-"`
 }
 
 // MaxPlausibleDuration bounds run durations: longer values (clock jumps, corrupt rows) are treated
@@ -169,11 +175,13 @@ func (r *FlowRun) DurationSeconds() (seconds float64, ok bool) {
 }
 
 // TaskCount is the run's task count: `tasks` when sent (old servers), else `stepsCount`.
+// Negative or implausible counts (over MaxPlausibleTasks) are unknown.
 func (r *FlowRun) TaskCount() (n float64, ok bool) {
+	plausible := func(v *float64) bool { return v != nil && *v >= 0 && *v <= MaxPlausibleTasks }
 	switch {
-	case r.Tasks != nil && *r.Tasks >= 0:
+	case plausible(r.Tasks):
 		return *r.Tasks, true
-	case r.StepsCount != nil && *r.StepsCount >= 0:
+	case plausible(r.StepsCount):
 		return *r.StepsCount, true
 	}
 	return 0, false

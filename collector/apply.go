@@ -97,13 +97,18 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 // (where a finished run may be first seen) rather than an in-flight listing or a refresh (where
 // only runs already tracked matter).
 func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, floor time.Time, finished *[]pendingRun) {
-	if r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
+	if r.Invalid != "" || r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
 		if p.invalidRuns == 0 {
 			e.log.Warn("the API returned a run without id, created time or status, or of another project; skipping such runs (counted in activepieces_exporter_invalid_runs_total)",
-				"project_id", p.id, "run_project_id", r.ProjectID)
+				"project_id", p.id, "run_project_id", capLabel(r.ProjectID), "problem", r.Invalid)
 		}
 		p.invalidRuns++
 		return
+	}
+	if len(r.Dropped) > 0 && !p.droppedFieldsLogged {
+		p.droppedFieldsLogged = true
+		e.log.Warn("the API returned a run with fields that cannot be decoded; the run is counted without them (logged once)",
+			"project_id", p.id, "run_id", capLabel(r.ID), "fields", r.Dropped)
 	}
 	if p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil {
 		if listed {

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"strings"
@@ -101,10 +102,18 @@ func TestFaultSuite(t *testing.T) {
 			check: check{"activepieces_exporter_poll_failures_total", nil, 2}},
 		{name: "malformed JSON", polls: 2, failed: true, logOne: "poll of project failed",
 			fault: func(h *harness, _ fixture) {
-				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 200, Body: `{"data":[{"id":"x","created":"not a time"}]}`, Times: -1})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 200, Body: `{"data":[{"id":"x" "created":1}]}`, Times: -1})
 			},
-			check: check{"activepieces_exporter_poll_failures_total", nil, 2}},
-		{name: "a page of 10,000 runs", polls: 1,
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "decode_error"}, 2}},
+		{name: "a run whose created time cannot be decoded", polls: 2,
+			fault: func(h *harness, _ fixture) {
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, Status: 200, Times: -1,
+					Body: `{"data":[{"id":"xxxxxxxxxxxxxxxxxxxxx","created":"not a time","status":"FAILED"}],"next":null}`})
+			},
+			check: check{"activepieces_exporter_invalid_runs_total", nil, 2}},
+		// A server ignoring the page size: more items than 2 × limit + 10 is refused (memory
+		// follows the page size asked for); the runs are counted once it pages again.
+		{name: "a page of 10,000 runs", polls: 1, failed: true,
 			fault: func(h *harness, fx fixture) {
 				for i := 0; i < 10000; i++ {
 					h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
@@ -112,7 +121,7 @@ func TestFaultSuite(t *testing.T) {
 				h.clock.Advance(20 * time.Second)
 				h.sim.InjectFault(simulator.Fault{Path: runsPath, HugePage: true})
 			},
-			check: check{"activepieces_flow_runs_total", map[string]string{"status": "SUCCEEDED"}, 10000}},
+			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "size_error"}, 1}},
 		{name: "cursor loop", polls: 2, failed: true, logOne: "poll of project failed",
 			fault: func(h *harness, fx fixture) {
 				for i := 0; i < 250; i++ {
@@ -243,7 +252,7 @@ func TestFaultSuite(t *testing.T) {
 			}
 			if tc.logOne != "" {
 				if n := strings.Count(strings.TrimPrefix(h.logs.String(), before), `"msg":"`+tc.logOne+`"`); n != 1 {
-					t.Errorf("%q logged %d times over %d failing polls, want once", tc.logOne, n, tc.polls)
+					t.Errorf("%q logged %d times over %d failing polls, want once\n%s", tc.logOne, n, tc.polls, strings.TrimPrefix(h.logs.String(), before))
 				}
 			}
 
@@ -263,4 +272,33 @@ func TestFaultSuite(t *testing.T) {
 			h.lint()
 		})
 	}
+}
+
+// "stepsCount": 1e400 is valid JSON but no float64: the run is counted without its task count,
+// and the poll position moves past it (it froze the project before).
+func TestOutOfRangeNumberDoesNotFreezeAProject(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.mustPoll()
+	id := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Steps: 3})
+	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Times: -1, Rewrite: func(body []byte) []byte {
+		return bytes.ReplaceAll(body, []byte(`"stepsCount":3`), []byte(`"stepsCount":1e400`))
+	}})
+	h.mustPoll()
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Steps: 2})
+	h.mustPoll()
+	if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED"); got != 1 {
+		t.Errorf("run with stepsCount 1e400 counted %v times, want 1", got)
+	}
+	if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "SUCCEEDED"); got != 1 {
+		t.Errorf("the next run counted %v times: the project froze", got)
+	}
+	if got := h.flowValue("activepieces_flow_run_tasks_total", fx.flowA); got != 2 {
+		t.Errorf("tasks = %v, want only the plausible 2", got)
+	}
+	if !strings.Contains(h.logs.String(), "fields that cannot be decoded") {
+		t.Error("the dropped field was not logged")
+	}
+	_ = id
 }

@@ -122,7 +122,8 @@ type projectState struct {
 	noQueuedStatus    bool // it predates QUEUED and rejects it as a filter
 	watchLevel        int  // index in watchStatuses of the filter it accepts
 
-	watchFullLogged bool // the watched-runs cap was reported
+	watchFullLogged     bool // the watched-runs cap was reported
+	droppedFieldsLogged bool // a run with undecodable optional fields was reported
 
 	// Ledger: ids of finished runs recently read (bounded by the overlap window), and runs in flight.
 	seen idSet

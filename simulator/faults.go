@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -35,6 +36,11 @@ type Fault struct {
 	HugePage bool
 	// IgnoreCreatedAfter answers as if the request had no createdAfter bound.
 	IgnoreCreatedAfter bool
+	// Rewrite, if set, changes the real answer's body (e.g. a number out of range).
+	Rewrite func(body []byte) []byte
+	// Stream, if set, answers 200 with the body it writes (huge or slow answers); it should stop
+	// when the request's context ends.
+	Stream func(w io.Writer, r *http.Request)
 	// Before, if set, runs before the request is answered (to change the data in the middle of a
 	// client's sequence of requests).
 	Before func()
@@ -112,7 +118,13 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
 		_, _ = w.Write([]byte(f.Body))
 		return true
 	}
-	if !f.Truncate && !f.LoopCursor && !f.EndlessNext && !f.HugePage && !f.IgnoreCreatedAfter {
+	if f.Stream != nil {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		f.Stream(w, r)
+		return true
+	}
+	if !f.Truncate && !f.LoopCursor && !f.EndlessNext && !f.HugePage && !f.IgnoreCreatedAfter && f.Rewrite == nil {
 		return false
 	}
 	if f.HugePage || f.IgnoreCreatedAfter {
@@ -142,6 +154,10 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
 			}
 			body, _ = json.Marshal(page)
 		}
+	}
+	if f.Rewrite != nil {
+		body = f.Rewrite(bytes.Clone(body))
+		w.Header().Del("Content-Length")
 	}
 	if f.Truncate {
 		body = body[:len(body)/2]

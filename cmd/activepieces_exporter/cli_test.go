@@ -96,6 +96,7 @@ func TestValidateRefusesBadConfigurations(t *testing.T) {
 		{[]string{"--api.rate-limit=0"}, "--api.rate-limit must be positive, got 0"},
 		{[]string{"--api.timeout=0s"}, "--api.timeout must be positive, got 0s"},
 		{[]string{"--api.retries=-1"}, "--api.retries must not be negative, got -1"},
+		{[]string{"--api.max-item-bytes=10"}, "--api.max-item-bytes and --api.max-flow-bytes must be at least 1024, got 10 and 8388608"},
 		{[]string{"--web.max-requests=-1"}, "--web.max-requests must not be negative, got -1"},
 		{[]string{"--web.telemetry-path=metrics"}, `--web.telemetry-path must start with /, got "metrics"`},
 		{[]string{"--demo", "--demo.rate=0"}, "--demo.rate must be positive, got 0"},

@@ -62,6 +62,8 @@ type APIFlags struct {
 	Timeout   time.Duration `name:"timeout" env:"ACTIVEPIECES_EXPORTER_API_TIMEOUT" default:"10s" help:"Timeout of one API request."`
 	RateLimit float64       `name:"rate-limit" env:"ACTIVEPIECES_EXPORTER_API_RATE_LIMIT" default:"10" help:"API requests per second at most, shared by all projects."`
 	Retries   int           `name:"retries" env:"ACTIVEPIECES_EXPORTER_API_RETRIES" default:"3" help:"Retries of a request failing with 429, 502, 503, 504 or a network error."`
+	MaxItem   int64         `name:"max-item-bytes" env:"ACTIVEPIECES_EXPORTER_API_MAX_ITEM_BYTES" default:"65536" help:"Bytes one run, project or folder of a page may have; a page of N items may have N times that."`
+	MaxFlow   int64         `name:"max-flow-bytes" env:"ACTIVEPIECES_EXPORTER_API_MAX_FLOW_BYTES" default:"8388608" help:"Bytes one flow (with its whole definition) of a page may have."`
 }
 
 // MetricsFlags shape what is exported.
@@ -221,6 +223,9 @@ func (c *CLI) Validate() error {
 	}
 	if c.API.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--api.timeout must be positive, got %s", c.API.Timeout))
+	}
+	if c.API.MaxItem < 1024 || c.API.MaxFlow < 1024 {
+		errs = append(errs, fmt.Errorf("--api.max-item-bytes and --api.max-flow-bytes must be at least 1024, got %d and %d", c.API.MaxItem, c.API.MaxFlow))
 	}
 	if c.API.Retries < 0 {
 		errs = append(errs, fmt.Errorf("--api.retries must not be negative, got %d", c.API.Retries))

@@ -57,6 +57,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	apiMetrics := collector.NewAPIMetrics()
 	client, err := apiclient.New(apiclient.Config{
 		BaseURL: url, APIKey: keys.Get, Timeout: c.API.Timeout, Retries: c.API.Retries,
+		MaxItemBytes: c.API.MaxItem, MaxFlowBytes: c.API.MaxFlow,
 		Limiter:   rate.NewLimiter(rate.Limit(c.API.RateLimit), max(1, int(c.API.RateLimit))),
 		Observer:  apiMetrics.Observe,
 		UserAgent: "activepieces_exporter/" + version,
