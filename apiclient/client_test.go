@@ -1,13 +1,13 @@
 package apiclient_test
 
 import (
-	"slices"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
