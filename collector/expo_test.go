@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"compress/gzip"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"io"
 	"maps"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 

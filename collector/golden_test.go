@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"flag"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 

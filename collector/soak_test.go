@@ -3,7 +3,6 @@ package collector
 import (
 	"flag"
 	"fmt"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"io"
 	"log/slog"
 	"runtime"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 )
 
 var soak = flag.Bool("soak", false, "run the 1M-run soak test (make test runs it)")

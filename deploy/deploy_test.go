@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"io"
 	"net/http"
 	"net/url"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"go.yaml.in/yaml/v3"
 )
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (*CLI, error) {

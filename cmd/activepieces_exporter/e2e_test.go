@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 )
 
 // contractFamilies is every metric family the exporter promises (README): the collector's own

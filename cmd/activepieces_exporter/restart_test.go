@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 

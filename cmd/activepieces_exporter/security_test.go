@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
