@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,39 +18,89 @@ import (
 // metricsHandler serves /metrics: the exporter's samples from the exposition it renders once per
 // poll (already gzip-compressed), followed by the registry's own metrics (Go, process, API client,
 // build info) encoded per scrape. The answer is always the text format (0.0.4), gzip-compressed
-// when the client accepts it (Prometheus does). At most maxInFlight scrapes are served at once, and
-// each must be written within scrapeTimeout.
+// when the client accepts it (Prometheus does).
+//
+// At most maxInFlight scrapes are served at once, but a scrape keeps its slot for fastWindow only:
+// one still being written after that (a slow or stalled reader) moves to one of the few slow slots
+// (a quarter of maxInFlight, at least 2), and is cut off when none is free. So clients that read
+// slowly, however many, cannot keep Prometheus out; each scrape must be written within
+// scrapeTimeout.
 type metricsHandler struct {
 	cached      func() []byte // gzip text of the exporter
 	registry    prometheus.Gatherer
 	log         *slog.Logger
 	inFlight    chan struct{}
+	slow        chan struct{}
+	fastWindow  time.Duration
 	contentType string
 }
 
 func newMetricsHandler(cached func() []byte, reg prometheus.Gatherer, maxInFlight int, log *slog.Logger) *metricsHandler {
-	h := &metricsHandler{cached: cached, registry: reg, log: log,
+	h := &metricsHandler{cached: cached, registry: reg, log: log, fastWindow: fastWindow,
 		contentType: string(expfmt.NewFormat(expfmt.TypeTextPlain))}
 	if maxInFlight > 0 {
 		h.inFlight = make(chan struct{}, maxInFlight)
+		h.slow = make(chan struct{}, max(2, maxInFlight/4))
 	}
 	return h
+}
+
+// fastWindow is how long a scrape may hold one of the --web.max-requests slots: a scrape is a copy
+// of a rendered text, which a reader at the speed of Prometheus takes milliseconds to read.
+const fastWindow = 250 * time.Millisecond
+
+// admit takes a slot for a scrape and returns its release, or false when every slot is taken.
+// After fastWindow the scrape gives its slot back and takes a slow one, or is cut off (its write
+// deadline set to now) when there is none.
+func (h *metricsHandler) admit(rc *http.ResponseController) (release func(), ok bool) {
+	if h.inFlight == nil {
+		return func() {}, true
+	}
+	select {
+	case h.inFlight <- struct{}{}:
+	default:
+		return nil, false
+	}
+	var mu sync.Mutex
+	held := h.inFlight // the pool whose slot this scrape holds; nil once it holds none
+	t := time.AfterFunc(h.fastWindow, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if held == nil {
+			return
+		}
+		<-h.inFlight
+		select {
+		case h.slow <- struct{}{}:
+			held = h.slow
+		default:
+			held = nil
+			_ = rc.SetWriteDeadline(time.Now()) // too many slow readers: this one is cut off
+		}
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		if held != nil {
+			<-held
+			held = nil
+		}
+	}, true
 }
 
 // scrapeTimeout bounds the writing of one scrape (a slow or stalled client), without buffering.
 const scrapeTimeout = 30 * time.Second
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(scrapeTimeout)) // unsupported in tests' recorders
-	if h.inFlight != nil {
-		select {
-		case h.inFlight <- struct{}{}:
-			defer func() { <-h.inFlight }()
-		default:
-			http.Error(w, fmt.Sprintf("too many concurrent scrapes (limit %d)", cap(h.inFlight)), http.StatusServiceUnavailable)
-			return
-		}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(scrapeTimeout)) // unsupported in tests' recorders
+	release, ok := h.admit(rc)
+	if !ok {
+		http.Error(w, fmt.Sprintf("too many concurrent scrapes (limit %d)", cap(h.inFlight)), http.StatusServiceUnavailable)
+		return
 	}
+	defer release()
 	families, err := h.registry.Gather()
 	if err != nil {
 		h.log.Error("gathering the registry", "err", err)

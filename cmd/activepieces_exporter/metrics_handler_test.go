@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -65,5 +69,69 @@ func TestMetricsHandlerServesCachedAndRegistryTextWithOrWithoutGzip(t *testing.T
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("over the limit: %d, want 503", rec.Code)
+	}
+}
+
+// Forty clients that read /metrics at a byte a second (the --web.max-requests default) and a
+// Prometheus-like scrape every 200 ms: every scrape is answered 200 within a second. Before, the
+// slow readers held every slot for the 30 s write deadline and Prometheus got 503.
+func TestSlowReadersCannotLockOutTheScraper(t *testing.T) {
+	// A big exposition (about 8 MB as text), so that a slow reader's writes block.
+	var text strings.Builder
+	for i := 0; text.Len() < 8<<20; i++ {
+		fmt.Fprintf(&text, "activepieces_flow_runs_total{flow_id=\"f%07d\",status=\"SUCCEEDED\"} %d\n", i, i)
+	}
+	cached := gz(t, text.String())
+	h := newMetricsHandler(func() []byte { return cached }, prometheus.NewRegistry(), 40, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 40 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.(*net.TCPConn).SetReadBuffer(1024)
+		if _, err := io.WriteString(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { // one byte a second
+			defer wg.Done()
+			defer conn.Close()
+			b := make([]byte, 1)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Second):
+				}
+				if _, err := conn.Read(b); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(100 * time.Millisecond) // every slow reader holds a slot now
+
+	client := &http.Client{Timeout: time.Second}
+	for i := range 15 {
+		start := time.Now()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("scrape %d: %v", i, err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n < int64(len(cached)) || time.Since(start) > time.Second {
+			t.Errorf("scrape %d: %d, %d bytes in %s", i, resp.StatusCode, n, time.Since(start))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
