@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,17 +50,25 @@ func newMetricsHandler(cached func() []byte, reg prometheus.Gatherer, maxInFligh
 // of a rendered text, which a reader at the speed of Prometheus takes milliseconds to read.
 const fastWindow = 250 * time.Millisecond
 
-// admit takes a slot for a scrape and returns its release, or false when every slot is taken.
-// After fastWindow the scrape gives its slot back and takes a slow one, or is cut off (its write
-// deadline set to now) when there is none.
-func (h *metricsHandler) admit(rc *http.ResponseController) (release func(), ok bool) {
+// admit takes a slot for a scrape and returns its release, or false when every slot stayed taken
+// for a fast window (every slot is given back within one). After fastWindow the scrape gives its
+// slot back and takes a slow one, or is cut off (its write deadline set to now) when there is none.
+func (h *metricsHandler) admit(ctx context.Context, rc *http.ResponseController) (release func(), ok bool) {
 	if h.inFlight == nil {
 		return func() {}, true
 	}
 	select {
 	case h.inFlight <- struct{}{}:
 	default:
-		return nil, false
+		wait := time.NewTimer(h.fastWindow + 50*time.Millisecond)
+		defer wait.Stop()
+		select {
+		case h.inFlight <- struct{}{}:
+		case <-wait.C:
+			return nil, false
+		case <-ctx.Done():
+			return nil, false
+		}
 	}
 	var mu sync.Mutex
 	held := h.inFlight // the pool whose slot this scrape holds; nil once it holds none
@@ -95,7 +104,7 @@ const scrapeTimeout = 30 * time.Second
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(scrapeTimeout)) // unsupported in tests' recorders
-	release, ok := h.admit(rc)
+	release, ok := h.admit(r.Context(), rc)
 	if !ok {
 		http.Error(w, fmt.Sprintf("too many concurrent scrapes (limit %d)", cap(h.inFlight)), http.StatusServiceUnavailable)
 		return
