@@ -8,6 +8,10 @@ import (
 
 // apply folds one successful poll of a project into its state. Called with e.mu held.
 func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time) {
+	if !p.started {
+		// What the first poll lists is history; what appears after it is counted.
+		p.countFrom = f.head.Add(time.Millisecond)
+	}
 	if f.flowsListed {
 		e.applyFlows(p, f, seq)
 	}
@@ -154,8 +158,9 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 	}
 	p.seen.add(r.ID, r.Created.Time)
 	e.watch(p, r)
-	// Runs that finished before the exporter started are history: gauges only.
-	*finished = append(*finished, pendingRun{run: *r, count: !r.Created.Before(p.countFrom)})
+	// Runs that finished before the exporter started are history: gauges only. All that the first
+	// poll of a project lists is (whatever its times, which a wrong clock can put anywhere).
+	*finished = append(*finished, pendingRun{run: *r, count: p.started && !r.Created.Before(p.countFrom)})
 }
 
 // watch remembers a finished run that may be retried on the same row, while it ended within the

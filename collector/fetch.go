@@ -59,8 +59,15 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 		}
 	}
 	from := p.head
+	serverStart := e.startedAt.Add(e.clock.applied)
 	if !p.started {
-		from = e.startedAt.Add(-e.cfg.Lookback)
+		from = serverStart.Add(-e.cfg.Lookback)
+	} else if p.head.After(e.now().Add(maxClockOffset + maxClockSkew)) {
+		// A position no server clock can explain: saved by an exporter misled by a wrong Date.
+		// Start again from the newest runs; what happened in between is not counted.
+		e.log.Warn("poll position far ahead of any plausible server clock (from a state file written under a wrong Date?); reading from the newest runs",
+			"project_id", p.id, "position", p.head)
+		from = e.serverNow().Add(-e.cfg.Overlap)
 	}
 	runs, w, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: from}, max(budget, 1))
 	if err != nil {
@@ -68,14 +75,17 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 	}
 	f.listed = append(f.listed, runs...)
 	f.head = from
-	if w.newest.After(f.head) {
+	if w.newest.After(f.head) || f.head.After(e.now().Add(maxClockOffset+maxClockSkew)) {
 		f.head = w.newest
+	}
+	if f.head.IsZero() {
+		f.head = from
 	}
 	if w.capped {
 		f.capped = true
 		gapFrom := from
-		if !p.started && e.startedAt.After(gapFrom) {
-			gapFrom = e.startedAt // history beyond the cap only feeds gauges: not worth a backlog
+		if !p.started && serverStart.After(gapFrom) {
+			gapFrom = serverStart // history beyond the cap only feeds gauges: not worth a backlog
 		}
 		if w.oldest.After(gapFrom) {
 			f.gaps = append(f.gaps, gap{from: gapFrom, to: w.oldest})

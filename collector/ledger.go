@@ -103,9 +103,13 @@ type gap struct{ from, to time.Time }
 
 type projectState struct {
 	id, name string
-	// countFrom: finished runs created before it are history (gauges only). The exporter's start
-	// for a fresh project; zero for one restored from a state file, whose ledger says what was seen.
+	// countFrom: finished runs created before it are history (gauges only). For a fresh project,
+	// just after the newest run its first poll listed (set by apply: what was visible when the
+	// exporter started is history, whatever the clocks say); zero for one restored from a state
+	// file, whose ledger says what was seen.
 	countFrom time.Time
+	// clockEv is what the last poll's runs said about the server's clock.
+	clockEv clockEvidence
 
 	// Poll position. head is the newest creation time read; every run created at or before it
 	// has been listed (late commits aside, which the overlap sweep catches).

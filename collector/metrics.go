@@ -64,6 +64,14 @@ var familyTable = []family{
 	{name: "activepieces_exporter_poll_page_cap_hits_total", typ: counter, labels: projectLabels,
 		help:  "Polls of the project that stopped at --poll.max-pages and left a backlog for later polls.",
 		write: perProject(func(p *projectState) (float64, bool) { return p.capHits, true })},
+	{name: "activepieces_exporter_server_clock_offset_seconds", typ: gauge, labels: []string{"source"}, volatile: true,
+		help: "The Activepieces server's clock minus the exporter's: as its Date header says (source=\"date_header\") and as applied to run times (source=\"applied\"; the Date offset when the runs' own times agree, else what they allow).",
+		write: func(v *view, s sink, f *family) {
+			if c := &v.e.clock; c.dateKnown {
+				s.sample(f, c.applied.Seconds(), "applied")
+				s.sample(f, c.date.Seconds(), "date_header")
+			}
+		}},
 	{name: "activepieces_exporter_state_save_failures_total", typ: counter, help: "Saves of --state.file that failed.", only: "with --state.file",
 		write: global(func(e *Exporter) (float64, bool) { return e.stateSaveFailures, e.cfg.StateFile != "" })},
 	{name: "activepieces_exporter_tracked_runs", typ: gauge, help: "In-flight runs being refreshed until they finish.",

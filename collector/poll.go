@@ -31,9 +31,8 @@ type Exporter struct {
 	mu                sync.RWMutex
 	projects          map[string]*projectState
 	pollSeq           uint64
-	completed         uint64        // the last poll whose results are all applied
-	clockOffset       time.Duration // server clock − ours, learned from the first answer's Date
-	clockKnown        bool
+	completed         uint64 // the last poll whose results are all applied
+	clock             serverClock
 	lastDiscovery     time.Time
 	discoveryErr      error
 	up                bool
@@ -158,7 +157,9 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	e.mu.Unlock()
 
 	discoverErr := e.discover(ctx)
-	e.learnServerClock()
+	e.mu.Lock()
+	e.updateServerClockLocked(clockEvidence{}) // the Date of discovery's answer
+	e.mu.Unlock()
 
 	e.mu.RLock()
 	projects := make([]*projectState, 0, len(e.projects))
@@ -183,6 +184,12 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 
 	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
 	e.mu.Lock()
+	var ev clockEvidence
+	for _, p := range projects {
+		ev = mergeEvidence(ev, p.clockEv)
+		p.clockEv = clockEvidence{}
+	}
+	e.updateServerClockLocked(ev)
 	e.polled = true
 	e.completed = seq
 	e.up = allErr == nil
@@ -220,39 +227,6 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	}
 	return allErr
 }
-
-// learnServerClock compares the server's clock (Date of its first answer) with ours, once. Beyond
-// 2 s (Date has whole seconds) the difference is applied to what is compared with run creation
-// times: the start that separates history from counted runs, the look-back, and how far in the
-// future a creation time may be.
-func (e *Exporter) learnServerClock() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.clockKnown {
-		return
-	}
-	date, ok := e.api.ServerDate()
-	if !ok {
-		return
-	}
-	e.clockKnown = true
-	off := date.Add(500 * time.Millisecond).Sub(e.now()) // Date is truncated to the second
-	if off > -2*time.Second && off < 2*time.Second {
-		return
-	}
-	e.clockOffset = off
-	e.log.Warn("the server's clock differs from ours; comparing run times on the server's clock", "offset", e.clockOffset)
-	old := e.startedAt
-	e.startedAt = e.startedAt.Add(e.clockOffset)
-	for _, p := range e.projects {
-		if !p.started && p.countFrom.Equal(old) {
-			p.countFrom = e.startedAt
-		}
-	}
-}
-
-// serverNow is the server's clock as far as the exporter knows it.
-func (e *Exporter) serverNow() time.Time { return e.now().Add(e.clockOffset) }
 
 // discover lists projects when due: all of them without a configured list, or the configured
 // ones' names.
@@ -360,6 +334,7 @@ func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64)
 		e.log.Info("poll of project recovered", "project_id", p.id, "project", p.name)
 	}
 	p.failing, p.lastErr = false, ""
+	p.clockEv = clockEvidenceOf(f, e.now(), p.lastSuccess, p.head)
 	e.apply(p, f, seq, now)
 	p.lastSuccess = now
 	return nil

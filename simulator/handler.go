@@ -23,7 +23,7 @@ var newStatuses = []string{"FAILED", "QUOTA_EXCEEDED", "INTERNAL_ERROR", "PAUSED
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The Date header tells the server's clock, as a real server's does.
-	w.Header().Set("Date", s.now().Format(http.TimeFormat))
+	w.Header().Set("Date", s.now().Add(s.opts.DateSkew).Format(http.TimeFormat))
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
 	defer func() {
 		s.mu.Lock()

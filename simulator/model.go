@@ -36,6 +36,9 @@ type Options struct {
 	Now func() time.Time
 	// ClockSkew is added to Now: a server whose clock is ahead (or, negative, behind).
 	ClockSkew time.Duration
+	// DateSkew is added to the Date header only, not to run times: one backend or a proxy in
+	// front of the server with a wrong clock.
+	DateSkew time.Duration
 	// Seed makes generated ids reproducible (default 1).
 	Seed uint64
 }
