@@ -104,18 +104,22 @@ func startDemo(ctx context.Context, wg *sync.WaitGroup, runsPerSecond float64, l
 	return url, nil
 }
 
-// Run implements the command.
+// Run implements the command. On shutdown the poll is cancelled and waited for before the state
+// file is released: no other process may take the file while this one can still write it.
 func (ServeCmd) Run(rc *runContext) error {
 	ctx, cancel := context.WithCancel(rc.ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
 	w, err := rc.wire(ctx, &wg, wireOptions{})
 	if err != nil {
+		cancel()
+		wg.Wait()
 		return err
 	}
-	defer w.exporter.Close()
+	defer func() {
+		cancel()
+		wg.Wait()
+		w.exporter.Close()
+	}()
 	c := rc.cli
 	rc.log.Info("starting activepieces_exporter", "version", version, "url", w.client.BaseURL(), "listen", c.Web.ListenAddress)
 
@@ -172,6 +176,7 @@ func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 			Name:        "Activepieces Exporter",
 			Description: "Prometheus exporter for Activepieces flow runs",
 			Version:     version,
+			Profiling:   "false", // no pprof handlers are served
 			Links: []web.LandingLinks{
 				{Address: c.Web.TelemetryPath, Text: "Metrics"},
 				{Address: "/-/healthy", Text: "Health"},
