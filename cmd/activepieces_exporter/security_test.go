@@ -75,7 +75,7 @@ func TestTheKeyNeverLeaks(t *testing.T) {
 		return strings.Contains(metrics, "activepieces_up 1")
 	})
 	landing, _, _ := scrape("http://" + addr + "/")
-	if strings.Contains(landing, "pprof") {
+	if strings.Contains(landing, "debug/pprof") {
 		t.Error("the landing page links to pprof pages that are not served")
 	}
 	if err := cmd.Process.Signal(syscall.SIGQUIT); err != nil {
