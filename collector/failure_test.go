@@ -1,14 +1,17 @@
 package collector
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
@@ -409,4 +412,36 @@ func TestHugeNamesAreCutInLabels(t *testing.T) {
 		t.Error("a cut label is not valid UTF-8")
 	}
 	h.lint()
+}
+
+// A poll cancelled by shutdown is not a failed one: no warning, no poll failure counted,
+// activepieces_up unchanged, and the state file saved without a failure.
+func TestPollCancelledByShutdownIsNotAFailure(t *testing.T) {
+	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), StateSource: "sim"}
+	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { seedFixture(h) })
+	h.mustPoll()
+	before := h.logs.String()
+	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Delay: 5 * time.Second, Times: -1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.exp.PollOnce(ctx) }()
+	testkit.WaitFor(t, 5*time.Second, "the poll waiting on the server", func() bool {
+		return h.sim.CountRequests("/api/v1/flow-runs") > 1
+	})
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the poll did not stop on cancellation")
+	}
+	logs := strings.TrimPrefix(h.logs.String(), before)
+	if strings.Contains(logs, `"level":"WARN"`) {
+		t.Errorf("a cancelled poll logged a warning:\n%s", logs)
+	}
+	if v, _ := h.value("activepieces_exporter_poll_failures_total", nil); v != 0 {
+		t.Errorf("poll failures = %v", v)
+	}
+	if v, _ := h.value("activepieces_up", nil); v != 1 {
+		t.Errorf("up = %v after a cancelled poll, want 1 (unchanged)", v)
+	}
 }

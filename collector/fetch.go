@@ -24,6 +24,9 @@ type fetched struct {
 	gaps      []gap
 	capped    bool
 	overlapAt time.Time
+	// server starts as what the project's server was known to be like and gains what this
+	// poll learned; applied even when the poll fails.
+	server serverTraits
 
 	// The retry watch (at flow refreshes): runs listed in a retryable status, watched runs that
 	// listing lacked read again by id, and watched runs the server no longer has.
@@ -40,6 +43,7 @@ const bulkPageSize = 1000
 
 // fetch does every API call of one project's poll; it changes nothing shared.
 func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
+	f.server = p.server
 	budget := e.cfg.MaxPages
 	f.head, f.started = p.head, true
 	for _, g := range p.gaps {
@@ -47,7 +51,7 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 			f.gaps = append(f.gaps, g)
 			continue
 		}
-		runs, w, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: g.from, CreatedBefore: g.to}, budget)
+		runs, w, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{CreatedAfter: g.from, CreatedBefore: g.to}, budget)
 		if err != nil {
 			return fmt.Errorf("listing runs of a backlog: %w", err)
 		}
@@ -69,7 +73,7 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 			"project_id", p.id, "position", p.head)
 		from = e.serverNow().Add(-e.cfg.Overlap)
 	}
-	runs, w, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: from}, max(budget, 1))
+	runs, w, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{CreatedAfter: from}, max(budget, 1))
 	if err != nil {
 		return fmt.Errorf("listing new runs: %w", err)
 	}
@@ -119,15 +123,15 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 	if refresh {
 		// In-flight runs by status, without a time bound: a run PAUSED for days is tracked.
 		statuses := apiclient.InFlightStatuses
-		if p.noQueuedStatus {
+		if f.server.NoQueuedStatus {
 			statuses = statuses[1:]
 		}
-		runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: statuses}, e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
-		if errors.Is(err, apiclient.ErrValidation) && !p.noQueuedStatus {
+		runs, _, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses}, e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
+		if errors.Is(err, apiclient.ErrValidation) && !f.server.NoQueuedStatus {
 			// Servers before QUEUED existed (shared <= 0.10) reject it as a status filter.
-			p.noQueuedStatus = true
+			f.server.NoQueuedStatus = true
 			e.log.Info("server rejects the QUEUED status filter; listing RUNNING and PAUSED runs only", "project_id", p.id, "err", err)
-			runs, _, err = e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: statuses[1:]}, e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
+			runs, _, err = e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses[1:]}, e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
 		}
 		if err != nil {
 			return fmt.Errorf("listing in-flight runs: %w", err)
@@ -168,15 +172,15 @@ func (e *Exporter) fetchWatch(ctx context.Context, p *projectState, now time.Tim
 	var w walk
 	var err error
 	for {
-		runs, w, err = e.listRange(ctx, p, apiclient.ListFlowRunsParams{Statuses: watchStatuses[p.watchLevel], CreatedAfter: from,
+		runs, w, err = e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: watchStatuses[f.server.WatchLevel], CreatedAfter: from,
 			IncludeArchived: true, Limit: bulkPageSize}, e.cfg.MaxPages)
-		if !errors.Is(err, apiclient.ErrValidation) || p.watchLevel == len(watchStatuses)-1 {
+		if !errors.Is(err, apiclient.ErrValidation) || f.server.WatchLevel == len(watchStatuses)-1 {
 			break
 		}
 		// An older server rejects a status it does not know yet as a filter.
-		p.watchLevel++
+		f.server.WatchLevel++
 		e.log.Info("server rejects a retryable status as a filter; watching fewer", "project_id", p.id,
-			"statuses", watchStatuses[p.watchLevel], "err", err)
+			"statuses", watchStatuses[f.server.WatchLevel], "err", err)
 	}
 	if err != nil {
 		return err
@@ -199,7 +203,7 @@ func (e *Exporter) fetchWatch(ctx context.Context, p *projectState, now time.Tim
 		}
 	}
 	slices.Sort(ids)
-	got, gone, err := e.reread(ctx, p, ids, true)
+	got, gone, err := e.reread(ctx, p, f, ids, true)
 	if err != nil {
 		return err
 	}
@@ -222,12 +226,12 @@ const maxSweepDepth = 6
 // (a count each half) down to depth maxSweepDepth, and the halves that differ are re-read.
 // Servers without that endpoint get the re-read every time.
 func (e *Exporter) sweep(ctx context.Context, p *projectState, f *fetched, from, to time.Time, depth int) error {
-	if !p.countUnsupported {
+	if !f.server.CountUnsupported {
 		counts, err := e.api.CountByStatus(ctx, p.id, from, to)
 		var apiErr *apiclient.APIError
 		switch {
 		case errors.As(err, &apiErr) && (apiErr.StatusCode == 404 && apiErr.EntityType == "" || apiErr.StatusCode == 400):
-			p.countUnsupported = true
+			f.server.CountUnsupported = true
 			e.log.Info("server has no usable count-by-status; the overlap window is re-read in full", "project_id", p.id, "err", err)
 		case err != nil:
 			return fmt.Errorf("counting runs created %s to %s: %w", apiclient.FormatTime(from), apiclient.FormatTime(to), err)
@@ -251,7 +255,7 @@ func (e *Exporter) sweep(ctx context.Context, p *projectState, f *fetched, from,
 	} else if depth == 0 {
 		return nil // the late window is not re-read in full on every flow refresh
 	}
-	runs, _, err := e.listRange(ctx, p, apiclient.ListFlowRunsParams{CreatedAfter: from, CreatedBefore: to, Limit: bulkPageSize}, e.cfg.MaxPages)
+	runs, _, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{CreatedAfter: from, CreatedBefore: to, Limit: bulkPageSize}, e.cfg.MaxPages)
 	if err != nil {
 		return fmt.Errorf("re-reading runs created %s to %s: %w", apiclient.FormatTime(from), apiclient.FormatTime(to), err)
 	}
@@ -326,7 +330,7 @@ type walk struct {
 // listRange lists a project's runs matching base (project and paging are set here), newest first,
 // for at most maxPages pages. On servers whose cursors have second granularity it re-reads each
 // page's boundary second, which plain paging there would skip.
-func (e *Exporter) listRange(ctx context.Context, p *projectState, base apiclient.ListFlowRunsParams, maxPages int) ([]apiclient.FlowRun, walk, error) {
+func (e *Exporter) listRange(ctx context.Context, p *projectState, f *fetched, base apiclient.ListFlowRunsParams, maxPages int) ([]apiclient.FlowRun, walk, error) {
 	base.ProjectID = p.id
 	if base.Limit == 0 {
 		base.Limit = e.cfg.PageSize
@@ -363,7 +367,7 @@ func (e *Exporter) listRange(ctx context.Context, p *projectState, base apiclien
 			if next == "" || len(page.Data) == 0 || apiclient.ClassifyCursor(next) == apiclient.CursorKeyset {
 				return true, nil
 			}
-			p.secondCursors = true
+			f.server.SecondCursors = true
 			sec := page.Data[len(page.Data)-1].Created.Truncate(time.Second)
 			q := base
 			q.Limit, q.CreatedAfter, q.CreatedBefore = -1, sec, sec.Add(time.Second-time.Millisecond)
@@ -403,7 +407,7 @@ func (e *Exporter) refreshTracked(ctx context.Context, p *projectState, f *fetch
 		}
 	}
 	slices.Sort(ids)
-	runs, gone, err := e.reread(ctx, p, ids, true)
+	runs, gone, err := e.reread(ctx, p, f, ids, true)
 	if err != nil {
 		return fmt.Errorf("refreshing in-flight runs: %w", err)
 	}
@@ -415,12 +419,12 @@ func (e *Exporter) refreshTracked(ctx context.Context, p *projectState, f *fetch
 // reread reads runs by id, apiclient.MaxFlowRunIDs a request, or one by one on servers that
 // ignore flowRunIds. Archived runs are included: a run archived while in flight still finishes.
 // gone lists the ids the server no longer has.
-func (e *Exporter) reread(ctx context.Context, p *projectState, ids []string, includeArchived bool) (runs []apiclient.FlowRun, gone []string, err error) {
+func (e *Exporter) reread(ctx context.Context, p *projectState, f *fetched, ids []string, includeArchived bool) (runs []apiclient.FlowRun, gone []string, err error) {
 	for len(ids) > 0 {
 		n := min(len(ids), apiclient.MaxFlowRunIDs)
 		batch := ids[:n]
 		ids = ids[n:]
-		if !p.flowRunIDsIgnored {
+		if !f.server.FlowRunIDsIgnored {
 			page, err := e.api.ListFlowRuns(ctx, apiclient.ListFlowRunsParams{ProjectID: p.id, FlowRunIDs: batch, Limit: len(batch),
 				IncludeArchived: includeArchived})
 			if err != nil {
@@ -444,7 +448,7 @@ func (e *Exporter) reread(ctx context.Context, p *projectState, ids []string, in
 				}
 				continue
 			}
-			p.flowRunIDsIgnored = true
+			f.server.FlowRunIDsIgnored = true
 			e.log.Warn("server ignores the flowRunIds filter; reading runs one by one", "project_id", p.id)
 		}
 		for _, id := range batch {

@@ -57,6 +57,16 @@ type trackedRun struct {
 	origStart int64
 }
 
+// serverTraits is what the exporter learned about a project's server on the way (saved in the
+// state file as it is).
+type serverTraits struct {
+	SecondCursors     bool `json:"secondCursors,omitempty"`     // run cursors of second granularity (old servers)
+	FlowRunIDsIgnored bool `json:"flowRunIdsIgnored,omitempty"` // the flowRunIds filter is ignored
+	CountUnsupported  bool `json:"countUnsupported,omitempty"`  // no usable count-by-status endpoint
+	NoQueuedStatus    bool `json:"noQueuedStatus,omitempty"`    // predates QUEUED: rejects it as a filter
+	WatchLevel        int  `json:"watchStatusLevel,omitempty"`  // index in watchStatuses of the filter it accepts
+}
+
 // watchedRun is a run that ended in a status the UI offers to retry (apiclient.IsRetryable),
 // remembered for Config.RetryWindow so that a retry re-opening its row is noticed: times are
 // unix milliseconds (0: none), compact because a busy platform watches many.
@@ -120,11 +130,7 @@ type projectState struct {
 	lastFlows   time.Time
 
 	// What the server is like, learned on the way.
-	secondCursors     bool // its run cursors have second granularity (old servers)
-	flowRunIDsIgnored bool // it ignores the flowRunIds filter
-	countUnsupported  bool // it has no usable count-by-status endpoint
-	noQueuedStatus    bool // it predates QUEUED and rejects it as a filter
-	watchLevel        int  // index in watchStatuses of the filter it accepts
+	server serverTraits
 
 	watchFullLogged     bool // the watched-runs cap was reported
 	droppedFieldsLogged bool // a run with undecodable optional fields was reported

@@ -149,6 +149,7 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	e.pollMu.Lock()
 	defer e.pollMu.Unlock()
 	start := time.Now()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, max(5*e.cfg.PollInterval, time.Minute))
 	defer cancel()
 	e.mu.Lock()
@@ -160,7 +161,34 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	e.mu.Lock()
 	e.updateServerClockLocked(clockEvidence{}) // the Date of discovery's answer
 	e.mu.Unlock()
+	errs := e.pollProjects(ctx, seq)
+	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
 
+	e.mu.Lock()
+	shutdown := parent.Err() != nil // a poll cancelled by shutdown is not a failed one
+	if !shutdown {
+		e.polled = true
+		e.up = allErr == nil
+		if allErr == nil {
+			e.lastPollOK = e.now()
+		}
+		e.pollHist.Observe(time.Since(start).Seconds())
+	}
+	e.completed = seq
+	e.mu.Unlock()
+	if e.cfg.StateFile != "" {
+		allErr = errors.Join(allErr, e.saveStateLogged())
+	}
+	if err := e.refreshExposition(); err != nil {
+		e.log.Error("cannot render metrics", "err", err)
+		allErr = errors.Join(allErr, err)
+	}
+	return allErr
+}
+
+// pollProjects polls every project, cfg.Concurrency at a time, and folds what their runs said
+// about the server's clock.
+func (e *Exporter) pollProjects(ctx context.Context, seq uint64) []error {
 	e.mu.RLock()
 	projects := make([]*projectState, 0, len(e.projects))
 	for _, p := range e.projects {
@@ -182,50 +210,38 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	}
 	wg.Wait()
 
-	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	var ev clockEvidence
 	for _, p := range projects {
 		ev = mergeEvidence(ev, p.clockEv)
 		p.clockEv = clockEvidence{}
 	}
 	e.updateServerClockLocked(ev)
-	e.polled = true
-	e.completed = seq
-	e.up = allErr == nil
-	if allErr == nil {
-		e.lastPollOK = e.now()
+	return errs
+}
+
+// saveStateLogged saves the state file, counts a failure, and logs when saving starts failing,
+// when the error changes and when it recovers.
+func (e *Exporter) saveStateLogged() error {
+	err := e.saveState()
+	e.mu.Lock()
+	if err != nil {
+		e.stateSaveFailures++
 	}
-	e.pollHist.Observe(time.Since(start).Seconds())
+	logged := e.saveFailing
+	e.saveFailing = ""
+	if err != nil {
+		e.saveFailing = err.Error()
+	}
 	e.mu.Unlock()
-	if e.cfg.StateFile != "" {
-		err := e.saveState()
-		e.mu.Lock()
-		if err != nil {
-			e.stateSaveFailures++
-		}
-		logged := e.saveFailing
-		e.saveFailing = ""
-		if err != nil {
-			e.saveFailing = err.Error()
-		}
-		e.mu.Unlock()
-		// Logged when saving starts failing, when the error changes and when it recovers.
-		switch {
-		case err != nil && err.Error() != logged:
-			e.log.Warn("cannot save state; a restart now would lose the accounting since the last save (logged again when the error changes)", "err", err)
-		case err == nil && logged != "":
-			e.log.Info("state saved again", "file", e.cfg.StateFile)
-		}
-		if err != nil {
-			allErr = errors.Join(allErr, err)
-		}
+	switch {
+	case err != nil && err.Error() != logged:
+		e.log.Warn("cannot save state; a restart now would lose the accounting since the last save (logged again when the error changes)", "err", err)
+	case err == nil && logged != "":
+		e.log.Info("state saved again", "file", e.cfg.StateFile)
 	}
-	if err := e.refreshExposition(); err != nil {
-		e.log.Error("cannot render metrics", "err", err)
-		allErr = errors.Join(allErr, err)
-	}
-	return allErr
+	return err
 }
 
 // discover lists projects when due: all of them without a configured list, or the configured
@@ -310,6 +326,10 @@ func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64)
 	defer e.mu.Unlock()
 	if _, ok := e.projects[p.id]; !ok {
 		return nil // dropped by discovery meanwhile
+	}
+	p.server = f.server // what was learned holds even when the poll failed
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return err // shutdown: not a failure, nothing logged, nothing counted
 	}
 	var apiErr *apiclient.APIError
 	if errors.As(err, &apiErr) && apiErr.StatusCode == 404 && apiErr.EntityType == "project" && len(e.cfg.Projects) == 0 {

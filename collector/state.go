@@ -53,15 +53,6 @@ type projectSaved struct {
 	InvalidRuns float64                `json:"invalidRuns"`
 }
 
-// serverTraits is what the exporter learned about the server of a project.
-type serverTraits struct {
-	SecondCursors     bool `json:"secondCursors,omitempty"`
-	FlowRunIDsIgnored bool `json:"flowRunIdsIgnored,omitempty"`
-	CountUnsupported  bool `json:"countUnsupported,omitempty"`
-	NoQueuedStatus    bool `json:"noQueuedStatus,omitempty"`
-	WatchLevel        int  `json:"watchStatusLevel,omitempty"`
-}
-
 // watchSave is a watchedRun (times in unix milliseconds).
 type watchSave struct {
 	FlowID  string              `json:"flowId"`
@@ -120,8 +111,7 @@ func (e *Exporter) snapshotLocked() *stateFile {
 			continue // nothing learned yet: a restart starts it afresh
 		}
 		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Untracked: p.untracked,
-			Server: serverTraits{SecondCursors: p.secondCursors, FlowRunIDsIgnored: p.flowRunIDsIgnored,
-				CountUnsupported: p.countUnsupported, NoQueuedStatus: p.noQueuedStatus, WatchLevel: p.watchLevel},
+			Server:  p.server,
 			Tracked: map[string]trackedSave{}, Flows: map[string]*flowSaved{}, Folders: p.folders,
 			Failures: p.failures, CapHits: p.capHits, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
@@ -253,9 +243,8 @@ func (e *Exporter) loadState() error {
 		for rid, c := range ps.Untracked {
 			p.untracked[rid] = c
 		}
-		p.secondCursors, p.flowRunIDsIgnored = ps.Server.SecondCursors, ps.Server.FlowRunIDsIgnored
-		p.countUnsupported, p.noQueuedStatus = ps.Server.CountUnsupported, ps.Server.NoQueuedStatus
-		p.watchLevel = min(max(ps.Server.WatchLevel, 0), len(watchStatuses)-1)
+		p.server = ps.Server
+		p.server.WatchLevel = min(max(p.server.WatchLevel, 0), len(watchStatuses)-1)
 		for rid, t := range ps.Tracked {
 			p.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start,
 				reopened: t.Reopened, origStart: t.OrigStart}
