@@ -173,7 +173,7 @@ type exposition struct {
 	gz  []byte
 	gen uint64       // the last poll whose results gz holds
 	buf bytes.Buffer // reused between renders
-	// served is the newest poll whose results a scrape has been given (Exposition or Collect).
+	// served is the newest poll whose results a scrape has been given (MarkServed).
 	served atomic.Uint64
 }
 
@@ -210,10 +210,16 @@ func (e *Exporter) refreshExposition() error {
 }
 
 // Exposition returns the exporter's metrics as of the last poll, in the text format (0.0.4),
-// gzip-compressed. The slice is shared: do not modify it.
-func (e *Exporter) Exposition() []byte {
+// gzip-compressed, and the poll they are of. The slice is shared: do not modify it.
+func (e *Exporter) Exposition() (gz []byte, poll uint64) {
 	e.expo.mu.RLock()
 	defer e.expo.mu.RUnlock()
-	e.expo.markServed(e.expo.gen)
-	return e.expo.gz
+	return e.expo.gz, e.expo.gen
 }
+
+// MarkServed tells the exporter that a scrape has been given the metrics of poll (as returned by
+// Exposition). A flow first listed in a poll serves its counters at 0; its counted runs are
+// applied only after a scrape has been given that 0, so that Prometheus' increase() sees the
+// first failure of a brand-new flow (or after 10 polls if nothing is marked). Whoever serves the
+// metrics calls it once the answer is written.
+func (e *Exporter) MarkServed(poll uint64) { e.expo.markServed(poll) }

@@ -44,7 +44,7 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	if err := e.refreshExposition(); err != nil {
 		t.Fatal(err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(e.Exposition()))
+	zr, err := gzip.NewReader(bytes.NewReader(first(e.Exposition())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,8 @@ func (h *harness) poll() error {
 	h.clock.Advance(h.exp.cfg.PollInterval)
 	err := h.exp.PollOnce(context.Background())
 	if !h.noScrape {
-		h.exp.Exposition()
+		_, gen := h.exp.Exposition()
+		h.exp.MarkServed(gen)
 	}
 	return err
 }

@@ -350,13 +350,10 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector. The served /metrics uses WriteText, rendered once per
-// poll; Collect renders the same samples for registries and tests. A Collect counts as a scrape
-// that served the zero series of new flows (see MarkServed).
+// poll; Collect renders the same samples for registries and tests. It does not count as a scrape
+// that served new flows' zero series: whoever serves them calls MarkServed.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	e.emit(collectSink{ch})
-	e.mu.RLock()
-	e.expo.markServed(e.completed)
-	e.mu.RUnlock()
 }
 
 type collectSink struct{ ch chan<- prometheus.Metric }

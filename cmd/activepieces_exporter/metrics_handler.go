@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,7 +28,7 @@ import (
 // slowly, however many, cannot keep Prometheus out; each scrape must be written within
 // scrapeTimeout.
 type metricsHandler struct {
-	cached      func() []byte // gzip text of the exporter
+	exp         exposer
 	registry    prometheus.Gatherer
 	log         *slog.Logger
 	inFlight    chan struct{}
@@ -36,8 +37,16 @@ type metricsHandler struct {
 	contentType string
 }
 
-func newMetricsHandler(cached func() []byte, reg prometheus.Gatherer, maxInFlight int, log *slog.Logger) *metricsHandler {
-	h := &metricsHandler{cached: cached, registry: reg, log: log, fastWindow: fastWindow,
+// exposer is what the handler needs of the exporter (collector.Exporter).
+type exposer interface {
+	// Exposition is the gzip text rendered after the last poll, and that poll.
+	Exposition() ([]byte, uint64)
+	// MarkServed records that a scrape was given the metrics of a poll.
+	MarkServed(poll uint64)
+}
+
+func newMetricsHandler(exp exposer, reg prometheus.Gatherer, maxInFlight int, log *slog.Logger) *metricsHandler {
+	h := &metricsHandler{exp: exp, registry: reg, log: log, fastWindow: fastWindow,
 		contentType: string(expfmt.NewFormat(expfmt.TypeTextPlain))}
 	if maxInFlight > 0 {
 		h.inFlight = make(chan struct{}, maxInFlight)
@@ -124,29 +133,42 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	cached := h.cached()
+	cached, poll := h.exp.Exposition()
 	w.Header().Set("Content-Type", h.contentType)
+	if err := h.write(w, r, cached, own.Bytes()); err != nil {
+		return
+	}
+	if err := rc.Flush(); err == nil || errors.Is(err, http.ErrNotSupported) {
+		h.exp.MarkServed(poll) // the scrape has the metrics of that poll, new flows at 0 included
+	}
+}
+
+// write sends the cached exposition and the registry's text, gzip-compressed when the client
+// accepts it.
+func (h *metricsHandler) write(w http.ResponseWriter, r *http.Request, cached, own []byte) error {
 	if acceptsGzip(r) {
 		// Two gzip members back to back form one valid gzip stream (RFC 1952 §2.2).
 		w.Header().Set("Content-Encoding", "gzip")
 		w.Header().Add("Vary", "Accept-Encoding")
 		if _, err := w.Write(cached); err != nil {
-			return
+			return err
 		}
 		zw := gzip.NewWriter(w)
-		_, _ = zw.Write(own.Bytes())
-		_ = zw.Close()
-		return
+		if _, err := zw.Write(own); err != nil {
+			return err
+		}
+		return zw.Close()
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(cached))
 	if err != nil {
 		http.Error(w, "error decoding cached metrics: "+err.Error(), http.StatusInternalServerError)
-		return
+		return err
 	}
 	if _, err := io.Copy(w, zr); err != nil {
-		return
+		return err
 	}
-	_, _ = w.Write(own.Bytes())
+	_, err = w.Write(own)
+	return err
 }
 
 func acceptsGzip(r *http.Request) bool {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,13 +28,23 @@ func gz(t *testing.T, s string) []byte {
 	return b.Bytes()
 }
 
+// fixedExposition is an exposer serving one text, recording what was marked served.
+type fixedExposition struct {
+	gz     []byte
+	served atomic.Uint64
+}
+
+func (f *fixedExposition) Exposition() ([]byte, uint64) { return f.gz, 7 }
+func (f *fixedExposition) MarkServed(poll uint64)       { f.served.Store(poll) }
+
 func TestMetricsHandlerServesCachedAndRegistryTextWithOrWithoutGzip(t *testing.T) {
 	cached := "# HELP activepieces_up Up.\n# TYPE activepieces_up gauge\nactivepieces_up 1\n"
 	reg := prometheus.NewRegistry()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "own_metric", Help: "Own."})
 	g.Set(7)
 	reg.MustRegister(g)
-	h := newMetricsHandler(func() []byte { return gz(t, cached) }, reg, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	exp := &fixedExposition{gz: gz(t, cached)}
+	h := newMetricsHandler(exp, reg, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	want := cached + "# HELP own_metric Own.\n# TYPE own_metric gauge\nown_metric 7\n"
 	for _, enc := range []string{"", "gzip", "deflate, gzip;q=1.0", "gzip;q=0"} {
 		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
@@ -63,6 +74,9 @@ func TestMetricsHandlerServesCachedAndRegistryTextWithOrWithoutGzip(t *testing.T
 			t.Errorf("Content-Type %q", ct)
 		}
 	}
+	if exp.served.Load() != 7 {
+		t.Errorf("served poll %d, want 7 marked after a written scrape", exp.served.Load())
+	}
 	// Over the in-flight limit for longer than a fast window (only when the slots are held other
 	// than by scrapes, which give them back within one): 503, not a long queue.
 	h.inFlight <- struct{}{}
@@ -84,7 +98,7 @@ func TestSlowReadersCannotLockOutTheScraper(t *testing.T) {
 		fmt.Fprintf(&text, "activepieces_flow_runs_total{flow_id=\"f%07d\",status=\"SUCCEEDED\"} %d\n", i, i)
 	}
 	cached := gz(t, text.String())
-	h := newMetricsHandler(func() []byte { return cached }, prometheus.NewRegistry(), 40, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newMetricsHandler(&fixedExposition{gz: cached}, prometheus.NewRegistry(), 40, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")

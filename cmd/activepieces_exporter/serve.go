@@ -160,7 +160,7 @@ func (ServeCmd) Run(rc *runContext) error {
 
 func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(c.Web.TelemetryPath, newMetricsHandler(w.exporter.Exposition, w.registry, c.Web.MaxRequests, log))
+	mux.Handle(c.Web.TelemetryPath, newMetricsHandler(w.exporter, w.registry, c.Web.MaxRequests, log))
 	mux.HandleFunc("/-/healthy", func(rw http.ResponseWriter, _ *http.Request) {
 		_, _ = rw.Write([]byte("Healthy\n"))
 	})
