@@ -6,17 +6,16 @@ import (
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 )
 
-// apply folds one successful poll of a project into its state. Called with e.mu held.
-func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time) {
+// applyLocked folds one successful poll of a project into its state.
+func (e *Exporter) applyLocked(p *projectState, f *fetched, seq uint64, now time.Time) {
 	if !p.started {
 		// What the first poll lists is history; what appears after it is counted.
 		p.countFrom = f.head.Add(time.Millisecond)
 	}
 	if f.flowsListed {
-		e.applyFlows(p, f, seq)
+		e.applyFlowsLocked(p, f, seq)
 	}
-	var finished []pendingRun
-	finished = append(finished, p.deferred...)
+	finished := p.deferred
 	p.deferred = nil
 
 	// No listing of this poll asked for finished runs older than floor: one that comes back anyway
@@ -26,41 +25,14 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 		floor = p.ledgerHorizon(e.ledgerWindow())
 	}
 	for i := range f.inflight {
-		e.observe(p, &f.inflight[i], seq, false, floor, &finished)
+		e.observeLocked(p, &f.inflight[i], seq, false, floor, &finished)
 	}
 	for i := range f.listed {
-		e.observe(p, &f.listed[i], seq, true, floor, &finished)
+		e.observeLocked(p, &f.listed[i], seq, true, floor, &finished)
 	}
-	e.applyWatch(p, f, seq, floor, now, &finished)
-	for _, id := range f.gone {
-		if t, ok := p.tracked[id]; ok && t.touched != seq {
-			delete(p.tracked, id)
-			e.log.Debug("in-flight run no longer listed by the server; dropped", "project_id", p.id, "run_id", id)
-		}
-	}
-	// PAUSED runs older than the platform's pause limit will never be resumed.
-	for id, t := range p.tracked {
-		if t.status == apiclient.StatusPaused && now.Sub(t.created) > e.cfg.PauseLimit {
-			delete(p.tracked, id)
-			p.untracked[id] = t.created // a re-read must not track it again
-		}
-	}
-
-	sortByFinish(finished)
-	for _, pr := range finished {
-		fl := p.flows[pr.run.FlowID]
-		switch {
-		case fl == nil:
-			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.run.FlowID)
-		case (pr.count || pr.retry) && !e.zeroServed(fl, seq):
-			// The flow's zero series have not been scraped yet: apply in a later poll, so that
-			// the first sample Prometheus sees is 0 and increase() sees the run.
-			p.deferred = append(p.deferred, pr)
-		case !fl.exported:
-		default:
-			fl.record(&pr, e.cfg.DurationBuckets)
-		}
-	}
+	e.applyWatchLocked(p, f, seq, floor, &finished)
+	e.dropTrackedLocked(p, f.gone, seq, now)
+	e.recordLocked(p, finished, seq)
 
 	p.head, p.started, p.gaps = f.head, f.started, f.gaps
 	if !f.overlapAt.IsZero() {
@@ -78,29 +50,72 @@ func (e *Exporter) apply(p *projectState, f *fetched, seq uint64, now time.Time)
 		e.log.Info("backlog read; the project is up to date", "project_id", p.id)
 	}
 	p.backlogged = len(p.gaps) > 0
-	// The ledger of finished runs only needs the ids that a later listing may return again.
-	// Pruning walks the ledgers: it waits until the horizon has moved by 1/32 of the window.
-	horizon := p.ledgerHorizon(e.ledgerWindow())
-	if horizon.Sub(p.prunedAt) >= e.ledgerWindow()/32 {
-		p.prunedAt = horizon
-		h := horizon.UnixMilli()
-		for k, created := range p.seen {
-			if created < h {
-				delete(p.seen, k)
-			}
+	e.pruneLedgersLocked(p)
+}
+
+// dropTrackedLocked stops tracking in-flight runs the server no longer has (gone, unless a
+// listing of this poll returned them) and PAUSED runs older than the platform's pause limit,
+// which will never be resumed.
+func (e *Exporter) dropTrackedLocked(p *projectState, gone []string, seq uint64, now time.Time) {
+	for _, id := range gone {
+		if t, ok := p.tracked[id]; ok && t.touched != seq {
+			delete(p.tracked, id)
+			e.log.Debug("in-flight run no longer listed by the server; dropped", "project_id", p.id, "run_id", id)
 		}
-		for id, created := range p.untracked {
-			if created.Before(horizon) {
-				delete(p.untracked, id)
-			}
+	}
+	for id, t := range p.tracked {
+		if t.status == apiclient.StatusPaused && now.Sub(t.created) > e.cfg.PauseLimit {
+			delete(p.tracked, id)
+			p.untracked[id] = t.created // a re-read must not track it again
 		}
 	}
 }
 
-// observe classifies one run read from the API. listed says it came from a time-range listing
+// recordLocked applies finished runs (and retries) to their flows in the order they finished;
+// those of a flow whose zero series no scrape has been given yet wait for a later poll.
+func (e *Exporter) recordLocked(p *projectState, finished []pendingRun, seq uint64) {
+	sortByFinish(finished)
+	for _, pr := range finished {
+		fl := p.flows[pr.run.FlowID]
+		switch {
+		case fl == nil:
+			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.run.FlowID)
+		case (pr.count || pr.retry) && !e.zeroServed(fl, seq):
+			// The flow's zero series have not been scraped yet: apply in a later poll, so that
+			// the first sample Prometheus sees is 0 and increase() sees the run.
+			p.deferred = append(p.deferred, pr)
+		case !fl.exported:
+		default:
+			fl.record(&pr, e.cfg.DurationBuckets)
+		}
+	}
+}
+
+// pruneLedgersLocked forgets the ids of finished runs that no later listing may return again.
+// Pruning walks the ledgers: it waits until the horizon has moved by 1/32 of the window.
+func (e *Exporter) pruneLedgersLocked(p *projectState) {
+	horizon := p.ledgerHorizon(e.ledgerWindow())
+	if horizon.Sub(p.prunedAt) < e.ledgerWindow()/32 {
+		return
+	}
+	p.prunedAt = horizon
+	h := horizon.UnixMilli()
+	for k, created := range p.seen {
+		if created < h {
+			delete(p.seen, k)
+		}
+	}
+	for id, created := range p.untracked {
+		if created.Before(horizon) {
+			delete(p.untracked, id)
+		}
+	}
+}
+
+// observeLocked classifies one run read from the API. listed says it came from a time-range listing
 // (where a finished run may be first seen) rather than an in-flight listing or a refresh (where
 // only runs already tracked matter).
-func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, floor time.Time, finished *[]pendingRun) {
+func (e *Exporter) observeLocked(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, floor time.Time, finished *[]pendingRun) {
 	if r.Invalid != "" || r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
 		if p.invalidRuns == 0 {
 			e.log.Warn("the API returned a run without id, created time or status, or of another project; skipping such runs (counted in activepieces_exporter_invalid_runs_total)",
@@ -127,7 +142,7 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 			pr := pendingRun{run: *r, count: true}
 			// A retry on a server that keeps startTime: finishTime − startTime spans both executions.
 			pr.noDuration = t.reopened && unixMS(r.StartTime.Time) == t.origStart
-			e.watch(p, r)
+			e.watchLocked(p, r)
 			*finished = append(*finished, pr)
 			return
 		}
@@ -135,7 +150,7 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 		return
 	}
 	if w, ok := p.watched[r.ID]; ok {
-		e.compareWatched(p, r, w, seq, finished)
+		e.compareWatchedLocked(p, r, w, seq, finished)
 		return
 	}
 	if p.seen.has(r.ID) {
@@ -157,15 +172,15 @@ func (e *Exporter) observe(p *projectState, r *apiclient.FlowRun, seq uint64, li
 		return // never tracked: only a time-range listing may show it first, and only recent
 	}
 	p.seen.add(r.ID, r.Created.Time)
-	e.watch(p, r)
+	e.watchLocked(p, r)
 	// Runs that finished before the exporter started are history: gauges only. All that the first
 	// poll of a project lists is (whatever its times, which a wrong clock can put anywhere).
 	*finished = append(*finished, pendingRun{run: *r, count: p.started && !r.Created.Before(p.countFrom)})
 }
 
-// watch remembers a finished run that may be retried on the same row, while it ended within the
+// watchLocked remembers a finished run that may be retried on the same row, while it ended within the
 // retry window.
-func (e *Exporter) watch(p *projectState, r *apiclient.FlowRun) {
+func (e *Exporter) watchLocked(p *projectState, r *apiclient.FlowRun) {
 	if e.cfg.RetryWindow <= 0 || !r.Status.IsRetryable() {
 		delete(p.watched, r.ID)
 		return
@@ -189,12 +204,12 @@ func (e *Exporter) watch(p *projectState, r *apiclient.FlowRun) {
 	p.watched[r.ID] = w
 }
 
-// compareWatched compares a watched run as read now with what was recorded when it finished. A
+// compareWatchedLocked compares a watched run as read now with what was recorded when it finished. A
 // retry re-opens the row: the run is back in flight (tracked until it finishes again), or it has
 // finished again between two reads (a new finishTime, or a new startTime): that execution is
 // counted too. A new status with the same times is a correction of the same execution: nothing is
 // counted again.
-func (e *Exporter) compareWatched(p *projectState, r *apiclient.FlowRun, w watchedRun, seq uint64, finished *[]pendingRun) {
+func (e *Exporter) compareWatchedLocked(p *projectState, r *apiclient.FlowRun, w watchedRun, seq uint64, finished *[]pendingRun) {
 	start, finish := unixMS(r.StartTime.Time), unixMS(r.FinishTime.Time)
 	switch {
 	case r.Status.IsInFlight():
@@ -205,7 +220,7 @@ func (e *Exporter) compareWatched(p *projectState, r *apiclient.FlowRun, w watch
 		e.log.Debug("finished run re-opened (retry)", "project_id", p.id, "run_id", r.ID, "was", w.status, "now", r.Status)
 	case finish != w.finish || start != w.start:
 		p.seen.add(r.ID, r.Created.Time)
-		e.watch(p, r)
+		e.watchLocked(p, r)
 		*finished = append(*finished, pendingRun{run: *r, count: true, retry: true, noDuration: start == w.start})
 		e.log.Debug("finished run retried and finished again", "project_id", p.id, "run_id", r.ID, "was", w.status, "now", r.Status)
 	case r.Status != w.status:
@@ -219,9 +234,9 @@ func (e *Exporter) compareWatched(p *projectState, r *apiclient.FlowRun, w watch
 
 // applyWatch folds in the runs the retry watch read: the listing of runs in a retryable status
 // and the re-read of watched runs that listing did not return.
-func (e *Exporter) applyWatch(p *projectState, f *fetched, seq uint64, floor, now time.Time, finished *[]pendingRun) {
+func (e *Exporter) applyWatchLocked(p *projectState, f *fetched, seq uint64, floor time.Time, finished *[]pendingRun) {
 	for i := range f.watchReread {
-		e.observe(p, &f.watchReread[i], seq, false, floor, finished)
+		e.observeLocked(p, &f.watchReread[i], seq, false, floor, finished)
 	}
 	for _, id := range f.unwatched {
 		delete(p.watched, id)
@@ -234,17 +249,17 @@ func (e *Exporter) applyWatch(p *projectState, f *fetched, seq uint64, floor, no
 		_, untracked := p.untracked[r.ID]
 		switch {
 		case known || tracked || seen || untracked || r.ID == "" || r.Created.IsZero():
-			e.observe(p, r, seq, false, floor, finished)
+			e.observeLocked(p, r, seq, false, floor, finished)
 		case r.Created.After(f.head) || p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil:
 			// Newer than the poll position: the next listing reads it. Or a flow not exported.
 		case !r.Created.Before(floor) && !r.Created.Before(p.countFrom):
 			// Created after the exporter started, within the ledger's window, never listed: a row
 			// that became visible late. Counted now.
-			e.observe(p, r, seq, true, floor, finished)
+			e.observeLocked(p, r, seq, true, floor, finished)
 		default:
 			// Finished before the exporter knew the project (or beyond the ledger): the
 			// baseline a retry is compared with.
-			e.watch(p, r)
+			e.watchLocked(p, r)
 		}
 	}
 	if f.watchListedAt.IsZero() {
@@ -269,8 +284,8 @@ func (e *Exporter) ledgerWindow() time.Duration {
 	return max(e.cfg.Overlap, e.cfg.LateWindow)
 }
 
-// applyFlows replaces a project's flows and folders with a fresh listing.
-func (e *Exporter) applyFlows(p *projectState, f *fetched, seq uint64) {
+// applyFlowsLocked replaces a project's flows and folders with a fresh listing.
+func (e *Exporter) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 	present := map[string]bool{}
 	p.ignored = map[string]bool{}
 	for _, fl := range f.flows {

@@ -37,7 +37,7 @@ func benchExporter(b testing.TB, nFlows int) (*Exporter, *projectState, []apicli
 		flows[i] = apiclient.Flow{ID: fmt.Sprintf("flow%017d", i), Status: "ENABLED", FolderID: "folder00000000000001",
 			Version: &apiclient.FlowVersion{DisplayName: fmt.Sprintf("Flow number %d", i)}}
 	}
-	e.apply(p, &fetched{flowsListed: true, flows: flows, head: epoch, started: true}, 1, epoch)
+	e.applyLocked(p, &fetched{flowsListed: true, flows: flows, head: epoch, started: true}, 1, epoch)
 	e.expo.markServed(1) // scraped: runs of these flows are counted from the next poll on
 	return e, p, flows
 }
@@ -125,7 +125,7 @@ func BenchmarkIngest(b *testing.B) {
 				f.listed = append(f.listed, page.Data...)
 			}
 			e.mu.Lock()
-			e.apply(p, f, seq, epoch)
+			e.applyLocked(p, f, seq, epoch)
 			e.mu.Unlock()
 			seq++
 		}

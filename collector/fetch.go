@@ -41,11 +41,63 @@ type fetched struct {
 // 1 MB.
 const bulkPageSize = 1000
 
-// fetch does every API call of one project's poll; it changes nothing shared.
+// fetch does every API call of one project's poll; it changes nothing shared (what it learns
+// goes into f, applied under the lock by pollProject).
 func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
 	f.server = p.server
-	budget := e.cfg.MaxPages
 	f.head, f.started = p.head, true
+	if err := e.fetchNewRuns(ctx, p, f); err != nil {
+		return err
+	}
+	// Late commits: check the overlap window now and then.
+	if p.started && now.Sub(p.lastOverlap) >= e.cfg.OverlapInterval {
+		if err := e.sweepOverlap(ctx, p, f); err != nil {
+			return err
+		}
+		f.overlapAt = now
+	} else if !p.started {
+		f.overlapAt = now
+	}
+	// Flows are listed after the runs, so that every flow a listed run names is in the listing
+	// unless it was deleted: when due, and at once when a run names a flow not known.
+	refresh := !p.started || p.lastFlows.IsZero() || now.Sub(p.lastFlows) >= e.cfg.FlowsInterval
+	listFlows := refresh
+	for _, r := range f.listed {
+		if _, ok := p.flows[r.FlowID]; !ok && !p.ignoredFlow(r.FlowID) {
+			listFlows = true
+			break
+		}
+	}
+	if listFlows {
+		if err := e.fetchFlows(ctx, p, f); err != nil {
+			return err
+		}
+	}
+	if refresh {
+		if err := e.fetchInFlight(ctx, p, f); err != nil {
+			return err
+		}
+	}
+	if refresh && p.started && e.cfg.LateWindow > 0 {
+		if err := e.sweep(ctx, p, f, p.head.Add(-e.cfg.LateWindow), p.head, 0); err != nil {
+			return fmt.Errorf("checking the late window: %w", err)
+		}
+	}
+	if err := e.refreshTracked(ctx, p, f); err != nil {
+		return err
+	}
+	if refresh && e.cfg.RetryWindow > 0 {
+		if err := e.fetchWatch(ctx, p, now, f); err != nil {
+			return fmt.Errorf("watching finished runs for retries: %w", err)
+		}
+	}
+	return nil
+}
+
+// fetchNewRuns reads the backlog left by earlier polls, then the runs created since the poll
+// position (the look-back on a project's first poll), at most cfg.MaxPages pages in all.
+func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched) error {
+	budget := e.cfg.MaxPages
 	for _, g := range p.gaps {
 		if budget <= 0 {
 			f.gaps = append(f.gaps, g)
@@ -95,62 +147,28 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 			f.gaps = append(f.gaps, gap{from: gapFrom, to: w.oldest})
 		}
 	}
-	// Late commits: check the overlap window now and then.
-	if p.started && now.Sub(p.lastOverlap) >= e.cfg.OverlapInterval {
-		if err := e.sweepOverlap(ctx, p, f); err != nil {
-			return err
-		}
-		f.overlapAt = now
-	} else if !p.started {
-		f.overlapAt = now
-	}
+	return nil
+}
 
-	// Flows are listed after the runs, so that every flow a listed run names is in the listing
-	// unless it was deleted: when due, and at once when a run names a flow not known.
-	refresh := !p.started || p.lastFlows.IsZero() || now.Sub(p.lastFlows) >= e.cfg.FlowsInterval
-	listFlows := refresh
-	for _, r := range f.listed {
-		if _, ok := p.flows[r.FlowID]; !ok && !p.ignoredFlow(r.FlowID) {
-			listFlows = true
-			break
-		}
+// fetchInFlight lists in-flight runs by status, without a time bound: a run PAUSED for days
+// before start-up is tracked.
+func (e *Exporter) fetchInFlight(ctx context.Context, p *projectState, f *fetched) error {
+	statuses := apiclient.InFlightStatuses
+	if f.server.NoQueuedStatus {
+		statuses = statuses[1:]
 	}
-	if listFlows {
-		if err := e.fetchFlows(ctx, p, f); err != nil {
-			return err
-		}
+	pages := e.cfg.MaxTrackedRuns/e.cfg.PageSize + 1
+	runs, _, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses}, pages)
+	if errors.Is(err, apiclient.ErrValidation) && !f.server.NoQueuedStatus {
+		// Servers before QUEUED existed (shared <= 0.10) reject it as a status filter.
+		f.server.NoQueuedStatus = true
+		e.log.Info("server rejects the QUEUED status filter; listing RUNNING and PAUSED runs only", "project_id", p.id, "err", err)
+		runs, _, err = e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses[1:]}, pages)
 	}
-	if refresh {
-		// In-flight runs by status, without a time bound: a run PAUSED for days is tracked.
-		statuses := apiclient.InFlightStatuses
-		if f.server.NoQueuedStatus {
-			statuses = statuses[1:]
-		}
-		runs, _, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses}, e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
-		if errors.Is(err, apiclient.ErrValidation) && !f.server.NoQueuedStatus {
-			// Servers before QUEUED existed (shared <= 0.10) reject it as a status filter.
-			f.server.NoQueuedStatus = true
-			e.log.Info("server rejects the QUEUED status filter; listing RUNNING and PAUSED runs only", "project_id", p.id, "err", err)
-			runs, _, err = e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses[1:]}, e.cfg.MaxTrackedRuns/e.cfg.PageSize+1)
-		}
-		if err != nil {
-			return fmt.Errorf("listing in-flight runs: %w", err)
-		}
-		f.inflight = append(f.inflight, runs...)
+	if err != nil {
+		return fmt.Errorf("listing in-flight runs: %w", err)
 	}
-	if refresh && p.started && e.cfg.LateWindow > 0 {
-		if err := e.sweep(ctx, p, f, p.head.Add(-e.cfg.LateWindow), p.head, 0); err != nil {
-			return fmt.Errorf("checking the late window: %w", err)
-		}
-	}
-	if err := e.refreshTracked(ctx, p, f); err != nil {
-		return err
-	}
-	if refresh && e.cfg.RetryWindow > 0 {
-		if err := e.fetchWatch(ctx, p, now, f); err != nil {
-			return fmt.Errorf("watching finished runs for retries: %w", err)
-		}
-	}
+	f.inflight = append(f.inflight, runs...)
 	return nil
 }
 

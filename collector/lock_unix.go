@@ -9,6 +9,9 @@ import (
 	"syscall"
 )
 
+// lockSupported: the state file is locked with flock(2).
+const lockSupported = true
+
 // lockFile takes an exclusive advisory lock on path+".lock", so two exporters never write one
 // state file. The lock lasts until release is called or the process ends.
 func lockFile(path string) (release func(), err error) {

@@ -15,6 +15,19 @@ import (
 )
 
 // Exporter polls the API and is the prometheus.Collector for everything it learns.
+//
+// Ownership and locking:
+//   - One poll runs at a time (pollMu, held by PollOnce). Within it, one goroutine per project
+//     runs fetch, which only reads that project's state and writes what it learns into its own
+//     fetched value (API answers, server traits); pollProject then takes mu and folds it in.
+//   - Everything below mu (the projects and all they hold, the exporter's counters) is written
+//     only with mu held for writing, and read by renderings (emit: Collect, WriteText) and the
+//     state file snapshot with mu held for reading. Functions named …Locked expect the caller to
+//     hold mu (for writing, unless their comment says reading).
+//   - clock is written (under mu) by PollOnce before and after the project polls, never during
+//     them; fetch reads it without mu while no writer can run.
+//   - expo (the rendered exposition) has its own lock; its served mark is atomic, set by
+//     MarkServed from the HTTP handler's goroutines.
 type Exporter struct {
 	cfg       Config
 	api       *apiclient.Client
@@ -79,6 +92,9 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 	})
 	if cfg.StateFile != "" {
+		if !lockSupported {
+			logger.Warn("the state file cannot be locked on this operating system: make sure no two exporters use it", "file", cfg.StateFile)
+		}
 		release, err := lockFile(cfg.StateFile)
 		if err != nil {
 			return nil, err
@@ -355,7 +371,7 @@ func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64)
 	}
 	p.failing, p.lastErr = false, ""
 	p.clockEv = clockEvidenceOf(f, e.now(), p.lastSuccess, p.head)
-	e.apply(p, f, seq, now)
+	e.applyLocked(p, f, seq, now)
 	p.lastSuccess = now
 	return nil
 }

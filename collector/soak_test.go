@@ -47,7 +47,7 @@ func TestSoakMillionRunsFlatHeap(t *testing.T) {
 	for i := range 100 {
 		flows = append(flows, apiclient.Flow{ID: fmt.Sprintf("flow%017d", i), Status: "ENABLED", Version: &apiclient.FlowVersion{DisplayName: fmt.Sprintf("Flow %d", i)}})
 	}
-	e.apply(p, &fetched{flowsListed: true, flows: flows, head: clk.Now(), started: true}, 1, clk.Now())
+	e.applyLocked(p, &fetched{flowsListed: true, flows: flows, head: clk.Now(), started: true}, 1, clk.Now())
 	e.expo.markServed(1) // scraped: runs of these flows are counted from the next poll on
 
 	const perPoll, polls = 200, 5000
@@ -81,7 +81,7 @@ func TestSoakMillionRunsFlatHeap(t *testing.T) {
 			n++
 		}
 		e.mu.Lock()
-		e.apply(p, f, uint64(poll), now)
+		e.applyLocked(p, f, uint64(poll), now)
 		e.mu.Unlock()
 		if n == 500_000 {
 			heapAtHalf = heapMB()

@@ -228,66 +228,80 @@ func (e *Exporter) loadState() error {
 		if ps == nil {
 			return fmt.Errorf("state file %s is corrupt (project %s is null); move it away, or start fresh with --state.reset", path, id)
 		}
-		p := newProjectState(id, ps.Name, time.Time{})
-		p.head, p.started, p.lastOverlap = ps.Head, true, ps.LastOverlap
-		p.failures, p.capHits, p.invalidRuns = ps.Failures, ps.CapHits, ps.InvalidRuns
-		for _, g := range ps.Gaps {
-			p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
-		}
-		for rid, c := range ps.Seen {
-			p.seen.add(rid, c)
-		}
-		for _, kc := range ps.SeenIDs {
-			p.seen[uint64(kc[0])] = kc[1]
-		}
-		for rid, c := range ps.Untracked {
-			p.untracked[rid] = c
-		}
-		p.server = ps.Server
-		p.server.WatchLevel = min(max(p.server.WatchLevel, 0), len(watchStatuses)-1)
-		for rid, t := range ps.Tracked {
-			p.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start,
-				reopened: t.Reopened, origStart: t.OrigStart}
-		}
-		for rid, w := range ps.Watched {
-			p.watched[rid] = watchedRun{flowID: w.FlowID, status: w.Status, created: w.Created, start: w.Start, finish: w.Finish}
-		}
-		for _, d := range ps.Deferred {
-			p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count, retry: d.Retry, noDuration: d.NoDuration})
-		}
-		if ps.Folders != nil {
-			p.folders = ps.Folders
-		}
-		for fid, fs := range ps.Flows {
-			if fs == nil || len(fs.DurBuckets) != len(e.cfg.DurationBuckets)+1 {
-				return fmt.Errorf("state file %s is corrupt (flow %s); move it away, or start fresh with --state.reset", path, fid)
-			}
-			f := &flowState{id: fid, name: fs.Name, status: fs.Status, folderID: fs.FolderID, runs: fs.Runs,
-				durCount: fs.DurCount, durSum: fs.DurSum, durBuckets: fs.DurBuckets, tasks: fs.Tasks, retries: fs.Retries,
-				lastSuccess: fs.LastSuccess, consecFails: fs.ConsecFails, labels: []string{id, fid, fs.Name}}
-			if f.runs == nil {
-				f.runs = map[apiclient.RunStatus]float64{}
-			}
-			if fs.Last != nil {
-				f.last = lastRun{set: true, status: fs.Last.Status, finish: fs.Last.Finish, order: fs.Last.Order}
-				if fs.Last.Duration != nil {
-					f.last.duration, f.last.durationK = *fs.Last.Duration, true
-				}
-				if fs.Last.Tasks != nil {
-					f.last.tasks, f.last.tasksK = *fs.Last.Tasks, true
-				}
-			}
-			if e.exportedFlows < e.cfg.MaxFlows {
-				f.exported = true
-				e.exportedFlows++
-			} else {
-				e.droppedFlows++
-			}
-			p.flows[fid] = f
+		p, err := e.restoreProject(id, ps)
+		if err != nil {
+			return fmt.Errorf("state file %s is corrupt (%w); move it away, or start fresh with --state.reset", path, err)
 		}
 		// Flows are listed again on the first poll; until then the saved ones are served.
 		e.projects[id] = p
 	}
 	e.log.Info("state restored", "file", path, "saved_at", sf.SavedAt, "projects", len(e.projects))
 	return nil
+}
+
+// restoreProject rebuilds a project's state from its saved form.
+func (e *Exporter) restoreProject(id string, ps *projectSaved) (*projectState, error) {
+	p := newProjectState(id, ps.Name, time.Time{})
+	p.head, p.started, p.lastOverlap = ps.Head, true, ps.LastOverlap
+	p.failures, p.capHits, p.invalidRuns = ps.Failures, ps.CapHits, ps.InvalidRuns
+	for _, g := range ps.Gaps {
+		p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
+	}
+	for rid, c := range ps.Seen { // format version 1
+		p.seen.add(rid, c)
+	}
+	for _, kc := range ps.SeenIDs {
+		p.seen[uint64(kc[0])] = kc[1]
+	}
+	for rid, c := range ps.Untracked {
+		p.untracked[rid] = c
+	}
+	p.server = ps.Server
+	p.server.WatchLevel = min(max(p.server.WatchLevel, 0), len(watchStatuses)-1)
+	for rid, t := range ps.Tracked {
+		p.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start,
+			reopened: t.Reopened, origStart: t.OrigStart}
+	}
+	for rid, w := range ps.Watched {
+		p.watched[rid] = watchedRun{flowID: w.FlowID, status: w.Status, created: w.Created, start: w.Start, finish: w.Finish}
+	}
+	for _, d := range ps.Deferred {
+		p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count, retry: d.Retry, noDuration: d.NoDuration})
+	}
+	if ps.Folders != nil {
+		p.folders = ps.Folders
+	}
+	for fid, fs := range ps.Flows {
+		if fs == nil || len(fs.DurBuckets) != len(e.cfg.DurationBuckets)+1 {
+			return nil, fmt.Errorf("flow %s", fid)
+		}
+		f := restoreFlow(id, fid, fs)
+		if e.exportedFlows < e.cfg.MaxFlows {
+			f.exported = true
+			e.exportedFlows++
+		} else {
+			e.droppedFlows++
+		}
+		p.flows[fid] = f
+	}
+	return p, nil
+}
+
+func restoreFlow(projectID, id string, fs *flowSaved) *flowState {
+	f := &flowState{id: id, name: fs.Name, status: fs.Status, folderID: fs.FolderID, runs: fs.Runs,
+		durCount: fs.DurCount, durSum: fs.DurSum, durBuckets: fs.DurBuckets, tasks: fs.Tasks, retries: fs.Retries,
+		lastSuccess: fs.LastSuccess, consecFails: fs.ConsecFails, labels: []string{capLabel(projectID), capLabel(id), capLabel(fs.Name)}}
+	if f.runs == nil {
+		f.runs = map[apiclient.RunStatus]float64{}
+	}
+	if fs.Last != nil {
+		f.last = lastRun{set: true, status: fs.Last.Status, finish: fs.Last.Finish, order: fs.Last.Order}
+		if fs.Last.Duration != nil {
+			f.last.duration, f.last.durationK = *fs.Last.Duration, true
+		}
+		if fs.Last.Tasks != nil {
+			f.last.tasks, f.last.tasksK = *fs.Last.Tasks, true
+		}
+	}
+	return f
 }
