@@ -65,7 +65,22 @@ type Config struct {
 	Observer RequestObserver
 	// UserAgent defaults to "activepieces_exporter".
 	UserAgent string
+	// Clock is the client's time, for waits between retries and Retry-After dates (default the
+	// real one); tests pass a clock that does not sleep.
+	Clock Clock
 }
+
+// Clock tells the time and waits.
+type Clock interface {
+	Now() time.Time
+	// After sends on the returned channel once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Client talks to one Activepieces server. It is safe for concurrent use.
 type Client struct {
@@ -132,6 +147,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "activepieces_exporter"
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
 	return &Client{cfg: cfg, base: u}, nil
 }
 
@@ -182,15 +200,13 @@ func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values, l
 		if !retry || attempt >= c.cfg.Retries {
 			return err
 		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		if dl, ok := ctx.Deadline(); ok && dl.Sub(c.cfg.Clock.Now()) < wait {
 			return fmt.Errorf("%w (no time left to retry before the deadline)", err)
 		}
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return fmt.Errorf("%w (retry abandoned: %w)", err, ctx.Err())
-		case <-t.C:
+		case <-c.cfg.Clock.After(wait):
 		}
 	}
 }
@@ -279,7 +295,7 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, lim
 			apiErr.Message = strings.ReplaceAll(apiErr.Message, key, "[REDACTED]")
 			apiErr.Code = strings.ReplaceAll(apiErr.Code, key, "[REDACTED]")
 		}
-		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Clock.Now()); ok {
 			apiErr.RetryAfter = d
 		}
 		return apiErr

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -233,19 +234,35 @@ func TestTypedErrors(t *testing.T) {
 	}
 }
 
+// waitClock is a Clock whose waits return at once and are recorded.
+type waitClock struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (c *waitClock) Now() time.Time { return time.Now() }
+func (c *waitClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waits = append(c.waits, d)
+	ch := make(chan time.Time, 1)
+	ch <- time.Now()
+	return ch
+}
+
 func TestRetriesHonourRetryAfterAndGiveUp(t *testing.T) {
-	e := newEnv(t, simulator.Options{}, apiclient.Config{Retries: 3})
+	clock := &waitClock{}
+	e := newEnv(t, simulator.Options{}, apiclient.Config{Retries: 3, Clock: clock})
 	p := e.sim.AddProject("P")
 	e.sim.InjectFault(simulator.Fault{Status: 429, Body: `{"statusCode":429,"error":"Too Many Requests","message":"Rate limit exceeded, retry in 1 minute"}`,
 		Header: http.Header{"Retry-After": {"1"}}})
 	e.sim.InjectFault(simulator.Fault{Status: 503, Body: "<html>bad gateway</html>"})
 	e.sim.InjectFault(simulator.Fault{Reset: true})
-	start := time.Now()
 	if _, err := e.client.ListFlowRuns(context.Background(), apiclient.ListFlowRunsParams{ProjectID: p}); err != nil {
 		t.Fatalf("want success after 3 retries, got %v", err)
 	}
-	if waited := time.Since(start); waited < time.Second {
-		t.Errorf("retried after %v, before Retry-After: 1", waited)
+	if len(clock.waits) < 2 || clock.waits[0] != time.Second || clock.waits[1] > 5*time.Millisecond {
+		t.Errorf("waits %v: want Retry-After's 1 s, then the jittered backoff (at most 5 ms here)", clock.waits)
 	}
 	if e.calls.Load() != 4 {
 		t.Errorf("%d requests, want 4", e.calls.Load())

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 )
 
 func gz(t *testing.T, s string) []byte {
@@ -132,7 +134,7 @@ func TestSlowReadersCannotLockOutTheScraper(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond) // every slow reader holds a slot now
+	testkit.WaitFor(t, 5*time.Second, "every slow reader holding a slot", func() bool { return len(h.inFlight) == 40 })
 
 	client := &http.Client{Timeout: time.Second}
 	for i := range 15 {
