@@ -20,6 +20,19 @@ func (h *harness) untilRefresh() {
 	}
 }
 
+// failRetrySucceed: a run of flow fails and is counted, then is retried (mode) and succeeds a
+// second later, between two polls; the polls go on up to a flow refresh.
+func (h *harness) failRetrySucceed(flow string, mode simulator.RetryMode) {
+	h.t.Helper()
+	h.mustPoll()
+	run := h.sim.AddRun(simulator.RunSpec{FlowID: flow, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	h.sim.RetryRun(run, mode)
+	h.clock.Advance(time.Second)
+	h.sim.SetRunStatus(run, apiclient.StatusSucceeded)
+	h.untilRefresh()
+}
+
 // flowValue reads one series of a per-flow family (0 when absent).
 func (h *harness) flowValue(name, flowID string, extra ...string) float64 {
 	h.t.Helper()
@@ -263,13 +276,7 @@ func TestRetryWatchOff(t *testing.T) {
 	cfg := retryConfig
 	cfg.RetryWindow = -1
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
-	h.mustPoll()
-	run := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
-	h.mustPoll()
-	h.sim.RetryRun(run, simulator.RetryFromFailedStep)
-	h.clock.Advance(time.Second)
-	h.sim.SetRunStatus(run, apiclient.StatusSucceeded)
-	h.untilRefresh()
+	h.failRetrySucceed(fx.flowA, simulator.RetryFromFailedStep)
 	h.expectFlow(fx.flowA, flowExpect{runs: map[apiclient.RunStatus]float64{"FAILED": 1}, consecFails: 1, lastStatus: "FAILED", durations: 1})
 	for _, r := range h.sim.Requests() {
 		if len(r.Query["status"]) > 0 && r.Query.Get("includeArchived") == "true" {
@@ -283,13 +290,7 @@ func TestRetryWatchOff(t *testing.T) {
 func TestRetryWatchOnAServerWithFewerStatuses(t *testing.T) {
 	var fx fixture
 	h := newHarness(t, simulator.Options{NoQueued: true}, retryConfig, func(h *harness) { fx = seedFixture(h) })
-	h.mustPoll()
-	run := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
-	h.mustPoll()
-	h.sim.RetryRun(run, simulator.RetryAutomatic)
-	h.clock.Advance(time.Second)
-	h.sim.SetRunStatus(run, apiclient.StatusSucceeded)
-	h.untilRefresh()
+	h.failRetrySucceed(fx.flowA, simulator.RetryAutomatic)
 	h.expectFlow(fx.flowA, flowExpect{runs: map[apiclient.RunStatus]float64{"FAILED": 1, "SUCCEEDED": 1}, retries: 1, lastStatus: "SUCCEEDED", durations: 1})
 	if v, _ := h.value("activepieces_up", nil); v != 1 {
 		t.Errorf("up = %v", v)

@@ -236,3 +236,27 @@ func TestKeyFileFailureIsLoggedOncePerChange(t *testing.T) {
 		t.Errorf("key = %q", k.Get())
 	}
 }
+
+// Every flag tagged cfg:"Field" names a field of collector.Config of the flag's own type, and
+// every setting of collector.Config that an operator may set has such a flag.
+func TestConfigFlagsNameConfigFields(t *testing.T) {
+	cfgType := reflect.TypeOf(collector.Config{})
+	set := map[string]bool{}
+	eachConfigFlag(reflect.ValueOf(&CLI{}).Elem(), func(flag reflect.Value, field string, zeroOff bool) {
+		f, ok := cfgType.FieldByName(field)
+		switch {
+		case !ok:
+			t.Errorf("cfg:%q names no field of collector.Config", field)
+		case f.Type != flag.Type():
+			t.Errorf("cfg:%q: flag of type %s, Config field of type %s", field, flag.Type(), f.Type)
+		case zeroOff && f.Type != reflect.TypeOf(time.Duration(0)):
+			t.Errorf("cfg:%q: zero-off on a %s", field, f.Type)
+		}
+		set[field] = true
+	})
+	for i := range cfgType.NumField() {
+		if name := cfgType.Field(i).Name; !set[name] && name != "PauseLimit" { // the platform's, not ours to set
+			t.Errorf("collector.Config.%s has no flag", name)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -35,26 +36,26 @@ type CLI struct {
 
 // ActivepiecesFlags say which server and what of it to watch.
 type ActivepiecesFlags struct {
-	URL        string   `name:"url" env:"ACTIVEPIECES_URL" default:"https://cloud.activepieces.com/api" help:"Activepieces API root, including /api."`
+	URL        string   `cfg:"StateSource" name:"url" env:"ACTIVEPIECES_URL" default:"https://cloud.activepieces.com/api" help:"Activepieces API root, including /api."`
 	APIKeyFile string   `name:"api-key-file" env:"ACTIVEPIECES_API_KEY_FILE" type:"path" help:"File holding the API key (re-read on SIGHUP and when it changes). Without it the key comes from ACTIVEPIECES_API_KEY."`
-	Projects   []string `name:"project" env:"ACTIVEPIECES_PROJECTS" help:"Project id to watch (repeatable; none: discover every project the key can read)."`
-	Flows      []string `name:"flow" env:"ACTIVEPIECES_FLOWS" help:"Only export flows with this id or display name (repeatable)."`
+	Projects   []string `cfg:"Projects" name:"project" env:"ACTIVEPIECES_PROJECTS" help:"Project id to watch (repeatable; none: discover every project the key can read)."`
+	Flows      []string `cfg:"Flows" name:"flow" env:"ACTIVEPIECES_FLOWS" help:"Only export flows with this id or display name (repeatable)."`
 }
 
 // PollFlags shape the background poll.
 type PollFlags struct {
-	Interval         time.Duration `name:"interval" env:"ACTIVEPIECES_EXPORTER_POLL_INTERVAL" placeholder:"${poll_interval}" help:"How often each project's runs are listed (default ${poll_interval}; ${demo_poll_interval} with --demo)."`
-	Lookback         time.Duration `name:"lookback" env:"ACTIVEPIECES_EXPORTER_POLL_LOOKBACK" default:"${poll_lookback}" help:"History read at start-up for the last-run gauges (not counted)."`
-	Overlap          time.Duration `name:"overlap" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP" default:"${poll_overlap}" help:"Window re-read to catch runs committed late."`
-	OverlapInterval  time.Duration `name:"overlap-interval" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP_INTERVAL" default:"${poll_overlap_interval}" help:"How often the overlap window is re-read."`
-	FlowsInterval    time.Duration `name:"flows-interval" env:"ACTIVEPIECES_EXPORTER_POLL_FLOWS_INTERVAL" placeholder:"${poll_flows_interval}" help:"How often flows, folders and in-flight runs are listed, retried runs looked for and the late window checked (default ${poll_flows_interval}; ${demo_flows_interval} with --demo)."`
-	ProjectsInterval time.Duration `name:"projects-interval" env:"ACTIVEPIECES_EXPORTER_POLL_PROJECTS_INTERVAL" default:"${poll_projects_interval}" help:"How often projects are discovered."`
-	MaxPages         int           `name:"max-pages" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_PAGES" default:"${poll_max_pages}" help:"Pages of new runs read per project per poll; the rest waits for the next poll."`
-	PageSize         int           `name:"page-size" env:"ACTIVEPIECES_EXPORTER_POLL_PAGE_SIZE" default:"${poll_page_size}" help:"Runs per page."`
-	Concurrency      int           `name:"concurrency" env:"ACTIVEPIECES_EXPORTER_POLL_CONCURRENCY" default:"${poll_concurrency}" help:"Projects polled at once."`
-	RetryWindow      time.Duration `name:"retry-window" env:"ACTIVEPIECES_EXPORTER_POLL_RETRY_WINDOW" default:"${poll_retry_window}" help:"How long a run that ended FAILED, TIMEOUT or another retryable status is watched for a retry that re-opens it (0: off)."`
-	LateWindow       time.Duration `name:"late-window" env:"ACTIVEPIECES_EXPORTER_POLL_LATE_WINDOW" default:"${poll_late_window}" help:"How late a run may become visible and still be counted; checked once per --poll.flows-interval (0: off)."`
-	MaxTrackedRuns   int           `name:"max-tracked-runs" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_TRACKED_RUNS" default:"${poll_max_tracked_runs}" help:"In-flight runs tracked per project at most."`
+	Interval         time.Duration `cfg:"PollInterval" name:"interval" env:"ACTIVEPIECES_EXPORTER_POLL_INTERVAL" placeholder:"${PollInterval}" help:"How often each project's runs are listed (default ${PollInterval}; ${demo_poll_interval} with --demo)."`
+	Lookback         time.Duration `cfg:"Lookback" name:"lookback" env:"ACTIVEPIECES_EXPORTER_POLL_LOOKBACK" default:"${Lookback}" help:"History read at start-up for the last-run gauges (not counted)."`
+	Overlap          time.Duration `cfg:"Overlap" name:"overlap" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP" default:"${Overlap}" help:"Window re-read to catch runs committed late."`
+	OverlapInterval  time.Duration `cfg:"OverlapInterval" name:"overlap-interval" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP_INTERVAL" default:"${OverlapInterval}" help:"How often the overlap window is re-read."`
+	FlowsInterval    time.Duration `cfg:"FlowsInterval" name:"flows-interval" env:"ACTIVEPIECES_EXPORTER_POLL_FLOWS_INTERVAL" placeholder:"${FlowsInterval}" help:"How often flows, folders and in-flight runs are listed, retried runs looked for and the late window checked (default ${FlowsInterval}; ${demo_flows_interval} with --demo)."`
+	ProjectsInterval time.Duration `cfg:"ProjectsInterval" name:"projects-interval" env:"ACTIVEPIECES_EXPORTER_POLL_PROJECTS_INTERVAL" default:"${ProjectsInterval}" help:"How often projects are discovered."`
+	MaxPages         int           `cfg:"MaxPages" name:"max-pages" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_PAGES" default:"${MaxPages}" help:"Pages of new runs read per project per poll; the rest waits for the next poll."`
+	PageSize         int           `cfg:"PageSize" name:"page-size" env:"ACTIVEPIECES_EXPORTER_POLL_PAGE_SIZE" default:"${PageSize}" help:"Runs per page."`
+	Concurrency      int           `cfg:"Concurrency" name:"concurrency" env:"ACTIVEPIECES_EXPORTER_POLL_CONCURRENCY" default:"${Concurrency}" help:"Projects polled at once."`
+	RetryWindow      time.Duration `cfg:"RetryWindow,zero-off" name:"retry-window" env:"ACTIVEPIECES_EXPORTER_POLL_RETRY_WINDOW" default:"${RetryWindow}" help:"How long a run that ended FAILED, TIMEOUT or another retryable status is watched for a retry that re-opens it (0: off)."`
+	LateWindow       time.Duration `cfg:"LateWindow,zero-off" name:"late-window" env:"ACTIVEPIECES_EXPORTER_POLL_LATE_WINDOW" default:"${LateWindow}" help:"How late a run may become visible and still be counted; checked once per --poll.flows-interval (0: off)."`
+	MaxTrackedRuns   int           `cfg:"MaxTrackedRuns" name:"max-tracked-runs" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_TRACKED_RUNS" default:"${MaxTrackedRuns}" help:"In-flight runs tracked per project at most."`
 }
 
 // APIFlags shape the API client.
@@ -68,20 +69,20 @@ type APIFlags struct {
 
 // MetricsFlags shape what is exported.
 type MetricsFlags struct {
-	MaxFlows        int       `name:"max-flows" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FLOWS" default:"${metrics_max_flows}" help:"Flows exported at most; the rest are counted in activepieces_exporter_flows_dropped."`
-	DurationBuckets []float64 `name:"duration-buckets" env:"ACTIVEPIECES_EXPORTER_METRICS_DURATION_BUCKETS" default:"${metrics_duration_buckets}" help:"Run duration histogram buckets, seconds."`
+	MaxFlows        int       `cfg:"MaxFlows" name:"max-flows" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FLOWS" default:"${MaxFlows}" help:"Flows exported at most; the rest are counted in activepieces_exporter_flows_dropped."`
+	DurationBuckets []float64 `cfg:"DurationBuckets" name:"duration-buckets" env:"ACTIVEPIECES_EXPORTER_METRICS_DURATION_BUCKETS" default:"${DurationBuckets}" help:"Run duration histogram buckets, seconds."`
 }
 
 // ShardFlags split the projects between replicas.
 type ShardFlags struct {
-	Count int `name:"count" env:"ACTIVEPIECES_EXPORTER_SHARD_COUNT" default:"1" help:"Replicas sharing the projects; each polls those whose id hashes to its --shard.index."`
-	Index int `name:"index" env:"ACTIVEPIECES_EXPORTER_SHARD_INDEX" default:"0" help:"This replica's shard, 0 to --shard.count - 1."`
+	Count int `cfg:"ShardCount" name:"count" env:"ACTIVEPIECES_EXPORTER_SHARD_COUNT" default:"1" help:"Replicas sharing the projects; each polls those whose id hashes to its --shard.index."`
+	Index int `cfg:"ShardIndex" name:"index" env:"ACTIVEPIECES_EXPORTER_SHARD_INDEX" default:"0" help:"This replica's shard, 0 to --shard.count - 1."`
 }
 
 // StateFlags keep the ledger across restarts.
 type StateFlags struct {
-	File  string `name:"file" env:"ACTIVEPIECES_EXPORTER_STATE_FILE" type:"path" help:"Save the ledger and counters here after every poll and continue from it on start (default: off)."`
-	Reset bool   `name:"reset" env:"ACTIVEPIECES_EXPORTER_STATE_RESET" help:"Ignore an existing --state.file (corrupt, or from another version or API) and start fresh; it is overwritten after the first poll."`
+	File  string `cfg:"StateFile" name:"file" env:"ACTIVEPIECES_EXPORTER_STATE_FILE" type:"path" help:"Save the ledger and counters here after every poll and continue from it on start (default: off)."`
+	Reset bool   `cfg:"StateReset" name:"reset" env:"ACTIVEPIECES_EXPORTER_STATE_RESET" help:"Ignore an existing --state.file (corrupt, or from another version or API) and start fresh; it is overwritten after the first poll."`
 }
 
 // WebFlags shape the HTTP server.
@@ -123,31 +124,43 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// kongVars are the defaults of the flags that mirror collector settings, taken from
-// collector.DefaultConfig.
+// kongVars are the defaults of the flags that set collector settings (tagged cfg:"Field"),
+// taken from collector.DefaultConfig and named after the Config field: a flag's default is
+// written down once, there.
 func kongVars() kong.Vars {
-	d := collector.DefaultConfig()
-	buckets := make([]string, len(d.DurationBuckets))
-	for i, b := range d.DurationBuckets {
-		buckets[i] = strconv.FormatFloat(b, 'g', -1, 64)
-	}
-	return kong.Vars{
-		"poll_interval":            shortDuration(d.PollInterval),
-		"demo_poll_interval":       shortDuration(demoPollInterval),
-		"demo_flows_interval":      shortDuration(demoFlowsInterval),
-		"poll_lookback":            shortDuration(d.Lookback),
-		"poll_overlap":             shortDuration(d.Overlap),
-		"poll_overlap_interval":    shortDuration(d.OverlapInterval),
-		"poll_flows_interval":      shortDuration(d.FlowsInterval),
-		"poll_projects_interval":   shortDuration(d.ProjectsInterval),
-		"poll_max_pages":           strconv.Itoa(d.MaxPages),
-		"poll_page_size":           strconv.Itoa(d.PageSize),
-		"poll_concurrency":         strconv.Itoa(d.Concurrency),
-		"poll_max_tracked_runs":    strconv.Itoa(d.MaxTrackedRuns),
-		"poll_retry_window":        shortDuration(d.RetryWindow),
-		"poll_late_window":         shortDuration(d.LateWindow),
-		"metrics_max_flows":        strconv.Itoa(d.MaxFlows),
-		"metrics_duration_buckets": strings.Join(buckets, ","),
+	vars := kong.Vars{"demo_poll_interval": shortDuration(demoPollInterval), "demo_flows_interval": shortDuration(demoFlowsInterval)}
+	d := reflect.ValueOf(collector.DefaultConfig())
+	eachConfigFlag(reflect.ValueOf(&CLI{}).Elem(), func(_ reflect.Value, field string, _ bool) {
+		switch v := d.FieldByName(field).Interface().(type) {
+		case time.Duration:
+			vars[field] = shortDuration(v)
+		case int:
+			vars[field] = strconv.Itoa(v)
+		case []float64:
+			s := make([]string, len(v))
+			for i, b := range v {
+				s[i] = strconv.FormatFloat(b, 'g', -1, 64)
+			}
+			vars[field] = strings.Join(s, ",")
+		}
+	})
+	return vars
+}
+
+// eachConfigFlag calls fn for every flag of v (the CLI or one of its groups) tagged
+// cfg:"Field[,zero-off]": the flag's value, the collector.Config field it sets, and whether the
+// flag's 0 means off (the collector's negative; its 0 is the default).
+func eachConfigFlag(v reflect.Value, fn func(flag reflect.Value, field string, zeroOff bool)) {
+	for i := range v.NumField() {
+		f, sf := v.Field(i), v.Type().Field(i)
+		if _, ok := sf.Tag.Lookup("embed"); ok {
+			eachConfigFlag(f, fn)
+			continue
+		}
+		if tag, ok := sf.Tag.Lookup("cfg"); ok {
+			field, opt, _ := strings.Cut(tag, ",")
+			fn(f, field, opt == "zero-off")
+		}
 	}
 }
 
@@ -161,41 +174,18 @@ func kongOptions() []kong.Option {
 	}
 }
 
-// apply sets the part of the collector configuration these flags own.
-func (f ActivepiecesFlags) apply(c *collector.Config) {
-	c.Projects, c.Flows, c.StateSource = f.Projects, f.Flows, f.URL
-}
-
-func (f PollFlags) apply(c *collector.Config) {
-	c.PollInterval, c.Lookback, c.Overlap, c.OverlapInterval = f.Interval, f.Lookback, f.Overlap, f.OverlapInterval
-	c.FlowsInterval, c.ProjectsInterval, c.MaxPages, c.PageSize = f.FlowsInterval, f.ProjectsInterval, f.MaxPages, f.PageSize
-	c.Concurrency, c.MaxTrackedRuns = f.Concurrency, f.MaxTrackedRuns
-	c.RetryWindow, c.LateWindow = offIfZero(f.RetryWindow), offIfZero(f.LateWindow)
-}
-
-// offIfZero maps a flag's 0 ("off") to the collector's negative ("off"; zero there is the default).
-func offIfZero(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
-func (f MetricsFlags) apply(c *collector.Config) {
-	c.MaxFlows, c.DurationBuckets = f.MaxFlows, f.DurationBuckets
-}
-func (f ShardFlags) apply(c *collector.Config) { c.ShardCount, c.ShardIndex = f.Count, f.Index }
-func (f StateFlags) apply(c *collector.Config) { c.StateFile, c.StateReset = f.File, f.Reset }
-
 // collectorConfig is the collector's configuration as the flags give it. In demo mode the poll
 // and flow-refresh intervals default to demoPollInterval and demoFlowsInterval.
 func (c *CLI) collectorConfig() collector.Config {
 	var cfg collector.Config
-	c.Activepieces.apply(&cfg)
-	c.Poll.apply(&cfg)
-	c.Metrics.apply(&cfg)
-	c.Shard.apply(&cfg)
-	c.State.apply(&cfg)
+	dst := reflect.ValueOf(&cfg).Elem()
+	eachConfigFlag(reflect.ValueOf(c).Elem(), func(flag reflect.Value, field string, zeroOff bool) {
+		if zeroOff && flag.Interface() == reflect.Zero(flag.Type()).Interface() {
+			dst.FieldByName(field).Set(reflect.ValueOf(time.Duration(-1))) // off
+			return
+		}
+		dst.FieldByName(field).Set(flag)
+	})
 	if c.Demo.Enabled && cfg.PollInterval == 0 {
 		cfg.PollInterval = demoPollInterval
 	}
