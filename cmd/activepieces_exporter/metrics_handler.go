@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,7 @@ type metricsHandler struct {
 	inFlight    chan struct{}
 	slow        chan struct{}
 	fastWindow  time.Duration
+	admitted    atomic.Uint64 // scrapes given a slot so far
 	contentType string
 }
 
@@ -79,6 +81,7 @@ func (h *metricsHandler) admit(ctx context.Context, rc *http.ResponseController)
 			return nil, false
 		}
 	}
+	h.admitted.Add(1)
 	var mu sync.Mutex
 	held := h.inFlight // the pool whose slot this scrape holds; nil once it holds none
 	t := time.AfterFunc(h.fastWindow, func() {

@@ -134,7 +134,7 @@ func TestSlowReadersCannotLockOutTheScraper(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	testkit.WaitFor(t, 5*time.Second, "every slow reader holding a slot", func() bool { return len(h.inFlight) == 40 })
+	testkit.WaitFor(t, 10*time.Second, "every slow reader admitted", func() bool { return h.admitted.Load() == 40 })
 
 	client := &http.Client{Timeout: time.Second}
 	for i := range 15 {
