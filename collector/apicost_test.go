@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +13,7 @@ import (
 // TestAPICost counts, through the simulator, what the exporter costs the API (README,
 // Performance): steady state, a burst, and the overlap sweep at 10 runs/s.
 func TestAPICost(t *testing.T) {
-	t.Run("steady state: 1 per project + 1 per 100 runs in flight", func(t *testing.T) {
+	t.Run("steady state: 1 per project + 1 per 1000 runs in flight", func(t *testing.T) {
 		var fx fixture
 		h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
 			fx = seedFixture(h)
@@ -32,8 +34,8 @@ func TestAPICost(t *testing.T) {
 		}
 		perPoll := float64(len(h.sim.Requests())) / 10
 		t.Logf("2 projects, 250 runs in flight: %.1f requests per poll", perPoll)
-		if perPoll != 2+3 {
-			t.Errorf("%.1f requests per poll, want 2 + ceil(250/100) = 5", perPoll)
+		if perPoll != 2+1 {
+			t.Errorf("%.1f requests per poll, want 2 + ceil(250/1000) = 3", perPoll)
 		}
 	})
 	t.Run("burst of 1000 new runs: ceil(1000/100)+1", func(t *testing.T) {
@@ -110,4 +112,72 @@ func TestAPICost(t *testing.T) {
 			}
 		}
 	})
+	t.Run("5,000 runs in flight over 20 projects: at most 2 requests per project per poll", func(t *testing.T) {
+		var flows []string
+		h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
+			for i := range 20 {
+				p := h.sim.AddProject(fmt.Sprintf("P%02d", i))
+				flows = append(flows, h.sim.AddFlow(p, "", "F"))
+			}
+		})
+		h.mustPoll()
+		var inflight []string
+		base := h.clock.Now()
+		for _, f := range flows {
+			for i := range 250 {
+				inflight = append(inflight, h.sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusPaused,
+					Created: base.Add(time.Duration(i) * time.Millisecond)}))
+			}
+		}
+		h.mustPoll()
+		h.mustPoll()
+		h.sim.ResetRequests()
+		for range 10 {
+			h.mustPoll()
+		}
+		perProject := float64(len(h.sim.Requests())) / 10 / 20
+		t.Logf("5,000 unchanging runs in flight over 20 projects: %.2f requests per project per poll", perProject)
+		if perProject > 2 {
+			t.Errorf("%.2f requests per project per poll, want at most 2", perProject)
+		}
+		for _, id := range inflight { // they all end: each counted once
+			h.sim.SetRunStatus(id, apiclient.StatusSucceeded)
+		}
+		h.mustPoll()
+		h.mustPoll()
+		if n := h.assertTotals(); n != 5000 {
+			t.Errorf("%d runs counted, want 5000", n)
+		}
+	})
+}
+
+// With N projects and a rate limit R that cannot sustain --poll.interval, one warning says so
+// with the numbers and the ways out (again only when N changes); the effective period of each
+// project is a gauge.
+func TestRateLimitTooLowForTheProjectsIsSaid(t *testing.T) {
+	h := newHarness(t, simulator.Options{}, Config{PollInterval: 30 * time.Second, FlowsInterval: 5 * time.Minute, RateLimit: 1}, func(h *harness) {
+		for i := range 40 {
+			h.sim.AddProject(fmt.Sprintf("P%02d", i))
+		}
+	})
+	h.mustPoll()
+	h.mustPoll()
+	logs := h.logs.String()
+	if n := strings.Count(logs, "cannot sustain the poll interval"); n != 1 {
+		t.Fatalf("warned %d times, want once:\n%s", n, logs)
+	}
+	for _, want := range []string{`"projects":40`, `"requests_per_second_needed":"2.0"`, `"rate_limit":1`, `"effective_period":60000000000`, "--shard.count"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the warning lacks %s", want)
+		}
+	}
+	if v, ok := h.value("activepieces_exporter_poll_period_seconds", nil); !ok || v != 30 {
+		t.Errorf("poll period = %v, %v; want 30 s between two polls", v, ok)
+	}
+	h.sim.AddProject("P40")
+	h.clock.Advance(10 * time.Minute) // discovery is due
+	h.mustPoll()
+	if n := strings.Count(h.logs.String(), "cannot sustain the poll interval"); n != 2 {
+		t.Errorf("warned %d times after a project was added, want twice", n)
+	}
 }

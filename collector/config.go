@@ -37,6 +37,9 @@ type Config struct {
 	// RetryWindow is how long a run that ended in a status the UI offers to retry is watched for
 	// a retry that re-opens its row (default 24h; negative: not watched).
 	RetryWindow time.Duration
+	// RateLimit is the API client's requests per second (default 10): the exporter warns when it
+	// cannot sustain PollInterval for the projects it polls.
+	RateLimit float64
 	// LateWindow is how far below the poll position a run may become visible late and still be
 	// counted: checked once per FlowsInterval (default 1h; negative: only the overlap sweep).
 	LateWindow time.Duration
@@ -72,6 +75,7 @@ func DefaultConfig() Config {
 		PauseLimit:       30 * 24 * time.Hour,
 		MaxTrackedRuns:   100000,
 		RetryWindow:      24 * time.Hour,
+		RateLimit:        10,
 		LateWindow:       time.Hour,
 	}
 }
@@ -109,6 +113,9 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.Concurrency, d.Concurrency)
 	setInt(&c.MaxFlows, d.MaxFlows)
 	setInt(&c.MaxTrackedRuns, d.MaxTrackedRuns)
+	if c.RateLimit <= 0 {
+		c.RateLimit = d.RateLimit
+	}
 	if c.DurationBuckets == nil {
 		c.DurationBuckets = d.DurationBuckets
 	}

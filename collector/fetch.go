@@ -73,7 +73,11 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 			return err
 		}
 	}
-	if refresh {
+	// In-flight runs: listed by status on every flow refresh (a run PAUSED before start-up is
+	// found), and on every poll while more are tracked than one re-read by id can carry, so that
+	// runs sitting unchanged in flight cost ⌈n/1000⌉ requests a poll, not ⌈n/100⌉; only those
+	// that left the listing are re-read by id (refreshTracked).
+	if refresh || len(p.tracked) > apiclient.MaxFlowRunIDs {
 		if err := e.fetchInFlight(ctx, p, f); err != nil {
 			return err
 		}
@@ -150,20 +154,20 @@ func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched
 	return nil
 }
 
-// fetchInFlight lists in-flight runs by status, without a time bound: a run PAUSED for days
-// before start-up is tracked.
+// fetchInFlight lists in-flight runs by status, without a time bound (a run PAUSED for days
+// before start-up is tracked), in pages of bulkPageSize.
 func (e *Exporter) fetchInFlight(ctx context.Context, p *projectState, f *fetched) error {
 	statuses := apiclient.InFlightStatuses
 	if f.server.NoQueuedStatus {
 		statuses = statuses[1:]
 	}
-	pages := e.cfg.MaxTrackedRuns/e.cfg.PageSize + 1
-	runs, _, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses}, pages)
+	pages := e.cfg.MaxTrackedRuns/bulkPageSize + 1
+	runs, _, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses, Limit: bulkPageSize}, pages)
 	if errors.Is(err, apiclient.ErrValidation) && !f.server.NoQueuedStatus {
 		// Servers before QUEUED existed (shared <= 0.10) reject it as a status filter.
 		f.server.NoQueuedStatus = true
 		e.log.Info("server rejects the QUEUED status filter; listing RUNNING and PAUSED runs only", "project_id", p.id, "err", err)
-		runs, _, err = e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses[1:]}, pages)
+		runs, _, err = e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses[1:], Limit: bulkPageSize}, pages)
 	}
 	if err != nil {
 		return fmt.Errorf("listing in-flight runs: %w", err)
@@ -326,7 +330,7 @@ func (e *Exporter) fetchFlows(ctx context.Context, p *projectState, f *fetched) 
 		return fmt.Errorf("listing flows: %w", err)
 	}
 	folders, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Folder], error) {
-		return e.api.ListFolders(ctx, p.id, e.cfg.PageSize, cursor)
+		return e.api.ListFolders(ctx, p.id, bulkPageSize, cursor)
 	})
 	if err != nil {
 		return fmt.Errorf("listing folders: %w", err)

@@ -159,6 +159,7 @@ type projectState struct {
 	// Health.
 	invalidRuns float64
 	lastSuccess time.Time
+	prevSuccess time.Time // the completed poll before lastSuccess (for the effective period)
 	failing     bool
 	backlogged  bool // gaps exist (for logging the change only)
 	lastErr     string

@@ -64,6 +64,11 @@ var familyTable = []family{
 	{name: "activepieces_exporter_poll_page_cap_hits_total", typ: counter, labels: projectLabels,
 		help:  "Polls of the project that stopped at --poll.max-pages and left a backlog for later polls.",
 		write: perProject(func(p *projectState) (float64, bool) { return p.capHits, true })},
+	{name: "activepieces_exporter_poll_period_seconds", typ: gauge, labels: projectLabels, volatile: true,
+		help: "Seconds between the last two completed polls of the project: the effective poll period (--poll.interval, or longer when the rate limit cannot sustain it).",
+		write: perProject(func(p *projectState) (float64, bool) {
+			return p.lastSuccess.Sub(p.prevSuccess).Seconds(), !p.prevSuccess.IsZero()
+		})},
 	{name: "activepieces_exporter_server_clock_offset_seconds", typ: gauge, labels: []string{"source"}, volatile: true,
 		help: "The Activepieces server's clock minus the exporter's: as its Date header says (source=\"date_header\") and as applied to run times (source=\"applied\"; the Date offset when the runs' own times agree, else what they allow).",
 		write: func(v *view, s sink, f *family) {

@@ -58,6 +58,7 @@ type Exporter struct {
 	trackedDropped    float64
 	stateSaveFailures float64
 	saveFailing       string // the state save error last logged ("" when saving works)
+	rateCheckedFor    int    // the number of projects the rate limit was last checked for
 }
 
 // Option changes an Exporter built by New.
@@ -111,6 +112,9 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		if e.projects[id] == nil && cfg.ownsProject(id) {
 			e.projects[id] = newProjectState(id, id, e.startedAt)
 		}
+	}
+	if len(cfg.Projects) > 0 {
+		e.checkRateLocked()
 	}
 	if err := e.refreshExposition(); err != nil {
 		return nil, fmt.Errorf("rendering metrics: %w", err)
@@ -328,7 +332,47 @@ func (e *Exporter) discover(ctx context.Context) error {
 			e.log.Info("project gone; its series are dropped", "project_id", id)
 		}
 	}
+	e.checkRateLocked()
 	return nil
+}
+
+// requestsPerProjectPoll is what one project's poll costs in steady state: the listing of new
+// runs, and the flow refresh's five requests (flows, folders, runs in flight, the retry watch,
+// the late check) spread over the polls between two refreshes.
+func (e *Exporter) requestsPerProjectPoll() float64 {
+	return 1 + 5*e.cfg.PollInterval.Seconds()/max(e.cfg.FlowsInterval.Seconds(), e.cfg.PollInterval.Seconds())
+}
+
+// PollBudget is what polling costs in steady state: the projects polled, the requests a poll of
+// one costs on average (flow refreshes spread over the polls between them), the requests per
+// second that takes at PollInterval, and the effective period of each project's poll at
+// RateLimit (PollInterval, or longer when the rate limit cannot sustain it).
+func (e *Exporter) PollBudget() (projects int, perPoll, perSecond float64, period time.Duration) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	projects, perPoll = len(e.projects), e.requestsPerProjectPoll()
+	perSecond = float64(projects) * perPoll / e.cfg.PollInterval.Seconds()
+	period = max(e.cfg.PollInterval, time.Duration(float64(projects)*perPoll/e.cfg.RateLimit*float64(time.Second)))
+	return projects, perPoll, perSecond, period
+}
+
+// checkRateLocked warns, at start-up and when the number of projects changes, when the rate
+// limit cannot sustain the poll interval for them.
+func (e *Exporter) checkRateLocked() {
+	n := len(e.projects)
+	if n == e.rateCheckedFor {
+		return
+	}
+	e.rateCheckedFor = n
+	need := float64(n) * e.requestsPerProjectPoll() / e.cfg.PollInterval.Seconds()
+	if need <= e.cfg.RateLimit {
+		return
+	}
+	period := time.Duration(float64(n) * e.requestsPerProjectPoll() / e.cfg.RateLimit * float64(time.Second))
+	e.log.Warn("the API rate limit cannot sustain the poll interval for this many projects: each is polled less often",
+		"projects", n, "requests_per_second_needed", fmt.Sprintf("%.1f", need), "rate_limit", e.cfg.RateLimit,
+		"poll_interval", e.cfg.PollInterval, "effective_period", period.Round(time.Second),
+		"ways_out", "raise --api.rate-limit, lengthen --poll.interval, or shard the projects over replicas (--shard.count)")
 }
 
 // maxIDBytes bounds an id taken from the API (they are 21 characters).
@@ -372,6 +416,6 @@ func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64)
 	p.failing, p.lastErr = false, ""
 	p.clockEv = clockEvidenceOf(f, e.now(), p.lastSuccess, p.head)
 	e.applyLocked(p, f, seq, now)
-	p.lastSuccess = now
+	p.prevSuccess, p.lastSuccess = p.lastSuccess, now
 	return nil
 }

@@ -24,6 +24,7 @@ var notSaved = map[string]string{
 	"projectState.prunedAt":            "pruning schedule",
 	"projectState.lastFlows":           "flows are listed again on the first poll",
 	"projectState.lastSuccess":         "set by the first poll",
+	"projectState.prevSuccess":         "the period is measured anew after a restart",
 	"projectState.failing":             "log state",
 	"projectState.backlogged":          "log state",
 	"projectState.lastErr":             "log state",

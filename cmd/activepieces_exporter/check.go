@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -82,9 +83,16 @@ func (CheckCmd) Run(rc *runContext) error {
 	if mf := byName["activepieces_exporter_tracked_runs"]; mf != nil && len(mf.GetMetric()) > 0 {
 		tracked = mf.GetMetric()[0].GetGauge().GetValue()
 	}
-	steady := len(projects) + (int(tracked)+99)/100
+	coldStart := 0.0
+	for _, m := range byName["activepieces_exporter_api_requests_total"].GetMetric() {
+		coldStart += m.GetCounter().GetValue()
+	}
+	n, perPoll, perSecond, period := w.exporter.PollBudget()
 	fmt.Fprintf(out, "In-flight runs tracked: %.0f\n", tracked)
-	fmt.Fprintf(out, "API requests per poll in steady state: %d (1 per project + 1 per 100 in-flight runs)\n", steady)
+	fmt.Fprintf(out, "Cold start: %.0f API requests, %s at --api.rate-limit %g/s\n", coldStart,
+		time.Duration(coldStart/rc.cli.API.RateLimit*float64(time.Second)).Round(time.Second), rc.cli.API.RateLimit)
+	fmt.Fprintf(out, "Steady state: %.1f API requests per project per poll, %.1f/s for %d projects; effective poll period %s\n",
+		perPoll, perSecond, n, period.Round(time.Second))
 	fmt.Fprintf(out, "Series served: %d\n", series)
 	return nil
 }

@@ -61,7 +61,7 @@ type PollFlags struct {
 // APIFlags shape the API client.
 type APIFlags struct {
 	Timeout   time.Duration `name:"timeout" env:"ACTIVEPIECES_EXPORTER_API_TIMEOUT" default:"10s" help:"Timeout of one API request."`
-	RateLimit float64       `name:"rate-limit" env:"ACTIVEPIECES_EXPORTER_API_RATE_LIMIT" default:"10" help:"API requests per second at most, shared by all projects."`
+	RateLimit float64       `cfg:"RateLimit" name:"rate-limit" env:"ACTIVEPIECES_EXPORTER_API_RATE_LIMIT" default:"${RateLimit}" help:"API requests per second at most, shared by all projects."`
 	Retries   int           `name:"retries" env:"ACTIVEPIECES_EXPORTER_API_RETRIES" default:"3" help:"Retries of a request failing with 429, 502, 503, 504 or a network error."`
 	MaxItem   int64         `name:"max-item-bytes" env:"ACTIVEPIECES_EXPORTER_API_MAX_ITEM_BYTES" default:"65536" help:"Bytes one run, project or folder of a page may have; a page of N items may have N times that."`
 	MaxFlow   int64         `name:"max-flow-bytes" env:"ACTIVEPIECES_EXPORTER_API_MAX_FLOW_BYTES" default:"8388608" help:"Bytes one flow (with its whole definition) of a page may have."`
@@ -136,6 +136,8 @@ func kongVars() kong.Vars {
 			vars[field] = shortDuration(v)
 		case int:
 			vars[field] = strconv.Itoa(v)
+		case float64:
+			vars[field] = strconv.FormatFloat(v, 'g', -1, 64)
 		case []float64:
 			s := make([]string, len(v))
 			for i, b := range v {
