@@ -20,9 +20,14 @@ func (e *Exporter) applyLocked(p *projectState, f *fetched, seq uint64, now time
 
 	// No listing of this poll asked for finished runs older than floor: one that comes back anyway
 	// (a server ignoring createdAfter) was counted before and has left the ledger.
+	// And a ledger restored from a state file knows the runs only from ledgerFrom on (an older
+	// format, or a shorter --poll.late-window, kept less): nothing older is taken as new.
 	var floor time.Time
 	if p.started {
 		floor = p.ledgerHorizon(e.ledgerWindow())
+		if p.ledgerFrom.After(floor) {
+			floor = p.ledgerFrom
+		}
 	}
 	for i := range f.inflight {
 		e.observeLocked(p, &f.inflight[i], seq, false, floor, &finished)

@@ -118,6 +118,9 @@ type projectState struct {
 	// exporter started is history, whatever the clocks say); zero for one restored from a state
 	// file, whose ledger says what was seen.
 	countFrom time.Time
+	// ledgerFrom: for a project restored from a state file, the creation time from which its
+	// ledger of seen runs is complete (zero otherwise).
+	ledgerFrom time.Time
 	// clockEv is what the last poll's runs said about the server's clock.
 	clockEv clockEvidence
 

@@ -39,6 +39,8 @@ type projectSaved struct {
 	LastOverlap time.Time      `json:"lastOverlap"`
 	// SeenIDs is the ledger of finished runs: [FNV-1a-64 of the id (as int64), created unix ms].
 	SeenIDs [][2]int64 `json:"seenIds"`
+	// LedgerFrom is the creation time from which SeenIDs holds every run read.
+	LedgerFrom time.Time `json:"ledgerFrom"`
 	// Seen is the ledger of format version 1 (ids and created times), read only.
 	Seen        map[string]time.Time   `json:"seen,omitempty"`
 	Untracked   map[string]time.Time   `json:"untracked,omitempty"`
@@ -116,6 +118,10 @@ func (e *Exporter) snapshotLocked() *stateFile {
 			Failures: p.failures, CapHits: p.capHits, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
 			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
+		}
+		ps.LedgerFrom = p.ledgerHorizon(e.ledgerWindow())
+		if p.ledgerFrom.After(ps.LedgerFrom) {
+			ps.LedgerFrom = p.ledgerFrom
 		}
 		ps.SeenIDs = make([][2]int64, 0, len(p.seen))
 		for k, c := range p.seen {
@@ -247,8 +253,12 @@ func (e *Exporter) restoreProject(id string, ps *projectSaved) (*projectState, e
 	for _, g := range ps.Gaps {
 		p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
 	}
-	for rid, c := range ps.Seen { // format version 1
+	p.ledgerFrom = ps.LedgerFrom
+	for rid, c := range ps.Seen { // format version 1: the ledger covered the overlap window
 		p.seen.add(rid, c)
+	}
+	if len(ps.Seen) > 0 || ps.LedgerFrom.IsZero() {
+		p.ledgerFrom = ps.Head.Add(-e.cfg.Overlap - time.Second)
 	}
 	for _, kc := range ps.SeenIDs {
 		p.seen[uint64(kc[0])] = kc[1]

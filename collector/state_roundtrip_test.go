@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // notSaved lists the fields of the ledger that a state file deliberately does not keep, with
@@ -187,5 +189,60 @@ func TestStateFileVersion1IsRead(t *testing.T) {
 	p := e.projects["pppppppppppppppppppp1"]
 	if p == nil || !p.seen.has("rrrrrrrrrrrrrrrrrrrr1") || p.flows["ffffffffffffffffffff1"].runs["FAILED"] != 3 || len(p.watched) != 0 {
 		t.Errorf("version 1 state not carried over: %+v", p)
+	}
+}
+
+// Upgrading from a version-1 state file, whose ledger covered only the overlap window, must not
+// count again the runs of the last hour that the late-window check and the retry watch now read.
+func TestUpgradeFromVersion1CountsNothingTwice(t *testing.T) {
+	var fx fixture
+	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), StateSource: "sim", FlowsInterval: time.Minute}
+	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	var ids []string
+	for range 60 { // 30 minutes, a failure every poll
+		ids = append(ids, h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed}))
+		h.mustPoll()
+	}
+	before := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED")
+	h.exp.Close()
+	b, err := os.ReadFile(cfg.StateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sf map[string]any
+	if err := json.Unmarshal(b, &sf); err != nil {
+		t.Fatal(err)
+	}
+	// What version 1 kept: the ids of the runs of the overlap window, in clear.
+	seen := map[string]any{}
+	head := h.exp.projects[fx.project].head
+	for _, id := range ids {
+		if c := h.sim.Run(id).Created; !c.Before(head.Add(-time.Minute - time.Second)) {
+			seen[id] = c
+		}
+	}
+	sf["version"] = 1
+	for _, ps := range sf["projects"].(map[string]any) {
+		m := ps.(map[string]any)
+		delete(m, "seenIds")
+		delete(m, "ledgerFrom")
+		delete(m, "watched")
+		m["seen"] = seen
+	}
+	if b, err = json.Marshal(sf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.StateFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		h.mustPoll()
+	}
+	if after := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED"); after != before || before != 60 {
+		t.Errorf("FAILED went from %v to %v across the upgrade, want 60 both", before, after)
 	}
 }
