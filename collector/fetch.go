@@ -83,7 +83,11 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 		}
 	}
 	if refresh && p.started && e.cfg.LateWindow > 0 {
-		if err := e.sweep(ctx, p, f, p.head.Add(-e.cfg.LateWindow), p.head, 0); err != nil {
+		from := p.head.Add(-e.cfg.LateWindow)
+		if p.ledgerFrom.After(from) {
+			from = p.ledgerFrom // a restored ledger knows nothing older: its counts would never match
+		}
+		if err := e.sweep(ctx, p, f, from, p.head, 0); err != nil {
 			return fmt.Errorf("checking the late window: %w", err)
 		}
 	}
