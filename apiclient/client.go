@@ -70,6 +70,13 @@ type Config struct {
 	Clock Clock
 }
 
+// Defaults of Config, also the defaults of the exporter's flags.
+const (
+	DefaultTimeout      = 10 * time.Second
+	DefaultMaxItemBytes = 64 << 10
+	DefaultMaxFlowBytes = 8 << 20
+)
+
 // Clock tells the time and waits.
 type Clock interface {
 	Now() time.Time
@@ -116,7 +123,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.HTTPClient = &http.Client{}
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Retries < 0 {
 		cfg.Retries = 0
@@ -134,10 +141,10 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxResponseBytes = 64 << 20
 	}
 	if cfg.MaxItemBytes <= 0 {
-		cfg.MaxItemBytes = 64 << 10
+		cfg.MaxItemBytes = DefaultMaxItemBytes
 	}
 	if cfg.MaxFlowBytes <= 0 {
-		cfg.MaxFlowBytes = 8 << 20
+		cfg.MaxFlowBytes = DefaultMaxFlowBytes
 	}
 	// Redirects stay on the API's origin: the key must never reach another one, and another
 	// origin's answers are not the API's.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
 )
 
@@ -60,11 +61,11 @@ type PollFlags struct {
 
 // APIFlags shape the API client.
 type APIFlags struct {
-	Timeout   time.Duration `name:"timeout" env:"ACTIVEPIECES_EXPORTER_API_TIMEOUT" default:"10s" help:"Timeout of one API request."`
+	Timeout   time.Duration `name:"timeout" env:"ACTIVEPIECES_EXPORTER_API_TIMEOUT" default:"${api_timeout}" help:"Timeout of one API request."`
 	RateLimit float64       `cfg:"RateLimit" name:"rate-limit" env:"ACTIVEPIECES_EXPORTER_API_RATE_LIMIT" default:"${RateLimit}" help:"API requests per second at most, shared by all projects."`
 	Retries   int           `name:"retries" env:"ACTIVEPIECES_EXPORTER_API_RETRIES" default:"3" help:"Retries of a request failing with 429, 502, 503, 504 or a network error."`
-	MaxItem   int64         `name:"max-item-bytes" env:"ACTIVEPIECES_EXPORTER_API_MAX_ITEM_BYTES" default:"65536" help:"Bytes one run, project or folder of a page may have; a page of N items may have N times that."`
-	MaxFlow   int64         `name:"max-flow-bytes" env:"ACTIVEPIECES_EXPORTER_API_MAX_FLOW_BYTES" default:"8388608" help:"Bytes one flow (with its whole definition) of a page may have."`
+	MaxItem   int64         `name:"max-item-bytes" env:"ACTIVEPIECES_EXPORTER_API_MAX_ITEM_BYTES" default:"${api_max_item_bytes}" help:"Bytes one run, project or folder of a page may have; a page of N items may have N times that."`
+	MaxFlow   int64         `name:"max-flow-bytes" env:"ACTIVEPIECES_EXPORTER_API_MAX_FLOW_BYTES" default:"${api_max_flow_bytes}" help:"Bytes one flow (with its whole definition) of a page may have."`
 }
 
 // MetricsFlags shape what is exported.
@@ -128,7 +129,9 @@ func shortDuration(d time.Duration) string {
 // taken from collector.DefaultConfig and named after the Config field: a flag's default is
 // written down once, there.
 func kongVars() kong.Vars {
-	vars := kong.Vars{"demo_poll_interval": shortDuration(demoPollInterval), "demo_flows_interval": shortDuration(demoFlowsInterval)}
+	vars := kong.Vars{"demo_poll_interval": shortDuration(demoPollInterval), "demo_flows_interval": shortDuration(demoFlowsInterval),
+		"api_timeout": shortDuration(apiclient.DefaultTimeout), "api_max_item_bytes": strconv.Itoa(apiclient.DefaultMaxItemBytes),
+		"api_max_flow_bytes": strconv.Itoa(apiclient.DefaultMaxFlowBytes)}
 	d := reflect.ValueOf(collector.DefaultConfig())
 	eachConfigFlag(reflect.ValueOf(&CLI{}).Elem(), func(_ reflect.Value, field string, _ bool) {
 		switch v := d.FieldByName(field).Interface().(type) {
