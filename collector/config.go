@@ -28,6 +28,9 @@ type Config struct {
 	Concurrency      int           // projects polled at once
 	MaxFlows         int           // flows exported at most (cardinality cap)
 	DurationBuckets  []float64     // run duration histogram buckets, seconds
+	// CompactSeries halves the series per flow for big platforms: the duration histogram per
+	// project instead of per flow, and the last-run status only at its current value.
+	CompactSeries bool
 	// PauseLimit drops a PAUSED run from tracking once it is older than this (the platform's
 	// pause timeout, 30 days by default).
 	PauseLimit time.Duration

@@ -124,3 +124,41 @@ func TestFamilyTableSorted(t *testing.T) {
 		t.Errorf("familyTable has a name twice: %v", names)
 	}
 }
+
+// seriesPerFlow counts the series of /metrics that carry the flow's id.
+func seriesPerFlow(t *testing.T, h *harness, flowID string) int {
+	t.Helper()
+	var b bytes.Buffer
+	if err := h.exp.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(b.String(), `flow_id="`+flowID+`"`)
+}
+
+// --metrics.compact halves the series per flow (README, Scaling out); the default is unchanged.
+func TestCompactSeriesHalvesTheSeriesPerFlow(t *testing.T) {
+	counts := map[bool]int{}
+	for _, compact := range []bool{false, true} {
+		var fx fixture
+		h := newHarness(t, simulator.Options{}, Config{CompactSeries: compact}, func(h *harness) { fx = seedFixture(h) })
+		h.mustPoll()
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Steps: 2})
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+		h.mustPoll()
+		h.mustPoll()
+		counts[compact] = seriesPerFlow(t, h, fx.flowA)
+		h.lint()
+		if compact {
+			if v, ok := h.value("activepieces_project_run_duration_seconds", map[string]string{"project_id": fx.project}); !ok || v != 1 {
+				t.Errorf("compact: the project's duration histogram has %v observations, want 1", v)
+			}
+			if v, _ := h.value("activepieces_flow_last_run_status", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 1 {
+				t.Errorf("compact: last_run_status{FAILED} = %v", v)
+			}
+		}
+	}
+	t.Logf("series per flow: %d by default, %d with --metrics.compact", counts[false], counts[true])
+	if counts[false] != 42 || counts[true] > counts[false]/2 {
+		t.Errorf("series per flow: %d by default (want 42), %d compact (want at most half)", counts[false], counts[true])
+	}
+}

@@ -116,6 +116,10 @@ var familyTable = []family{
 				if !fl.last.set {
 					continue
 				}
+				if v.e.cfg.CompactSeries { // only the status that is, at 1
+					s.sample(f, 1, l[0], l[1], l[2], string(fl.last.status))
+					continue
+				}
 				for _, st := range apiclient.TerminalStatuses {
 					s.sample(f, b2f(fl.last.status == st), l[0], l[1], l[2], string(st))
 				}
@@ -132,9 +136,12 @@ var familyTable = []family{
 	{name: "activepieces_flow_oldest_running_run_start_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "Start time of the oldest run still RUNNING.",
 		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.a.oldestRunning), !r.a.oldestRunning.IsZero() })},
-	{name: "activepieces_flow_run_duration_seconds", typ: histogramType, labels: flowLabels,
+	{name: "activepieces_flow_run_duration_seconds", typ: histogramType, labels: flowLabels, only: "without --metrics.compact",
 		help: "Duration of counted runs (finishTime - startTime, or the server's duration).",
 		write: func(v *view, s sink, f *family) {
+			if v.e.cfg.CompactSeries {
+				return
+			}
 			for _, r := range v.flows {
 				s.histogram(f, r.f.durCount, r.f.durSum, v.e.cfg.DurationBuckets, r.f.durBuckets, r.f.labels...)
 			}
@@ -181,6 +188,30 @@ var familyTable = []family{
 		write: func(v *view, s sink, f *family) {
 			for _, p := range v.projects {
 				s.sample(f, 1, p.id, p.name)
+			}
+		}},
+	{name: "activepieces_project_run_duration_seconds", typ: histogramType, labels: projectLabels, only: "with --metrics.compact",
+		help: "Duration of counted runs of the project's flows (finishTime - startTime, or the server's duration); with --metrics.compact, instead of the per-flow histogram.",
+		write: func(v *view, s sink, f *family) {
+			if !v.e.cfg.CompactSeries {
+				return
+			}
+			n := len(v.e.cfg.DurationBuckets) + 1
+			for _, p := range v.projects {
+				var count uint64
+				var sum float64
+				buckets := make([]uint64, n)
+				for _, r := range v.flows {
+					if r.f.labels[0] != capLabel(p.id) {
+						continue
+					}
+					count += r.f.durCount
+					sum += r.f.durSum
+					for i, c := range r.f.durBuckets {
+						buckets[i] += c
+					}
+				}
+				s.histogram(f, count, sum, v.e.cfg.DurationBuckets, buckets, p.id)
 			}
 		}},
 	{name: "activepieces_up", typ: gauge, help: "1 when the last poll of every project (and project discovery) succeeded.",

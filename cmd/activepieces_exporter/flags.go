@@ -71,6 +71,7 @@ type APIFlags struct {
 // MetricsFlags shape what is exported.
 type MetricsFlags struct {
 	MaxFlows        int       `cfg:"MaxFlows" name:"max-flows" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FLOWS" default:"${MaxFlows}" help:"Flows exported at most; the rest are counted in activepieces_exporter_flows_dropped."`
+	Compact         bool      `cfg:"CompactSeries" name:"compact" env:"ACTIVEPIECES_EXPORTER_METRICS_COMPACT" help:"Halve the series per flow (big platforms): the run duration histogram per project, and the last-run status only at its current value."`
 	DurationBuckets []float64 `cfg:"DurationBuckets" name:"duration-buckets" env:"ACTIVEPIECES_EXPORTER_METRICS_DURATION_BUCKETS" default:"${DurationBuckets}" help:"Run duration histogram buckets, seconds."`
 }
 
