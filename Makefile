@@ -49,7 +49,7 @@ demo:
 # Benchmarks (each with its baseline in the same run) and the 60 s load test; README, Performance.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./collector ./cmd/activepieces_exporter
-	$(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/activepieces_exporter -load
+	$(GO) test -count=1 -run '^TestLoad$$|^TestBigPlatformTimeToReady$$' -v ./cmd/activepieces_exporter -load
 	$(GO) test -count=1 -run '^TestAPICost$$|^TestSoak' -v ./collector -soak
 
 # The API reference the code cites, copied from the shared material (which may gain sections).

@@ -133,7 +133,11 @@ func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched
 			"project_id", p.id, "position", p.head)
 		from = e.serverNow().Add(-e.cfg.Overlap)
 	}
-	runs, w, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{CreatedAfter: from}, max(budget, 1))
+	q := apiclient.ListFlowRunsParams{CreatedAfter: from}
+	if !p.started {
+		q.Limit = bulkPageSize // the look-back's history: many runs at once
+	}
+	runs, w, err := e.listRange(ctx, p, f, q, max(budget, 1))
 	if err != nil {
 		return fmt.Errorf("listing new runs: %w", err)
 	}

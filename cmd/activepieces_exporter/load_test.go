@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
@@ -62,5 +65,55 @@ func TestLoad(t *testing.T) {
 		*loadRate, *loadDuration, produced, counted, cpu, elapsed.Round(time.Second), 100*cpu/elapsed.Seconds(), rss/(1<<20), int(requests))
 	if !equalCounts(got, want) {
 		t.Fatalf("counted %d of %d produced runs", counted, produced)
+	}
+}
+
+// TestBigPlatformTimeToReady (make bench): the built exporter, default rate limit (10/s) and
+// --poll.interval=5s, against 20 projects × 500 flows with 100,000 runs created in the last hour
+// (5,000 of them RUNNING): how long until /-/ready, and until every flow is exported.
+func TestBigPlatformTimeToReady(t *testing.T) {
+	if !*load {
+		t.Skip("pass -load")
+	}
+	bin := buildBinary(t)
+	sim := simulator.New(simulator.Options{Raw: true})
+	now := time.Now()
+	for p := range 20 {
+		pid := sim.AddProject("Project " + strconv.Itoa(p))
+		for f := range 500 {
+			fid := sim.AddFlow(pid, "", "Flow "+strconv.Itoa(f))
+			for r := range 10 {
+				st := apiclient.StatusSucceeded
+				if r == 0 && f%2 == 0 {
+					st = apiclient.StatusRunning
+				}
+				sim.AddRun(simulator.RunSpec{FlowID: fid, Status: st, Created: now.Add(-time.Duration(1+(p*5000+f*10+r)%3500) * time.Second)})
+			}
+		}
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	t0 := time.Now()
+	p := startExporterWithin(t, 5*time.Minute, bin, "--activepieces.url="+srv.URL+"/api", "--poll.interval=5s")
+	ready := time.Since(t0)
+	var flows int
+	testkit.WaitFor(t, 5*time.Minute, "every flow exported", func() bool {
+		text, _, _ := scrape("http://" + p.addr + "/metrics")
+		flows = strings.Count(text, "activepieces_flow_info{")
+		return flows == 10000
+	})
+	all := time.Since(t0)
+	text, _, _ := scrape("http://" + p.addr + "/metrics")
+	requests := 0
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "activepieces_exporter_api_requests_total{") {
+			v, _ := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64)
+			requests += int(v)
+		}
+	}
+	t.Logf("20 projects × 500 flows, 100,000 runs (5,000 running), poll every 5 s at 10 requests/s: ready after %s, all %d flows exported after %s, %d API requests",
+		ready.Round(100*time.Millisecond), flows, all.Round(100*time.Millisecond), requests)
+	if ready > 30*time.Second || all > 45*time.Second {
+		t.Errorf("ready after %s (target 30 s), every flow after %s (target 45 s)", ready, all)
 	}
 }

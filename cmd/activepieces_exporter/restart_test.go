@@ -28,6 +28,12 @@ type exporterProc struct {
 
 func startExporter(t *testing.T, bin string, args ...string) *exporterProc {
 	t.Helper()
+	return startExporterWithin(t, 20*time.Second, bin, args...)
+}
+
+// startExporterWithin starts the exporter and waits up to wait for /-/ready.
+func startExporterWithin(t *testing.T, wait time.Duration, bin string, args ...string) *exporterProc {
+	t.Helper()
 	p := &exporterProc{addr: testkit.FreePort(t)}
 	p.cmd = exec.Command(bin, append(args, "--web.listen-address="+p.addr, "--log.format=json")...)
 	p.cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+simulator.DefaultAPIKey)
@@ -36,14 +42,14 @@ func startExporter(t *testing.T, bin string, args ...string) *exporterProc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		if _, code, err := scrape("http://" + p.addr + "/-/ready"); err == nil && code == 200 {
 			return p
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("exporter not ready after 20s:\n%s", p.logs.String())
+	t.Fatalf("exporter not ready after %s:\n%s", wait, p.logs.String())
 	return nil
 }
 
