@@ -17,7 +17,10 @@ type Config struct {
 	// Flows, if set, limits the exporter to flows whose id or display name is listed.
 	Flows []string
 
-	PollInterval     time.Duration // how often each project's runs are listed
+	PollInterval time.Duration // how often each project's runs are listed
+	// PollTimeout bounds one poll of every project (default max(5 × PollInterval, 1m)); the
+	// projects it does not reach are polled first by the next one.
+	PollTimeout      time.Duration
 	Lookback         time.Duration // history read at start-up for the "last run" gauges
 	Overlap          time.Duration // window re-read to catch late commits
 	OverlapInterval  time.Duration // how often that window is re-read
@@ -98,6 +101,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	setDur(&c.PollInterval, d.PollInterval)
+	setDur(&c.PollTimeout, max(5*c.PollInterval, time.Minute))
 	setDur(&c.Lookback, d.Lookback)
 	setDur(&c.Overlap, d.Overlap)
 	setDur(&c.OverlapInterval, d.OverlapInterval)
@@ -126,7 +130,7 @@ func (c Config) withDefaults() (Config, error) {
 	for _, p := range []struct {
 		name string
 		v    time.Duration
-	}{{"poll interval", c.PollInterval}, {"lookback", c.Lookback}, {"overlap", c.Overlap},
+	}{{"poll interval", c.PollInterval}, {"poll timeout", c.PollTimeout}, {"lookback", c.Lookback}, {"overlap", c.Overlap},
 		{"overlap interval", c.OverlapInterval}, {"flows interval", c.FlowsInterval},
 		{"projects interval", c.ProjectsInterval}, {"pause limit", c.PauseLimit}} {
 		if p.v < 0 {

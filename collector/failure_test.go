@@ -445,3 +445,31 @@ func TestPollCancelledByShutdownIsNotAFailure(t *testing.T) {
 		t.Errorf("up = %v after a cancelled poll, want 1 (unchanged)", v)
 	}
 }
+
+// A poll that runs out of time (more projects than the rate limit allows in --poll.timeout) is
+// no failure: the projects it did not reach go first in the next poll, so every project is
+// polled in turn (before, the same first projects were polled every time and the others failed).
+func TestPollOutOfTimeReachesEveryProjectInTurn(t *testing.T) {
+	var projects []string
+	h := newHarness(t, simulator.Options{}, Config{Concurrency: 1, PollTimeout: 300 * time.Millisecond}, func(h *harness) {
+		for i := range 8 {
+			projects = append(projects, h.sim.AddProject(fmt.Sprintf("P%d", i)))
+		}
+	})
+	// Every listing of runs takes 40 ms: a first poll of a project (several listings) about 150 ms.
+	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Delay: 40 * time.Millisecond, Times: -1, Before: func() {}})
+	for range 12 {
+		_ = h.poll()
+	}
+	for _, p := range projects {
+		if _, ok := h.value("activepieces_exporter_last_poll_success_timestamp_seconds", map[string]string{"project_id": p}); !ok {
+			t.Errorf("project %s was never polled", p)
+		}
+	}
+	if v, _ := h.value("activepieces_exporter_poll_failures_total", nil); v != 0 {
+		t.Errorf("poll failures = %v: running out of time is not a failure", v)
+	}
+	if strings.Contains(h.logs.String(), "poll of project failed") {
+		t.Error("a project cut short by the poll's time was logged as failed")
+	}
+}

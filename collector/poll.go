@@ -170,7 +170,7 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	defer e.pollMu.Unlock()
 	start := time.Now()
 	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, max(5*e.cfg.PollInterval, time.Minute))
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.PollTimeout)
 	defer cancel()
 	e.mu.Lock()
 	e.pollSeq++
@@ -215,20 +215,38 @@ func (e *Exporter) pollProjects(ctx context.Context, seq uint64) []error {
 		projects = append(projects, p)
 	}
 	e.mu.RUnlock()
-	sort.Slice(projects, func(i, j int) bool { return projects[i].id < projects[j].id })
+	// The projects polled longest ago go first: when a poll runs out of time (a big platform at
+	// a low rate limit), the next one starts with those it did not reach, so every project is
+	// polled in turn instead of the same first ones every time.
+	sort.Slice(projects, func(i, j int) bool {
+		a, b := projects[i], projects[j]
+		if !a.lastSuccess.Equal(b.lastSuccess) {
+			return a.lastSuccess.Before(b.lastSuccess)
+		}
+		return a.id < b.id
+	})
 
 	errs := make([]error, len(projects))
 	sem := make(chan struct{}, e.cfg.Concurrency)
 	var wg sync.WaitGroup
+	postponed := 0
 	for i, p := range projects {
-		wg.Add(1)
 		sem <- struct{}{}
+		if ctx.Err() != nil { // out of time: the rest waits for the next poll, without a failure
+			<-sem
+			postponed = len(projects) - i
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			errs[i] = e.pollProject(ctx, p, seq)
 		}()
 	}
 	wg.Wait()
+	if postponed > 0 || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		e.log.Debug("poll ran out of time; the projects not reached go first next time", "postponed", postponed, "timeout", e.cfg.PollTimeout)
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -388,8 +406,10 @@ func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64)
 		return nil // dropped by discovery meanwhile
 	}
 	p.server = f.server // what was learned holds even when the poll failed
-	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		return err // shutdown: not a failure, nothing logged, nothing counted
+	if err != nil && ctx.Err() != nil {
+		// Shutdown, or the poll's own time ran out (not a request's): the project is polled
+		// again first next time. Not a failure: nothing logged, nothing counted.
+		return err
 	}
 	var apiErr *apiclient.APIError
 	if errors.As(err, &apiErr) && apiErr.StatusCode == 404 && apiErr.EntityType == "project" && len(e.cfg.Projects) == 0 {

@@ -61,8 +61,12 @@ func TestTheKeyNeverLeaks(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
 	testkit.WaitFor(t, 10*time.Second, "a 401 in the log", func() bool { return strings.Contains(logs.String(), "AUTHENTICATION") })
-	// Rotate: the file now holds the right key; SIGHUP re-reads it.
-	if err := os.WriteFile(keyFile, []byte(secretKey+"\n"), 0o600); err != nil {
+	// Rotate: the file now holds the right key, replaced at once as Kubernetes swaps a secret
+	// (a truncate-then-write could be read half done); SIGHUP re-reads it.
+	if err := os.WriteFile(keyFile+".new", []byte(secretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(keyFile+".new", keyFile); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
