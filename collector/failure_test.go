@@ -458,8 +458,15 @@ func TestPollOutOfTimeReachesEveryProjectInTurn(t *testing.T) {
 	})
 	// Every listing of runs takes 40 ms: a first poll of a project (several listings) about 150 ms.
 	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Delay: 40 * time.Millisecond, Times: -1, Before: func() {}})
-	for range 12 {
+	_ = h.poll()
+	if err := h.exp.Ready(); err == nil || !strings.Contains(err.Error(), "of 8 projects not polled yet") {
+		t.Errorf("ready after a poll that reached only some projects: %v", err)
+	}
+	for range 11 {
 		_ = h.poll()
+	}
+	if err := h.exp.Ready(); err != nil {
+		t.Errorf("not ready once every project was polled: %v", err)
 	}
 	for _, p := range projects {
 		if _, ok := h.value("activepieces_exporter_last_poll_success_timestamp_seconds", map[string]string{"project_id": p}); !ok {

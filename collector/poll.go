@@ -147,18 +147,35 @@ func (e *Exporter) Run(ctx context.Context) {
 	}
 }
 
-// Ready reports whether the first poll has finished and a poll of every project succeeded within
-// the last three poll intervals.
+// Ready reports whether every project has been polled successfully, the oldest of those polls
+// within three poll periods (the poll interval, or the longer effective period when the rate
+// limit cannot sustain it for this many projects).
 func (e *Exporter) Ready() error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	switch {
-	case !e.polled:
+	if !e.polled {
 		return errors.New("first poll not finished")
-	case e.lastPollOK.IsZero():
+	}
+	never, oldest := 0, time.Time{}
+	for _, p := range e.projects {
+		switch {
+		case p.lastSuccess.IsZero():
+			never++
+		case oldest.IsZero() || p.lastSuccess.Before(oldest):
+			oldest = p.lastSuccess
+		}
+	}
+	if len(e.projects) == 0 {
+		oldest = e.lastPollOK // an empty platform: discovery is the poll
+	}
+	period := max(e.cfg.PollInterval, time.Duration(float64(len(e.projects))*e.requestsPerProjectPoll()/e.cfg.RateLimit*float64(time.Second)))
+	switch {
+	case never > 0 && never == len(e.projects) || oldest.IsZero():
 		return errors.New("no poll has succeeded yet")
-	case e.now().Sub(e.lastPollOK) > 3*e.cfg.PollInterval:
-		return fmt.Errorf("last successful poll was %s ago", e.now().Sub(e.lastPollOK).Round(time.Second))
+	case never > 0:
+		return fmt.Errorf("%d of %d projects not polled yet", never, len(e.projects))
+	case e.now().Sub(oldest) > 3*period:
+		return fmt.Errorf("last successful poll was %s ago", e.now().Sub(oldest).Round(time.Second))
 	}
 	return nil
 }
