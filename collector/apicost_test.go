@@ -166,7 +166,7 @@ func TestRateLimitTooLowForTheProjectsIsSaid(t *testing.T) {
 	if n := strings.Count(logs, "cannot sustain the poll interval"); n != 1 {
 		t.Fatalf("warned %d times, want once:\n%s", n, logs)
 	}
-	for _, want := range []string{`"projects":40`, `"requests_per_second_needed":"2.0"`, `"rate_limit":1`, `"effective_period":60000000000`, "--shard.count"} {
+	for _, want := range []string{`"projects":40`, `"requests_per_second_needed":"1.7"`, `"rate_limit":1`, `"effective_period":67000000000`, "--shard.count"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the warning lacks %s", want)
 		}

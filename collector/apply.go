@@ -270,6 +270,7 @@ func (e *Exporter) applyWatchLocked(p *projectState, f *fetched, seq uint64, flo
 	if f.watchListedAt.IsZero() {
 		return
 	}
+	p.watchStarted = true
 	// Runs that ended before the retry window are no longer watched.
 	oldest := unixMS(e.serverNow().Add(-e.cfg.RetryWindow))
 	for id, w := range p.watched {

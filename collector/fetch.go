@@ -73,11 +73,12 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 			return err
 		}
 	}
-	// In-flight runs: listed by status on every flow refresh (a run PAUSED before start-up is
-	// found), and on every poll while more are tracked than one re-read by id can carry, so that
-	// runs sitting unchanged in flight cost ⌈n/1000⌉ requests a poll, not ⌈n/100⌉; only those
-	// that left the listing are re-read by id (refreshTracked).
-	if refresh || len(p.tracked) > apiclient.MaxFlowRunIDs {
+	// In-flight runs: listed by status at start-up (a run PAUSED before it is found; later ones
+	// are tracked from the listing of new runs, re-opened ones by the retry watch), and on every
+	// poll while more are tracked than one re-read by id can carry, so that runs sitting
+	// unchanged in flight cost ⌈n/1000⌉ requests a poll, not ⌈n/100⌉; only those that left the
+	// listing are re-read by id (refreshTracked).
+	if !p.started || p.lastFlows.IsZero() || len(p.tracked) > apiclient.MaxFlowRunIDs {
 		if err := e.fetchInFlight(ctx, p, f); err != nil {
 			return err
 		}
@@ -94,7 +95,9 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 	if err := e.refreshTracked(ctx, p, f); err != nil {
 		return err
 	}
-	if refresh && e.cfg.RetryWindow > 0 {
+	// The retry watch: at start-up (runs that failed before it), then while runs are watched,
+	// and always on servers without count-by-status (there it also catches late failed rows).
+	if refresh && e.cfg.RetryWindow > 0 && (!p.watchStarted || len(p.watched) > 0 || f.server.CountUnsupported) {
 		if err := e.fetchWatch(ctx, p, now, f); err != nil {
 			return fmt.Errorf("watching finished runs for retries: %w", err)
 		}

@@ -135,6 +135,7 @@ type projectState struct {
 	// What the server is like, learned on the way.
 	server serverTraits
 
+	watchStarted        bool // the retry watch has listed the project once (since start)
 	watchFullLogged     bool // the watched-runs cap was reported
 	droppedFieldsLogged bool // a run with undecodable optional fields was reported
 

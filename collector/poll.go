@@ -168,7 +168,7 @@ func (e *Exporter) Ready() error {
 	if len(e.projects) == 0 {
 		oldest = e.lastPollOK // an empty platform: discovery is the poll
 	}
-	period := max(e.cfg.PollInterval, time.Duration(float64(len(e.projects))*e.requestsPerProjectPoll()/e.cfg.RateLimit*float64(time.Second)))
+	_, period := e.pollCost(len(e.projects))
 	switch {
 	case never > 0 && never == len(e.projects) || oldest.IsZero():
 		return errors.New("no poll has succeeded yet")
@@ -371,23 +371,39 @@ func (e *Exporter) discover(ctx context.Context) error {
 	return nil
 }
 
-// requestsPerProjectPoll is what one project's poll costs in steady state: the listing of new
-// runs, and the flow refresh's five requests (flows, folders, runs in flight, the retry watch,
-// the late check) spread over the polls between two refreshes.
-func (e *Exporter) requestsPerProjectPoll() float64 {
-	return 1 + 5*e.cfg.PollInterval.Seconds()/max(e.cfg.FlowsInterval.Seconds(), e.cfg.PollInterval.Seconds())
+// refreshRequests is what a flow refresh of an idle project costs beyond the poll's listing of
+// new runs: flows, folders and the late-window count (runs in flight and the retry watch add
+// theirs only when there are such runs).
+const refreshRequests = 3
+
+// pollCost is what polling costs in steady state with n projects: the requests one project's
+// poll costs on average (the listing of new runs, and a flow refresh spread over the polls
+// between two refreshes), and the effective period at RateLimit. When the rate limit cannot
+// sustain PollInterval the period stretches, and with it the share of polls that refresh: the
+// period is the fixed point of period = n × cost(period) / RateLimit.
+func (e *Exporter) pollCost(n int) (perPoll float64, period time.Duration) {
+	period = e.cfg.PollInterval
+	for range 20 {
+		perPoll = 1 + refreshRequests*min(1, period.Seconds()/e.cfg.FlowsInterval.Seconds())
+		next := max(e.cfg.PollInterval, time.Duration(float64(n)*perPoll/e.cfg.RateLimit*float64(time.Second)))
+		if (next - period).Abs() < time.Millisecond {
+			break
+		}
+		period = next
+	}
+	return perPoll, period
 }
 
 // PollBudget is what polling costs in steady state: the projects polled, the requests a poll of
-// one costs on average (flow refreshes spread over the polls between them), the requests per
-// second that takes at PollInterval, and the effective period of each project's poll at
-// RateLimit (PollInterval, or longer when the rate limit cannot sustain it).
+// one costs on average, the requests per second that takes at PollInterval, and the effective
+// period of each project's poll at RateLimit (PollInterval, or longer when the rate limit cannot
+// sustain it).
 func (e *Exporter) PollBudget() (projects int, perPoll, perSecond float64, period time.Duration) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	projects, perPoll = len(e.projects), e.requestsPerProjectPoll()
-	perSecond = float64(projects) * perPoll / e.cfg.PollInterval.Seconds()
-	period = max(e.cfg.PollInterval, time.Duration(float64(projects)*perPoll/e.cfg.RateLimit*float64(time.Second)))
+	projects = len(e.projects)
+	perPoll, period = e.pollCost(projects)
+	perSecond = float64(projects) * (1 + refreshRequests*min(1, e.cfg.PollInterval.Seconds()/e.cfg.FlowsInterval.Seconds())) / e.cfg.PollInterval.Seconds()
 	return projects, perPoll, perSecond, period
 }
 
@@ -399,14 +415,15 @@ func (e *Exporter) checkRateLocked() {
 		return
 	}
 	e.rateCheckedFor = n
-	need := float64(n) * e.requestsPerProjectPoll() / e.cfg.PollInterval.Seconds()
-	if need <= e.cfg.RateLimit {
+	perPoll, period := e.pollCost(n)
+	if period <= e.cfg.PollInterval {
 		return
 	}
-	period := time.Duration(float64(n) * e.requestsPerProjectPoll() / e.cfg.RateLimit * float64(time.Second))
+	need := float64(n) * (1 + refreshRequests*min(1, e.cfg.PollInterval.Seconds()/e.cfg.FlowsInterval.Seconds())) / e.cfg.PollInterval.Seconds()
 	e.log.Warn("the API rate limit cannot sustain the poll interval for this many projects: each is polled less often",
 		"projects", n, "requests_per_second_needed", fmt.Sprintf("%.1f", need), "rate_limit", e.cfg.RateLimit,
 		"poll_interval", e.cfg.PollInterval, "effective_period", period.Round(time.Second),
+		"requests_per_project_poll", fmt.Sprintf("%.2f", perPoll),
 		"ways_out", "raise --api.rate-limit, lengthen --poll.interval, or shard the projects over replicas (--shard.count)")
 }
 

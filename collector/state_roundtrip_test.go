@@ -31,6 +31,7 @@ var notSaved = map[string]string{
 	"projectState.backlogged":          "log state",
 	"projectState.lastErr":             "log state",
 	"projectState.watchFullLogged":     "log state",
+	"projectState.watchStarted":        "the watch lists once after every start",
 	"projectState.droppedFieldsLogged": "log state",
 	"projectState.ignored":             "rebuilt by the first flow listing",
 	"flowState.bornPoll":               "a restored flow was served before",

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,5 +117,62 @@ func TestBigPlatformTimeToReady(t *testing.T) {
 		ready.Round(100*time.Millisecond), flows, all.Round(100*time.Millisecond), requests)
 	if ready > 30*time.Second || all > 45*time.Second {
 		t.Errorf("ready after %s (target 30 s), every flow after %s (target 45 s)", ready, all)
+	}
+}
+
+// TestThousandIdleProjects (make bench): 1,000 projects of 2 flows, idle, with the default
+// ratio of rate limit to poll interval scaled up 20× to keep the test short (200 requests/s,
+// polls every 1.5 s; the defaults are 10/s and 30 s): every project is polled, no poll fails for
+// lack of time, the effective period is within 20% of what the exporter predicts (projects ×
+// requests per poll / rate limit) and RSS stays under 100 MB.
+func TestThousandIdleProjects(t *testing.T) {
+	if !*load {
+		t.Skip("pass -load")
+	}
+	bin := buildBinary(t)
+	sim := simulator.New(simulator.Options{Raw: true})
+	for p := range 1000 {
+		pid := sim.AddProject(fmt.Sprintf("Customer %04d", p))
+		sim.AddFlow(pid, "", "Welcome email")
+		sim.AddFlow(pid, "", "Weekly digest")
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	t0 := time.Now()
+	p := startExporterWithin(t, 5*time.Minute, bin, "--activepieces.url="+srv.URL+"/api", "--poll.interval=1500ms",
+		"--poll.flows-interval=15s", "--api.rate-limit=200")
+	ready := time.Since(t0)
+	time.Sleep(60 * time.Second) // steady state
+	text, _, err := scrape("http://" + p.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var periods []float64
+	for _, m := range mfs["activepieces_exporter_poll_period_seconds"].GetMetric() {
+		periods = append(periods, m.GetGauge().GetValue())
+	}
+	sort.Float64s(periods)
+	failures := 0.0
+	for _, m := range mfs["activepieces_exporter_poll_failures_total"].GetMetric() {
+		failures += m.GetCounter().GetValue()
+	}
+	rss := mfs["process_resident_memory_bytes"].GetMetric()[0].GetGauge().GetValue() / (1 << 20)
+	// What the exporter predicts (and warns about): the period P with P = 1000 × (1 + 3 ×
+	// min(1, P/15 s)) / 200 per s, a flow refresh costing 3 requests.
+	predicted := 1.5
+	for range 50 {
+		predicted = max(1.5, 1000*(1+3*min(1, predicted/15))/200)
+	}
+	median := periods[len(periods)/2]
+	t.Logf("1,000 idle projects at 200 requests/s, 1.5 s interval: ready after %s; poll period median %.1f s (predicted %.1f s), min %.1f, max %.1f; %d projects with a period; %.0f poll failures; RSS %.1f MiB",
+		ready.Round(time.Second), median, predicted, periods[0], periods[len(periods)-1], len(periods), failures, rss)
+	if len(periods) != 1000 || failures != 0 || rss > 100 || median < 0.8*predicted || median > 1.2*predicted {
+		t.Errorf("want every project polled (%d), no failures (%.0f), RSS under 100 MiB (%.1f), median period within 20%% of %.1f s (%.1f)",
+			len(periods), failures, rss, predicted, median)
 	}
 }
