@@ -112,14 +112,15 @@ func TestFaultSuite(t *testing.T) {
 			},
 			check: check{"activepieces_exporter_invalid_runs_total", nil, 2}},
 		// A server ignoring the page size: more items than 2 × limit + 10 is refused (memory
-		// follows the page size asked for); the runs are counted once it pages again.
-		{name: "a page of 10,000 runs", polls: 1, failed: true,
+		// follows the page size asked for); the runs are counted once it pages again. Every
+		// listing is huge while the fault lasts (a retry after a slow answer gets one too).
+		{name: "a page of 2,000 runs", polls: 1, failed: true,
 			fault: func(h *harness, fx fixture) {
-				for i := 0; i < 10000; i++ {
+				for i := 0; i < 2000; i++ {
 					h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
 				}
 				h.clock.Advance(20 * time.Second)
-				h.sim.InjectFault(simulator.Fault{Path: runsPath, HugePage: true})
+				h.sim.InjectFault(simulator.Fault{Path: runsPath, HugePage: true, Times: -1})
 			},
 			check: check{"activepieces_exporter_api_requests_total", map[string]string{"code": "size_error"}, 1}},
 		{name: "cursor loop", polls: 2, failed: true, logOne: "poll of project failed",
