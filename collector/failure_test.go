@@ -451,18 +451,19 @@ func TestPollCancelledByShutdownIsNotAFailure(t *testing.T) {
 // polled in turn (before, the same first projects were polled every time and the others failed).
 func TestPollOutOfTimeReachesEveryProjectInTurn(t *testing.T) {
 	var projects []string
-	h := newHarness(t, simulator.Options{}, Config{Concurrency: 1, PollTimeout: 300 * time.Millisecond}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{Concurrency: 1, PollTimeout: time.Second}, func(h *harness) {
 		for i := range 8 {
 			projects = append(projects, h.sim.AddProject(fmt.Sprintf("P%d", i)))
 		}
 	})
-	// Every listing of runs takes 40 ms: a first poll of a project (several listings) about 150 ms.
+	// Every listing of runs takes 40 ms: a first poll of a project (several listings) about
+	// 200 ms, so a poll reaches about half of the projects.
 	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Delay: 40 * time.Millisecond, Times: -1, Before: func() {}})
 	_ = h.poll()
 	if err := h.exp.Ready(); err == nil || !strings.Contains(err.Error(), "of 8 projects not polled yet") {
 		t.Errorf("ready after a poll that reached only some projects: %v", err)
 	}
-	for range 11 {
+	for range 5 {
 		_ = h.poll()
 	}
 	if err := h.exp.Ready(); err != nil {
