@@ -451,23 +451,21 @@ func TestPollCancelledByShutdownIsNotAFailure(t *testing.T) {
 // polled in turn (before, the same first projects were polled every time and the others failed).
 func TestPollOutOfTimeReachesEveryProjectInTurn(t *testing.T) {
 	var projects []string
-	h := newHarness(t, simulator.Options{}, Config{Concurrency: 1, PollTimeout: time.Second}, func(h *harness) {
-		for i := range 8 {
-			projects = append(projects, h.sim.AddProject(fmt.Sprintf("P%d", i)))
+	h := newHarness(t, simulator.Options{}, Config{Concurrency: 1, PollTimeout: 500 * time.Millisecond}, func(h *harness) {
+		for i := range 30 {
+			projects = append(projects, h.sim.AddProject(fmt.Sprintf("P%02d", i)))
 		}
 	})
-	// Every listing of runs takes 40 ms: a first poll of a project (several listings) about
-	// 200 ms, so a poll reaches about half of the projects.
-	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Delay: 40 * time.Millisecond, Times: -1, Before: func() {}})
+	// Every request takes 20 ms: a project's first poll (several requests) about 120 ms, a later
+	// one 20–40 ms. The 30 projects' later polls alone need more than the poll's 500 ms, so in
+	// a fixed order the last ones would never be reached.
+	h.sim.InjectFault(simulator.Fault{Delay: 20 * time.Millisecond, Times: -1, Before: func() {}})
 	_ = h.poll()
-	if err := h.exp.Ready(); err == nil || !strings.Contains(err.Error(), "of 8 projects not polled yet") {
+	if err := h.exp.Ready(); err == nil || !strings.Contains(err.Error(), "of 30 projects not polled yet") {
 		t.Errorf("ready after a poll that reached only some projects: %v", err)
 	}
-	for range 5 {
+	for range 14 {
 		_ = h.poll()
-	}
-	if err := h.exp.Ready(); err != nil {
-		t.Errorf("not ready once every project was polled: %v", err)
 	}
 	for _, p := range projects {
 		if _, ok := h.value("activepieces_exporter_last_poll_success_timestamp_seconds", map[string]string{"project_id": p}); !ok {
