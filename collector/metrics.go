@@ -42,7 +42,9 @@ var (
 	histogramType  = dto.MetricType_HISTOGRAM
 )
 
-func withFlow(extra ...string) []string { return append(slices.Clone(flowLabels), extra...) }
+func withFlow(extra ...string) []string {
+	return append(slices.Clone(flowLabels), extra...)
+}
 
 // familyTable declares every family the exporter renders, sorted by name (the order Gather
 // gives them). A new family is one row here, one row in the README's metrics table and, when its

@@ -127,6 +127,12 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
 	if !f.Truncate && !f.LoopCursor && !f.EndlessNext && !f.HugePage && !f.IgnoreCreatedAfter && f.Rewrite == nil {
 		return false
 	}
+	s.answerChanged(w, r, f)
+	return true
+}
+
+// answerChanged answers with the simulator's real answer, changed as the fault says.
+func (s *Server) answerChanged(w http.ResponseWriter, r *http.Request, f *Fault) {
 	if f.HugePage || f.IgnoreCreatedAfter {
 		q := r.URL.Query()
 		if f.HugePage {
@@ -168,7 +174,6 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
 	}
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(bytes.Clone(body))
-	return true
 }
 
 func unwrapHijacker(w http.ResponseWriter) (http.Hijacker, bool) {
