@@ -478,4 +478,7 @@ func TestPollOutOfTimeReachesEveryProjectInTurn(t *testing.T) {
 	if strings.Contains(h.logs.String(), "poll of project failed") {
 		t.Error("a project cut short by the poll's time was logged as failed")
 	}
+	if n := strings.Count(h.logs.String(), "a poll ran out of time"); n != 1 {
+		t.Errorf("running out of time was logged %d times, want once", n)
+	}
 }

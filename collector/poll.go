@@ -59,6 +59,7 @@ type Exporter struct {
 	stateSaveFailures float64
 	saveFailing       string // the state save error last logged ("" when saving works)
 	rateCheckedFor    int    // the number of projects the rate limit was last checked for
+	outOfTime         bool   // the last poll ran out of time (for logging the change only; PollOnce's goroutine)
 }
 
 // Option changes an Exporter built by New.
@@ -261,9 +262,16 @@ func (e *Exporter) pollProjects(ctx context.Context, seq uint64) []error {
 		}()
 	}
 	wg.Wait()
-	if postponed > 0 || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		e.log.Debug("poll ran out of time; the projects not reached go first next time", "postponed", postponed, "timeout", e.cfg.PollTimeout)
+	// Logged when polls start running out of time and when they stop, not on every poll.
+	outOfTime := postponed > 0 || errors.Is(ctx.Err(), context.DeadlineExceeded)
+	switch {
+	case outOfTime && !e.outOfTime:
+		e.log.Warn("a poll ran out of time (--poll.timeout): the projects it did not reach go first next time; see activepieces_exporter_poll_period_seconds",
+			"not_reached", postponed, "projects", len(projects), "timeout", e.cfg.PollTimeout)
+	case !outOfTime && e.outOfTime:
+		e.log.Info("polls finish in time again", "projects", len(projects))
 	}
+	e.outOfTime = outOfTime
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
