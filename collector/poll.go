@@ -263,7 +263,7 @@ func (e *Exporter) pollProjects(ctx context.Context, seq uint64) []error {
 	}
 	wg.Wait()
 	// Logged when polls start running out of time and when they stop, not on every poll.
-	outOfTime := postponed > 0 || errors.Is(ctx.Err(), context.DeadlineExceeded)
+	outOfTime := errors.Is(ctx.Err(), context.DeadlineExceeded) // not shutdown
 	switch {
 	case outOfTime && !e.outOfTime:
 		e.log.Warn("a poll ran out of time (--poll.timeout): the projects it did not reach go first next time; see activepieces_exporter_poll_period_seconds",
