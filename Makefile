@@ -47,10 +47,10 @@ demo:
 	$(GO) run ./cmd/activepieces_exporter --demo
 
 # Benchmarks (each with its baseline in the same run) and the load tests (60 s of runs, a big
-# platform's time to ready, 1,000 idle projects); README, Performance.
+# platform's time to ready, 1,000 idle projects, time to ready by platform size); README, Performance.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./collector ./cmd/activepieces_exporter
-	$(GO) test -count=1 -run '^TestLoad$$|^TestBigPlatformTimeToReady$$|^TestThousandIdleProjects$$' -v -timeout 20m ./cmd/activepieces_exporter -load
+	$(GO) test -count=1 -run '^TestLoad$$|^TestBigPlatformTimeToReady$$|^TestThousandIdleProjects$$|^TestTimeToReadyByPlatformSize$$' -v -timeout 40m ./cmd/activepieces_exporter -load
 	$(GO) test -count=1 -run '^TestAPICost$$|^TestSoak' -v ./collector -soak
 
 # The API reference the code cites, copied from the shared material (which may gain sections).

@@ -176,3 +176,49 @@ func TestThousandIdleProjects(t *testing.T) {
 			len(periods), failures, rss, predicted, median)
 	}
 }
+
+// TestTimeToReadyByPlatformSize (make bench): time to /-/ready and to every flow exported for
+// 1k, 10k and 50k flows over 20 projects, 2 runs a flow in the last hour (a tenth running),
+// default rate limit and poll interval (--metrics.max-flows raised to the platform's size).
+func TestTimeToReadyByPlatformSize(t *testing.T) {
+	if !*load {
+		t.Skip("pass -load")
+	}
+	bin := buildBinary(t)
+	for _, flows := range []int{1000, 10000, 50000} {
+		sim := simulator.New(simulator.Options{Raw: true})
+		now := time.Now()
+		for p := range 20 {
+			pid := sim.AddProject("Project " + strconv.Itoa(p))
+			for f := range flows / 20 {
+				fid := sim.AddFlow(pid, "", "Flow "+strconv.Itoa(f))
+				for r := range 2 {
+					st := apiclient.StatusSucceeded
+					if f%10 == 0 && r == 0 {
+						st = apiclient.StatusRunning
+					}
+					sim.AddRun(simulator.RunSpec{FlowID: fid, Status: st, Created: now.Add(-time.Duration(1+(f*2+r)%3500) * time.Second)})
+				}
+			}
+		}
+		srv := httptest.NewServer(sim)
+		t0 := time.Now()
+		p := startExporterWithin(t, 10*time.Minute, bin, "--activepieces.url="+srv.URL+"/api", "--metrics.max-flows="+strconv.Itoa(flows))
+		ready := time.Since(t0)
+		for { // /metrics is large here (about 150 bytes a series): look every 2 s, not continuously
+			text, _, _ := scrape("http://" + p.addr + "/metrics")
+			if strings.Count(text, "activepieces_flow_info{") == flows {
+				break
+			}
+			if time.Since(t0) > 10*time.Minute {
+				t.Fatalf("%d flows: not all exported after 10 minutes", flows)
+			}
+			time.Sleep(2 * time.Second)
+		}
+		t.Logf("%d flows over 20 projects, %d runs (%d running), defaults (30 s, 10 requests/s): ready after %s, every flow exported after %s",
+			flows, flows*2, flows/10, ready.Round(100*time.Millisecond), time.Since(t0).Round(100*time.Millisecond))
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+		srv.Close()
+	}
+}
