@@ -335,7 +335,9 @@ func (p *projectState) ignoredFlow(id string) bool { return p.ignored != nil && 
 
 func (e *Exporter) fetchFlows(ctx context.Context, p *projectState, f *fetched) error {
 	flows, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
-		return e.api.ListFlows(ctx, apiclient.ListFlowsParams{ProjectID: p.id, Limit: e.cfg.PageSize, Cursor: cursor})
+		// Flows carry their whole definition, but pages are decoded a flow at a time and only its
+		// id, name, status and folder are kept: a large page costs the server, not our memory.
+		return e.api.ListFlows(ctx, apiclient.ListFlowsParams{ProjectID: p.id, Limit: bulkPageSize, Cursor: cursor})
 	})
 	if err != nil {
 		return fmt.Errorf("listing flows: %w", err)

@@ -23,6 +23,7 @@ var (
 	load         = flag.Bool("load", false, "run the load test (make bench)")
 	loadRate     = flag.Float64("load.rate", 100, "runs per second the simulator creates")
 	loadDuration = flag.Duration("load.duration", 60*time.Second, "how long runs are created")
+	loadFlows    = flag.Int("load.flows", 0, "TestTimeToReadyByPlatformSize: only this platform size")
 )
 
 // TestLoad runs the built exporter (polling every 5 s) against the simulator creating runs at
@@ -185,7 +186,11 @@ func TestTimeToReadyByPlatformSize(t *testing.T) {
 		t.Skip("pass -load")
 	}
 	bin := buildBinary(t)
-	for _, flows := range []int{1000, 10000, 50000} {
+	sizes := []int{1000, 10000, 50000}
+	if *loadFlows > 0 {
+		sizes = []int{*loadFlows}
+	}
+	for _, flows := range sizes {
 		sim := simulator.New(simulator.Options{Raw: true})
 		now := time.Now()
 		for p := range 20 {
