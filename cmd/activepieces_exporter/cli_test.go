@@ -221,7 +221,11 @@ func TestKeyFileFailureIsLoggedOncePerChange(t *testing.T) {
 		return strings.Count(logs.String(), "keeping the previous API key") == 1
 	})
 	time.Sleep(60 * time.Millisecond) // a dozen more checks fail the same way
-	if err := os.WriteFile(path, []byte("sk-one"), 0o600); err != nil {
+	// Back at once, by rename: a truncate-then-write could be read empty, another error.
+	if err := os.WriteFile(path+".new", []byte("sk-one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, 5*time.Second, "the recovery logged", func() bool {
