@@ -198,22 +198,31 @@ var familyTable = []family{
 			if !v.e.cfg.CompactSeries {
 				return
 			}
-			n := len(v.e.cfg.DurationBuckets) + 1
-			for _, p := range v.projects {
-				var count uint64
-				var sum float64
-				buckets := make([]uint64, n)
-				for _, r := range v.flows {
-					if r.f.labels[0] != capLabel(p.id) {
-						continue
-					}
-					count += r.f.durCount
-					sum += r.f.durSum
-					for i, c := range r.f.durBuckets {
-						buckets[i] += c
-					}
+			// One pass over the flows (they come grouped by project), not one per project.
+			type agg struct {
+				count   uint64
+				sum     float64
+				buckets []uint64
+			}
+			byProject := map[string]*agg{}
+			for _, r := range v.flows {
+				a := byProject[r.project.id]
+				if a == nil {
+					a = &agg{buckets: make([]uint64, len(v.e.cfg.DurationBuckets)+1)}
+					byProject[r.project.id] = a
 				}
-				s.histogram(f, count, sum, v.e.cfg.DurationBuckets, buckets, p.id)
+				a.count += r.f.durCount
+				a.sum += r.f.durSum
+				for i, c := range r.f.durBuckets {
+					a.buckets[i] += c
+				}
+			}
+			for _, p := range v.projects {
+				a := byProject[p.id]
+				if a == nil {
+					a = &agg{buckets: make([]uint64, len(v.e.cfg.DurationBuckets)+1)}
+				}
+				s.histogram(f, a.count, a.sum, v.e.cfg.DurationBuckets, a.buckets, p.id)
 			}
 		}},
 	{name: "activepieces_up", typ: gauge, help: "1 when the last poll of every project (and project discovery) succeeded.",
@@ -277,8 +286,9 @@ type view struct {
 }
 
 type flowRef struct {
-	f *flowState
-	a *activeCount
+	f       *flowState
+	a       *activeCount
+	project *projectState
 }
 
 type activeCount struct {
@@ -326,7 +336,7 @@ func (e *Exporter) viewLocked() *view {
 			if a == nil {
 				a = none
 			}
-			v.flows = append(v.flows, flowRef{f, a})
+			v.flows = append(v.flows, flowRef{f: f, a: a, project: p})
 		}
 		sort.Slice(v.flows[start:], func(i, j int) bool { return v.flows[start+i].f.id < v.flows[start+j].f.id })
 	}

@@ -27,6 +27,12 @@ type rendered struct {
 	rules           []monitoringv1.PrometheusRule
 }
 
+// add appends a zero T to list and returns it, to decode into.
+func add[T any](list *[]T) *T {
+	*list = append(*list, *new(T))
+	return &(*list)[len(*list)-1]
+}
+
 func render(t *testing.T, dir string) rendered {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
@@ -43,20 +49,15 @@ func render(t *testing.T, dir string) rendered {
 		var into any
 		switch r.GetKind() {
 		case "Deployment":
-			out.deployments = append(out.deployments, appsv1.Deployment{})
-			into = &out.deployments[len(out.deployments)-1]
+			into = add(&out.deployments)
 		case "StatefulSet":
-			out.statefulSets = append(out.statefulSets, appsv1.StatefulSet{})
-			into = &out.statefulSets[len(out.statefulSets)-1]
+			into = add(&out.statefulSets)
 		case "Service":
-			out.services = append(out.services, corev1.Service{})
-			into = &out.services[len(out.services)-1]
+			into = add(&out.services)
 		case "ServiceMonitor":
-			out.serviceMonitors = append(out.serviceMonitors, monitoringv1.ServiceMonitor{})
-			into = &out.serviceMonitors[len(out.serviceMonitors)-1]
+			into = add(&out.serviceMonitors)
 		case "PrometheusRule":
-			out.rules = append(out.rules, monitoringv1.PrometheusRule{})
-			into = &out.rules[len(out.rules)-1]
+			into = add(&out.rules)
 		default:
 			t.Fatalf("%s renders an unexpected %s", dir, r.GetKind())
 		}

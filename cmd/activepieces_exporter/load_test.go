@@ -79,21 +79,7 @@ func TestBigPlatformTimeToReady(t *testing.T) {
 		t.Skip("pass -load")
 	}
 	bin := buildBinary(t)
-	sim := simulator.New(simulator.Options{Raw: true})
-	now := time.Now()
-	for p := range 20 {
-		pid := sim.AddProject("Project " + strconv.Itoa(p))
-		for f := range 500 {
-			fid := sim.AddFlow(pid, "", "Flow "+strconv.Itoa(f))
-			for r := range 10 {
-				st := apiclient.StatusSucceeded
-				if r == 0 && f%2 == 0 {
-					st = apiclient.StatusRunning
-				}
-				sim.AddRun(simulator.RunSpec{FlowID: fid, Status: st, Created: now.Add(-time.Duration(1+(p*5000+f*10+r)%3500) * time.Second)})
-			}
-		}
-	}
+	sim := platform(20, 500, 10, 2) // 5,000 running: the first run of every second flow
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	t0 := time.Now()
@@ -191,21 +177,7 @@ func TestTimeToReadyByPlatformSize(t *testing.T) {
 		sizes = []int{*loadFlows}
 	}
 	for _, flows := range sizes {
-		sim := simulator.New(simulator.Options{Raw: true})
-		now := time.Now()
-		for p := range 20 {
-			pid := sim.AddProject("Project " + strconv.Itoa(p))
-			for f := range flows / 20 {
-				fid := sim.AddFlow(pid, "", "Flow "+strconv.Itoa(f))
-				for r := range 2 {
-					st := apiclient.StatusSucceeded
-					if f%10 == 0 && r == 0 {
-						st = apiclient.StatusRunning
-					}
-					sim.AddRun(simulator.RunSpec{FlowID: fid, Status: st, Created: now.Add(-time.Duration(1+(f*2+r)%3500) * time.Second)})
-				}
-			}
-		}
+		sim := platform(20, flows/20, 2, 10) // a tenth of the flows have a run in flight
 		srv := httptest.NewServer(sim)
 		t0 := time.Now()
 		p := startExporterWithin(t, 10*time.Minute, bin, "--activepieces.url="+srv.URL+"/api", "--metrics.max-flows="+strconv.Itoa(flows))
@@ -226,4 +198,26 @@ func TestTimeToReadyByPlatformSize(t *testing.T) {
 		_ = p.cmd.Wait()
 		srv.Close()
 	}
+}
+
+// platform is a simulated platform of projects × flows, each flow with runs created within the
+// last hour; the first run of every runningEvery-th flow is RUNNING, the others SUCCEEDED.
+func platform(projects, flowsPerProject, runsPerFlow, runningEvery int) *simulator.Server {
+	sim := simulator.New(simulator.Options{Raw: true})
+	now := time.Now()
+	for p := range projects {
+		pid := sim.AddProject("Project " + strconv.Itoa(p))
+		for f := range flowsPerProject {
+			fid := sim.AddFlow(pid, "", "Flow "+strconv.Itoa(f))
+			for r := range runsPerFlow {
+				st := apiclient.StatusSucceeded
+				if r == 0 && f%runningEvery == 0 {
+					st = apiclient.StatusRunning
+				}
+				ago := time.Duration(1+(p*flowsPerProject*runsPerFlow+f*runsPerFlow+r)%3500) * time.Second
+				sim.AddRun(simulator.RunSpec{FlowID: fid, Status: st, Created: now.Add(-ago)})
+			}
+		}
+	}
+	return sim
 }
