@@ -11,6 +11,13 @@ func (e *Exporter) applyLocked(p *projectState, f *fetched, seq uint64, now time
 	if !p.started {
 		// What the first poll lists is history; what appears after it is counted.
 		p.countFrom = f.head.Add(time.Millisecond)
+		p.history = f.history
+		if p.history != nil {
+			select { // wake the history reader
+			case e.historyWake <- struct{}{}:
+			default:
+			}
+		}
 	}
 	if f.flowsListed {
 		e.applyFlowsLocked(p, f, seq)

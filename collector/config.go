@@ -46,6 +46,10 @@ type Config struct {
 	// RateLimit is the API client's requests per second (default 10): the exporter warns when it
 	// cannot sustain PollInterval for the projects it polls.
 	RateLimit float64
+	// HistoryRate is the requests per second the background reader of the look-back history may
+	// send at most (default 2), within RateLimit: the history only feeds the last-run gauges, so
+	// it never delays a project's first poll, counting or readiness.
+	HistoryRate float64
 	// LateWindow is how far below the poll position a run may become visible late and still be
 	// counted: checked once per FlowsInterval (default 1h; negative: only the overlap sweep).
 	LateWindow time.Duration
@@ -82,6 +86,7 @@ func DefaultConfig() Config {
 		MaxTrackedRuns:   100000,
 		RetryWindow:      24 * time.Hour,
 		RateLimit:        10,
+		HistoryRate:      2,
 		LateWindow:       time.Hour,
 	}
 }
@@ -122,6 +127,9 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.MaxTrackedRuns, d.MaxTrackedRuns)
 	if c.RateLimit <= 0 {
 		c.RateLimit = d.RateLimit
+	}
+	if c.HistoryRate <= 0 {
+		c.HistoryRate = d.HistoryRate
 	}
 	if c.DurationBuckets == nil {
 		c.DurationBuckets = d.DurationBuckets

@@ -23,6 +23,7 @@ type fetched struct {
 	started   bool
 	gaps      []gap
 	capped    bool
+	history   *historyRange // the first poll's: the look-back left to read
 	overlapAt time.Time
 	// server starts as what the project's server was known to be like and gains what this
 	// poll learned; applied even when the poll fails.
@@ -84,10 +85,8 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 		}
 	}
 	if refresh && p.started && e.cfg.LateWindow > 0 {
-		from := p.head.Add(-e.cfg.LateWindow)
-		if p.ledgerFrom.After(from) {
-			from = p.ledgerFrom // a restored ledger knows nothing older: its counts would never match
-		}
+		// A restored ledger knows nothing older than ledgerFrom: its counts would never match.
+		from := latest(p.head.Add(-e.cfg.LateWindow), p.ledgerFrom, p.countFrom)
 		if err := e.sweep(ctx, p, f, from, p.head, 0); err != nil {
 			return fmt.Errorf("checking the late window: %w", err)
 		}
@@ -137,10 +136,13 @@ func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched
 		from = e.serverNow().Add(-e.cfg.Overlap)
 	}
 	q := apiclient.ListFlowRunsParams{CreatedAfter: from}
+	pages := max(budget, 1)
 	if !p.started {
-		q.Limit = bulkPageSize // the look-back's history: many runs at once
+		// The first poll reads the newest page of the look-back: where counting starts, and the
+		// recent history. The rest is read in the background (history.go).
+		q.Limit, pages = bulkPageSize, 1
 	}
-	runs, w, err := e.listRange(ctx, p, f, q, max(budget, 1))
+	runs, w, err := e.listRange(ctx, p, f, q, pages)
 	if err != nil {
 		return fmt.Errorf("listing new runs: %w", err)
 	}
@@ -152,14 +154,18 @@ func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched
 	if f.head.IsZero() {
 		f.head = from
 	}
-	if w.capped {
-		f.capped = true
-		gapFrom := from
-		if !p.started && serverStart.After(gapFrom) {
-			gapFrom = serverStart // history beyond the cap only feeds gauges: not worth a backlog
+	switch {
+	case w.capped && !p.started:
+		f.history = &historyRange{from: from, to: w.oldest}
+		for _, r := range runs {
+			if r.Created.Equal(w.oldest) {
+				f.history.boundary = append(f.history.boundary, r.ID)
+			}
 		}
-		if w.oldest.After(gapFrom) {
-			f.gaps = append(f.gaps, gap{from: gapFrom, to: w.oldest})
+	case w.capped:
+		f.capped = true
+		if w.oldest.After(from) {
+			f.gaps = append(f.gaps, gap{from: from, to: w.oldest})
 		}
 	}
 	return nil
@@ -246,7 +252,20 @@ func (e *Exporter) fetchWatch(ctx context.Context, p *projectState, now time.Tim
 
 // sweepOverlap catches runs committed late in [head − overlap, head].
 func (e *Exporter) sweepOverlap(ctx context.Context, p *projectState, f *fetched) error {
-	return e.sweep(ctx, p, f, p.head.Add(-e.cfg.Overlap), p.head, maxSweepDepth)
+	return e.sweep(ctx, p, f, latest(p.head.Add(-e.cfg.Overlap), p.countFrom), p.head, maxSweepDepth)
+}
+
+// latest is the latest of ts. Sweeps start no earlier than countFrom: what was created before
+// it is history, never counted, however late it shows (and read by the history reader, if at
+// all).
+func latest(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
 }
 
 // maxSweepDepth bounds the halving of a sweep's window: a difference is narrowed down to at most
@@ -259,6 +278,9 @@ const maxSweepDepth = 6
 // (a count each half) down to depth maxSweepDepth, and the halves that differ are re-read.
 // Servers without that endpoint get the re-read every time.
 func (e *Exporter) sweep(ctx context.Context, p *projectState, f *fetched, from, to time.Time, depth int) error {
+	if from.After(to) {
+		return nil
+	}
 	if !f.server.CountUnsupported {
 		counts, err := e.api.CountByStatus(ctx, p.id, from, to)
 		var apiErr *apiclient.APIError

@@ -30,8 +30,11 @@ type harness struct {
 	key    atomic.Pointer[string]
 	// noScrape: nothing scrapes between polls (Exposition is not called).
 	noScrape bool
-	logs     *testkit.LockedBuffer
-	reg      *prometheus.Registry
+	// noHistory: the look-back history is not read between polls (as the background reader of
+	// Run does).
+	noHistory bool
+	logs      *testkit.LockedBuffer
+	reg       *prometheus.Registry
 }
 
 // newHarness starts a simulator (opts) and returns it with an unstarted exporter; setup runs
@@ -71,6 +74,9 @@ func (h *harness) start(cfg Config) error {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 30 * time.Second
 	}
+	if cfg.HistoryRate == 0 {
+		cfg.HistoryRate = 1e6 // not what tests wait for
+	}
 	if h.exp != nil {
 		h.exp.Close() // the previous process is gone, and its lock with it
 	}
@@ -90,6 +96,11 @@ func (h *harness) poll() error {
 	h.t.Helper()
 	h.clock.Advance(h.exp.cfg.PollInterval)
 	err := h.exp.PollOnce(context.Background())
+	if !h.noHistory {
+		if _, herr := h.exp.ReadHistory(context.Background(), 0); herr != nil {
+			h.t.Logf("history: %v", herr)
+		}
+	}
 	if !h.noScrape {
 		_, gen := h.exp.Exposition()
 		h.exp.MarkServed(gen)

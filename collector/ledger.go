@@ -126,9 +126,11 @@ type projectState struct {
 
 	// Poll position. head is the newest creation time read; every run created at or before it
 	// has been listed (late commits aside, which the overlap sweep catches).
-	head        time.Time
-	started     bool // head is set
-	gaps        []gap
+	head    time.Time
+	started bool // head is set
+	gaps    []gap
+	// history is the look-back history still to read in the background (nil: none).
+	history     *historyRange
 	lastOverlap time.Time
 	lastFlows   time.Time
 
@@ -247,6 +249,19 @@ func (f *flowState) record(pr *pendingRun, buckets []float64) {
 			duration: dur, durationK: durOK, tasks: tasks, tasksK: tasksOK}
 	}
 	switch {
+	case pr.backfill && status == apiclient.StatusSucceeded:
+		// History read newest first: the failures already known since are newer than this
+		// success, unless a newer success is known.
+		if f.lastSuccess.IsZero() {
+			f.lastSuccess = at
+			if !r.FinishTime.IsZero() {
+				f.lastSuccess = r.FinishTime.Time
+			}
+		}
+	case pr.backfill && status.IsFailure():
+		if f.lastSuccess.IsZero() || at.After(f.lastSuccess) {
+			f.consecFails++
+		}
 	case status == apiclient.StatusSucceeded:
 		if at.After(f.lastSuccess) || f.lastSuccess.IsZero() {
 			if !r.FinishTime.IsZero() {
@@ -290,4 +305,6 @@ type pendingRun struct {
 	// noDuration: the run's times still belong partly to an execution before, so its duration
 	// is not observed.
 	noDuration bool
+	// backfill: look-back history read after newer runs (newest first), never counted.
+	backfill bool
 }

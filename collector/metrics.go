@@ -52,6 +52,17 @@ func withFlow(extra ...string) []string {
 var familyTable = []family{
 	{name: "activepieces_exporter_flows_dropped", typ: gauge, help: "Flows not exported because --metrics.max-flows was reached.",
 		write: global(func(e *Exporter) (float64, bool) { return float64(e.droppedFlows), true })},
+	{name: "activepieces_exporter_history_pending_projects", typ: gauge,
+		help: "Projects whose --poll.lookback history (last-run gauges only) is still being read in the background.",
+		write: func(v *view, s sink, f *family) {
+			n := 0
+			for _, p := range v.e.projects {
+				if p.history != nil {
+					n++
+				}
+			}
+			s.sample(f, float64(n))
+		}},
 	{name: "activepieces_exporter_invalid_runs_total", typ: counter, labels: projectLabels,
 		help:  "Runs the API returned without id, created time or status, or for another project; skipped.",
 		write: perProject(func(p *projectState) (float64, bool) { return p.invalidRuns, true })},

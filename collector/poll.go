@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 )
@@ -38,8 +39,12 @@ type Exporter struct {
 	fam       []*family
 	expo      exposition
 
-	pollMu  sync.Mutex // one poll at a time
-	release func()     // of the state file lock
+	pollMu sync.Mutex // one poll at a time
+	// The background reader of look-back history (history.go): its own pace, and a wake-up
+	// when a first poll leaves history to read.
+	historyLimiter *rate.Limiter
+	historyWake    chan struct{}
+	release        func() // of the state file lock
 
 	mu                sync.RWMutex
 	projects          map[string]*projectState
@@ -79,7 +84,8 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		return nil, errors.New("collector: api client and logger are required")
 	}
 	e := &Exporter{cfg: cfg, api: api, log: logger, now: time.Now, projects: map[string]*projectState{},
-		droppedLogged: map[string]bool{}, flowSet: map[string]bool{}}
+		droppedLogged: map[string]bool{}, flowSet: map[string]bool{}, historyLimiter: newHistoryLimiter(cfg.HistoryRate),
+		historyWake: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(e)
 	}
@@ -131,8 +137,10 @@ func (e *Exporter) Close() {
 	}
 }
 
-// Run polls every PollInterval until ctx ends.
+// Run polls every PollInterval until ctx ends, and reads the look-back history in the
+// background meanwhile.
 func (e *Exporter) Run(ctx context.Context) {
+	go e.RunHistory(ctx)
 	for {
 		start := time.Now()
 		if err := e.PollOnce(ctx); err != nil && ctx.Err() == nil {

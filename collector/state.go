@@ -36,6 +36,7 @@ type projectSaved struct {
 	Name        string         `json:"name"`
 	Head        time.Time      `json:"head"`
 	Gaps        [][2]time.Time `json:"gaps,omitempty"`
+	History     *historySaved  `json:"history,omitempty"`
 	LastOverlap time.Time      `json:"lastOverlap"`
 	// SeenIDs is the ledger of finished runs: [FNV-1a-64 of the id (as int64), created unix ms].
 	SeenIDs [][2]int64 `json:"seenIds"`
@@ -62,6 +63,13 @@ type watchSave struct {
 	Created int64               `json:"created"`
 	Start   int64               `json:"start,omitempty"`
 	Finish  int64               `json:"finish,omitempty"`
+}
+
+// historySaved is the look-back history still to read (historyRange).
+type historySaved struct {
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Boundary []string  `json:"boundary,omitempty"`
 }
 
 type trackedSave struct {
@@ -118,6 +126,9 @@ func (e *Exporter) snapshotLocked() *stateFile {
 			Failures: p.failures, CapHits: p.capHits, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
 			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
+		}
+		if h := p.history; h != nil {
+			ps.History = &historySaved{From: h.from, To: h.to, Boundary: h.boundary}
 		}
 		ps.LedgerFrom = p.ledgerHorizon(e.ledgerWindow())
 		if p.ledgerFrom.After(ps.LedgerFrom) {
@@ -252,6 +263,9 @@ func (e *Exporter) restoreProject(id string, ps *projectSaved) (*projectState, e
 	p.failures, p.capHits, p.invalidRuns = ps.Failures, ps.CapHits, ps.InvalidRuns
 	for _, g := range ps.Gaps {
 		p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
+	}
+	if h := ps.History; h != nil {
+		p.history = &historyRange{from: h.From, to: h.To, boundary: h.Boundary}
 	}
 	p.ledgerFrom = ps.LedgerFrom
 	for rid, c := range ps.Seen { // format version 1: the ledger covered the overlap window

@@ -38,6 +38,7 @@ var notSaved = map[string]string{
 	"flowState.exported":               "derived from --metrics.max-flows on load",
 	"flowState.labels":                 "derived from the ids and name",
 	"trackedRun.touched":               "poll sequence of this process",
+	"pendingRun.backfill":              "history is applied at once, never deferred",
 	"FlowRun.Invalid":                  "never sent (json:\"-\")",
 	"FlowRun.Dropped":                  "never sent (json:\"-\")",
 }

@@ -14,8 +14,9 @@ import (
 // CheckCmd reaches the API once and reports.
 type CheckCmd struct{}
 
-// Run implements the command: one full poll (the first one, with its look-back), then a report of
-// projects, flows, the requests a steady-state poll costs and the series served.
+// Run implements the command: one full poll (the first one), then a report of projects, flows,
+// what the cold start and the look-back history cost, the requests a steady-state poll costs and
+// the series served.
 func (CheckCmd) Run(rc *runContext) error {
 	ctx, cancel := context.WithCancel(rc.ctx)
 	defer cancel()
@@ -89,8 +90,19 @@ func (CheckCmd) Run(rc *runContext) error {
 	}
 	n, perPoll, perSecond, period := w.exporter.PollBudget()
 	fmt.Fprintf(out, "In-flight runs tracked: %.0f\n", tracked)
-	fmt.Fprintf(out, "Cold start: %.0f API requests, %s at --api.rate-limit %g/s\n", coldStart,
+	fmt.Fprintf(out, "Cold start (until ready): %.0f API requests, %s at --api.rate-limit %g/s\n", coldStart,
 		time.Duration(coldStart/rc.cli.API.RateLimit*float64(time.Second)).Round(time.Second), rc.cli.API.RateLimit)
+	// The look-back history, read in the background after the first poll: read it here too (for
+	// a minute at most) to say what it costs.
+	hctx, hcancel := context.WithTimeout(ctx, time.Minute)
+	pages, herr := w.exporter.ReadHistory(hctx, 0)
+	hcancel()
+	more := ""
+	if herr != nil {
+		more = fmt.Sprintf(" so far (stopped: %v)", herr)
+	}
+	fmt.Fprintf(out, "Look-back history, read in the background: %d API requests%s, %s at --poll.history-rate %g/s\n",
+		pages, more, time.Duration(float64(pages)/rc.cli.Poll.HistoryRate*float64(time.Second)).Round(time.Second), rc.cli.Poll.HistoryRate)
 	fmt.Fprintf(out, "Steady state: %.1f API requests per project per poll, %.1f/s for %d projects; effective poll period %s\n",
 		perPoll, perSecond, n, period.Round(time.Second))
 	fmt.Fprintf(out, "Series served: %d\n", series)

@@ -94,6 +94,7 @@ func TestValidateRefusesBadConfigurations(t *testing.T) {
 		{[]string{"--poll.retry-window=-1h"}, "--poll.retry-window must not be negative, got -1h0m0s"},
 		{[]string{"--poll.late-window=-1s"}, "--poll.late-window must not be negative, got -1s"},
 		{[]string{"--api.rate-limit=0"}, "--api.rate-limit must be positive, got 0"},
+		{[]string{"--poll.history-rate=0"}, "--poll.history-rate must be positive, got 0"},
 		{[]string{"--api.timeout=0s"}, "--api.timeout must be positive, got 0s"},
 		{[]string{"--api.retries=-1"}, "--api.retries must not be negative, got -1"},
 		{[]string{"--api.max-item-bytes=10"}, "--api.max-item-bytes and --api.max-flow-bytes must be at least 1024, got 10 and 8388608"},

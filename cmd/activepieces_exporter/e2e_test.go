@@ -144,7 +144,7 @@ func TestCheckCommandAgainstTheDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check --demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Projects: 2", "Sales Ops", "Flaky webhook relay", "Cold start:", "effective poll period 5s", "Series served:"} {
+	for _, want := range []string{"Projects: 2", "Sales Ops", "Flaky webhook relay", "Cold start (until ready):", "Look-back history, read in the background:", "effective poll period 5s", "Series served:"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}

@@ -57,6 +57,7 @@ type PollFlags struct {
 	Concurrency      int           `cfg:"Concurrency" name:"concurrency" env:"ACTIVEPIECES_EXPORTER_POLL_CONCURRENCY" default:"${Concurrency}" help:"Projects polled at once."`
 	RetryWindow      time.Duration `cfg:"RetryWindow,zero-off" name:"retry-window" env:"ACTIVEPIECES_EXPORTER_POLL_RETRY_WINDOW" default:"${RetryWindow}" help:"How long a run that ended FAILED, TIMEOUT or another retryable status is watched for a retry that re-opens it (0: off)."`
 	LateWindow       time.Duration `cfg:"LateWindow,zero-off" name:"late-window" env:"ACTIVEPIECES_EXPORTER_POLL_LATE_WINDOW" default:"${LateWindow}" help:"How late a run may become visible and still be counted; checked once per --poll.flows-interval (0: off)."`
+	HistoryRate      float64       `cfg:"HistoryRate" name:"history-rate" env:"ACTIVEPIECES_EXPORTER_POLL_HISTORY_RATE" default:"${HistoryRate}" help:"Requests per second at most (within --api.rate-limit) of the background read of the --poll.lookback history, which only feeds the last-run gauges."`
 	MaxTrackedRuns   int           `cfg:"MaxTrackedRuns" name:"max-tracked-runs" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_TRACKED_RUNS" default:"${MaxTrackedRuns}" help:"In-flight runs tracked per project at most."`
 }
 
@@ -217,6 +218,9 @@ func (c *CLI) Validate() error {
 	}
 	if c.API.RateLimit <= 0 {
 		errs = append(errs, fmt.Errorf("--api.rate-limit must be positive, got %g", c.API.RateLimit))
+	}
+	if c.Poll.HistoryRate <= 0 {
+		errs = append(errs, fmt.Errorf("--poll.history-rate must be positive, got %g", c.Poll.HistoryRate))
 	}
 	if c.API.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--api.timeout must be positive, got %s", c.API.Timeout))

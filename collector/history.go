@@ -1,0 +1,186 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+)
+
+// historyRange is the part of a project's look-back history still to read: runs created in
+// [from, to], newest first. boundary holds the ids already read that were created exactly at to
+// (the next page starts there again, inclusive).
+type historyRange struct {
+	from, to time.Time
+	boundary []string
+}
+
+// The look-back history (runs created in the --poll.lookback before start-up) only feeds the
+// last-run gauges, the consecutive-failure gauge and the retry watch. A project's first poll
+// reads one page of its newest runs; the rest is read here, in the background, at
+// Config.HistoryRate, a page per project in turn, newest first: counting, the flows' zero series
+// and readiness never wait for it.
+
+// RunHistory reads pending look-back history until ctx ends: Run starts it.
+func (e *Exporter) RunHistory(ctx context.Context) {
+	for {
+		if _, err := e.ReadHistory(ctx, 0); err != nil && ctx.Err() == nil {
+			e.log.Debug("reading look-back history", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.historyWake:
+		case <-time.After(e.cfg.PollInterval): // a page that failed is tried again
+		}
+	}
+}
+
+// ReadHistory reads pending look-back history, one page per project in turn, until none is left,
+// maxPages pages have been read (0: no limit) or ctx ends, and returns the pages read. A
+// project whose page fails is left for the next call.
+func (e *Exporter) ReadHistory(ctx context.Context, maxPages int) (pages int, err error) {
+	failed := map[string]bool{}
+	var errs []error
+	for {
+		ids := e.historyPending(failed)
+		if len(ids) == 0 {
+			return pages, errors.Join(errs...)
+		}
+		for _, id := range ids {
+			if maxPages > 0 && pages >= maxPages || ctx.Err() != nil {
+				return pages, errors.Join(append(errs, ctx.Err())...)
+			}
+			if err := e.historyLimiter.Wait(ctx); err != nil {
+				return pages, errors.Join(append(errs, err)...)
+			}
+			if err := e.readHistoryPage(ctx, id); err != nil {
+				failed[id] = true
+				errs = append(errs, fmt.Errorf("project %s: reading look-back history: %w", id, err))
+				continue
+			}
+			pages++
+		}
+	}
+}
+
+// historyPending lists the projects with history left to read, except those in skip.
+func (e *Exporter) historyPending(skip map[string]bool) []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var ids []string
+	for id, p := range e.projects {
+		if p.history != nil && !skip[id] {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// readHistoryPage reads the newest page of a project's pending history and applies it.
+func (e *Exporter) readHistoryPage(ctx context.Context, id string) error {
+	e.mu.RLock()
+	p := e.projects[id]
+	var h historyRange
+	var f fetched
+	if p != nil && p.history != nil {
+		h, f.server = *p.history, p.server
+	}
+	e.mu.RUnlock()
+	if h.to.IsZero() {
+		return nil // done, or the project gone, meanwhile
+	}
+	runs, w, err := e.listRange(ctx, p, &f, apiclient.ListFlowRunsParams{CreatedAfter: h.from, CreatedBefore: h.to, Limit: bulkPageSize}, 1)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.projects[id] != p || p.history == nil {
+		return nil
+	}
+	skip := map[string]bool{}
+	for _, b := range h.boundary {
+		skip[b] = true
+	}
+	var finished []pendingRun
+	for i := range runs {
+		r := &runs[i]
+		if !skip[r.ID] && !r.Created.After(h.to) {
+			e.observeHistoryLocked(p, r, &finished)
+		}
+	}
+	recordHistoryLocked(p, finished, e.cfg.DurationBuckets)
+	switch {
+	case !w.capped:
+		p.history = nil
+		e.log.Debug("look-back history read", "project_id", p.id)
+	case w.oldest.Equal(h.to):
+		// A whole page created in one millisecond: step below it (only gauges can miss a run).
+		p.history = &historyRange{from: h.from, to: h.to.Add(-time.Millisecond)}
+	default:
+		next := &historyRange{from: h.from, to: w.oldest}
+		for _, r := range runs {
+			if r.Created.Equal(w.oldest) {
+				next.boundary = append(next.boundary, r.ID)
+			}
+		}
+		p.history = next
+	}
+	return nil
+}
+
+// observeHistoryLocked takes in one run of the look-back history: never counted; a run the ledger
+// has applied is skipped; one in flight is tracked; a finished one is remembered (so the late-window
+// check finds it known), watched for retries, and feeds the gauges.
+func (e *Exporter) observeHistoryLocked(p *projectState, r *apiclient.FlowRun, finished *[]pendingRun) {
+	if r.Invalid != "" || r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
+		return
+	}
+	_, tracked := p.tracked[r.ID]
+	_, untracked := p.untracked[r.ID]
+	if tracked || untracked || p.seen.has(r.ID) || p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil {
+		return
+	}
+	if _, watched := p.watched[r.ID]; watched {
+		// Watched since the first poll's retry watch listed it, but not yet applied to the
+		// gauges: the watch keeps its baseline (a retry is the watch's to see).
+		p.seen.add(r.ID, r.Created.Time)
+		*finished = append(*finished, pendingRun{run: *r, backfill: true})
+		return
+	}
+	if r.Status.IsInFlight() {
+		if len(p.tracked) < e.cfg.MaxTrackedRuns {
+			p.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time, touched: e.pollSeq}
+		}
+		return
+	}
+	if !r.Status.IsTerminal() {
+		return
+	}
+	p.seen.add(r.ID, r.Created.Time)
+	e.watchLocked(p, r)
+	*finished = append(*finished, pendingRun{run: *r, backfill: true})
+}
+
+// recordHistoryLocked applies history to the flows newest first, as it is read: older runs only
+// fill in what newer ones left unknown.
+func recordHistoryLocked(p *projectState, finished []pendingRun, buckets []float64) {
+	sortByFinish(finished)
+	slices.Reverse(finished)
+	for i := range finished {
+		if fl := p.flows[finished[i].run.FlowID]; fl != nil && fl.exported {
+			fl.record(&finished[i], buckets)
+		}
+	}
+}
+
+// newHistoryLimiter paces the history reader at Config.HistoryRate.
+func newHistoryLimiter(r float64) *rate.Limiter { return rate.NewLimiter(rate.Limit(r), 1) }
