@@ -196,6 +196,9 @@ func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values, l
 	for attempt := 0; ; attempt++ {
 		if c.cfg.Limiter != nil {
 			if err := c.cfg.Limiter.Wait(ctx); err != nil {
+				if ctx.Err() == nil { // the wait would outlast the deadline: not sent
+					err = ErrOutOfTime
+				}
 				return fmt.Errorf("GET %s: rate limiter: %w", path, err)
 			}
 		}

@@ -26,6 +26,9 @@ var (
 	ErrBadResponse = errors.New("malformed response")
 	// ErrRedirect is returned when the server redirects to another origin, or too often.
 	ErrRedirect = errors.New("redirect refused")
+	// ErrOutOfTime: the rate limit would not allow the request before the caller's deadline, so
+	// it was not sent (the caller ran out of time; the API did nothing wrong).
+	ErrOutOfTime = errors.New("no time left for the request within the rate limit")
 )
 
 // APIError is a non-2xx answer of the API, decoded from any of its error body shapes (docs/activepieces-api.md §6).

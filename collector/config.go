@@ -18,8 +18,9 @@ type Config struct {
 	Flows []string
 
 	PollInterval time.Duration // how often each project's runs are listed
-	// PollTimeout bounds one poll of every project (default max(5 × PollInterval, 1m)); the
-	// projects it does not reach are polled first by the next one.
+	// PollTimeout bounds one poll of every project (default max(5 × PollInterval, 1m)): no
+	// request starts after it. The projects it does not reach are polled first by the next one,
+	// and a project's read it cut short is continued there (replay.go).
 	PollTimeout      time.Duration
 	Lookback         time.Duration // history read at start-up for the "last run" gauges
 	Overlap          time.Duration // window re-read to catch late commits

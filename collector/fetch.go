@@ -12,6 +12,11 @@ import (
 
 // fetched is what one poll of a project read, applied at once under the lock.
 type fetched struct {
+	// api answers the poll's requests (an attempt: see replay.go); serverNow is the server's
+	// time when the attempt began.
+	api                    runsAPI
+	serverNow, serverStart time.Time
+
 	flowsListed bool
 	flows       []apiclient.Flow
 	folders     []apiclient.Folder
@@ -125,7 +130,7 @@ func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched
 		}
 	}
 	from := p.head
-	serverStart := e.startedAt.Add(e.clock.applied)
+	serverStart := f.serverStart
 	if !p.started {
 		from = serverStart.Add(-e.cfg.Lookback)
 	} else if p.head.After(e.now().Add(maxClockOffset + maxClockSkew)) {
@@ -133,7 +138,7 @@ func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched
 		// Start again from the newest runs; what happened in between is not counted.
 		e.log.Warn("poll position far ahead of any plausible server clock (from a state file written under a wrong Date?); reading from the newest runs",
 			"project_id", p.id, "position", p.head)
-		from = e.serverNow().Add(-e.cfg.Overlap)
+		from = f.serverNow.Add(-e.cfg.Overlap)
 	}
 	q := apiclient.ListFlowRunsParams{CreatedAfter: from}
 	pages := max(budget, 1)
@@ -206,7 +211,7 @@ var watchStatuses = [][]apiclient.RunStatus{
 // id, the watched runs that listing did not return: re-opened, finished again in another status,
 // archived or deleted. Runs whose times changed are retries (compareWatched).
 func (e *Exporter) fetchWatch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
-	from := e.serverNow().Add(-e.cfg.RetryWindow)
+	from := f.serverNow.Add(-e.cfg.RetryWindow)
 	var runs []apiclient.FlowRun
 	var w walk
 	var err error
@@ -282,7 +287,7 @@ func (e *Exporter) sweep(ctx context.Context, p *projectState, f *fetched, from,
 		return nil
 	}
 	if !f.server.CountUnsupported {
-		counts, err := e.api.CountByStatus(ctx, p.id, from, to)
+		counts, err := f.api.CountByStatus(ctx, p.id, from, to)
 		var apiErr *apiclient.APIError
 		switch {
 		case errors.As(err, &apiErr) && (apiErr.StatusCode == 404 && apiErr.EntityType == "" || apiErr.StatusCode == 400):
@@ -359,13 +364,13 @@ func (e *Exporter) fetchFlows(ctx context.Context, p *projectState, f *fetched) 
 	flows, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
 		// Flows carry their whole definition, but pages are decoded a flow at a time and only its
 		// id, name, status and folder are kept: a large page costs the server, not our memory.
-		return e.api.ListFlows(ctx, apiclient.ListFlowsParams{ProjectID: p.id, Limit: bulkPageSize, Cursor: cursor})
+		return f.api.ListFlows(ctx, apiclient.ListFlowsParams{ProjectID: p.id, Limit: bulkPageSize, Cursor: cursor})
 	})
 	if err != nil {
 		return fmt.Errorf("listing flows: %w", err)
 	}
 	folders, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Folder], error) {
-		return e.api.ListFolders(ctx, p.id, bulkPageSize, cursor)
+		return f.api.ListFolders(ctx, p.id, bulkPageSize, cursor)
 	})
 	if err != nil {
 		return fmt.Errorf("listing folders: %w", err)
@@ -396,7 +401,7 @@ func (e *Exporter) listRange(ctx context.Context, p *projectState, f *fetched, b
 	var w walk
 	// A creation time far in the future (a bad clock or row) must not become the poll position:
 	// every later run would be created "before" it and never listed.
-	horizon := e.serverNow().Add(maxClockSkew)
+	horizon := f.serverNow.Add(maxClockSkew)
 	note := func(runs []apiclient.FlowRun) {
 		for i := range runs {
 			c := runs[i].Created.Time
@@ -416,7 +421,7 @@ func (e *Exporter) listRange(ctx context.Context, p *projectState, f *fetched, b
 		func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.FlowRun], error) {
 			q := base
 			q.Cursor = cursor
-			return e.api.ListFlowRuns(ctx, q)
+			return f.api.ListFlowRuns(ctx, q)
 		},
 		func(page *apiclient.Page[apiclient.FlowRun]) (bool, error) {
 			note(page.Data)
@@ -434,7 +439,7 @@ func (e *Exporter) listRange(ctx context.Context, p *projectState, f *fetched, b
 			if !base.CreatedBefore.IsZero() && base.CreatedBefore.Before(q.CreatedBefore) {
 				q.CreatedBefore = base.CreatedBefore
 			}
-			b, err := e.api.ListFlowRuns(ctx, q)
+			b, err := f.api.ListFlowRuns(ctx, q)
 			if err != nil {
 				return false, fmt.Errorf("re-reading boundary second %s: %w", apiclient.FormatTime(sec), err)
 			}
@@ -482,7 +487,7 @@ func (e *Exporter) reread(ctx context.Context, p *projectState, f *fetched, ids 
 		batch := ids[:n]
 		ids = ids[n:]
 		if !f.server.FlowRunIDsIgnored {
-			page, err := e.api.ListFlowRuns(ctx, apiclient.ListFlowRunsParams{ProjectID: p.id, FlowRunIDs: batch, Limit: len(batch),
+			page, err := f.api.ListFlowRuns(ctx, apiclient.ListFlowRunsParams{ProjectID: p.id, FlowRunIDs: batch, Limit: len(batch),
 				IncludeArchived: includeArchived})
 			if err != nil {
 				return nil, nil, err
@@ -509,7 +514,7 @@ func (e *Exporter) reread(ctx context.Context, p *projectState, f *fetched, ids 
 			e.log.Warn("server ignores the flowRunIds filter; reading runs one by one", "project_id", p.id)
 		}
 		for _, id := range batch {
-			r, err := e.api.GetFlowRun(ctx, id)
+			r, err := f.api.GetFlowRun(ctx, id)
 			switch {
 			case errors.Is(err, apiclient.ErrNotFound):
 				gone = append(gone, id)

@@ -89,7 +89,7 @@ func (e *Exporter) readHistoryPage(ctx context.Context, id string) error {
 	e.mu.RLock()
 	p := e.projects[id]
 	var h historyRange
-	var f fetched
+	f := fetched{api: e.api, serverNow: e.serverNow()}
 	if p != nil && p.history != nil {
 		h, f.server = *p.history, p.server
 	}

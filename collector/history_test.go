@@ -74,11 +74,11 @@ func TestLookbackHistoryIsReadInTheBackground(t *testing.T) {
 	}{
 		{a, "activepieces_flow_last_run_status", map[string]string{"status": "FAILED"}, 1},
 		{a, "activepieces_flow_consecutive_failures", nil, 2},
-		{a, "activepieces_flow_last_success_timestamp_seconds", nil, float64(epoch.Add(-50*time.Minute+1600*time.Millisecond).UnixMilli())/1000},
+		{a, "activepieces_flow_last_success_timestamp_seconds", nil, float64(epoch.Add(-50*time.Minute+1600*time.Millisecond).UnixMilli()) / 1000},
 		{b, "activepieces_flow_consecutive_failures", nil, 2}, // the counted FAILED and the historical TIMEOUT
 		{b, "activepieces_flow_last_run_status", map[string]string{"status": "FAILED"}, 1},
 		{c, "activepieces_flow_consecutive_failures", nil, 1},
-		{c, "activepieces_flow_last_success_timestamp_seconds", nil, float64(epoch.Add(-50*time.Minute+1600*time.Millisecond).UnixMilli())/1000},
+		{c, "activepieces_flow_last_success_timestamp_seconds", nil, float64(epoch.Add(-50*time.Minute+1600*time.Millisecond).UnixMilli()) / 1000},
 		{busy, "activepieces_flow_last_run_status", map[string]string{"status": "SUCCEEDED"}, 1},
 		{"", "activepieces_exporter_history_pending_projects", nil, 0},
 	}

@@ -129,6 +129,8 @@ type projectState struct {
 	head    time.Time
 	started bool // head is set
 	gaps    []gap
+	// attempt is a read of the project that polls cut short have not finished (replay.go).
+	attempt *attempt
 	// history is the look-back history still to read in the background (nil: none).
 	history     *historyRange
 	lastOverlap time.Time
@@ -171,6 +173,7 @@ type projectState struct {
 	lastErr     string
 	failures    float64
 	capHits     float64
+	cutShort    float64 // polls of the project cut short by --poll.timeout (continued by the next)
 }
 
 func newProjectState(id, name string, countFrom time.Time) *projectState {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sort"
 	"sync"
 	"time"
@@ -207,7 +208,7 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	e.mu.Lock()
 	e.updateServerClockLocked(clockEvidence{}) // the Date of discovery's answer
 	e.mu.Unlock()
-	errs := e.pollProjects(ctx, seq)
+	errs := e.pollProjects(ctx, parent, seq)
 	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
 
 	e.mu.Lock()
@@ -234,7 +235,7 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 
 // pollProjects polls every project, cfg.Concurrency at a time, and folds what their runs said
 // about the server's clock.
-func (e *Exporter) pollProjects(ctx context.Context, seq uint64) []error {
+func (e *Exporter) pollProjects(ctx, parent context.Context, seq uint64) []error {
 	e.mu.RLock()
 	projects := make([]*projectState, 0, len(e.projects))
 	for _, p := range e.projects {
@@ -266,7 +267,7 @@ func (e *Exporter) pollProjects(ctx context.Context, seq uint64) []error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = e.pollProject(ctx, p, seq)
+			errs[i] = e.pollProject(ctx, parent, p, seq)
 		}()
 	}
 	wg.Wait()
@@ -443,23 +444,51 @@ func (e *Exporter) checkRateLocked() {
 		"ways_out", "raise --api.rate-limit, lengthen --poll.interval, or shard the projects over replicas (--shard.count)")
 }
 
+// transient tells an error a later request may not meet (a 5xx, a 429, the network) from one
+// an answer already read may have caused (a cursor loop, a malformed page): only after the
+// former is an attempt's memory worth keeping.
+func transient(err error) bool {
+	var apiErr *apiclient.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.StatusCode >= 500 || apiErr.StatusCode == 429
+	}
+	var urlErr *url.Error
+	return errors.As(err, &urlErr) && !errors.Is(err, apiclient.ErrBadResponse) && !errors.Is(err, apiclient.ErrResponseTooLarge) &&
+		!errors.Is(err, apiclient.ErrRedirect)
+}
+
 // maxIDBytes bounds an id taken from the API (they are 21 characters).
 const maxIDBytes = 64
 
-func (e *Exporter) pollProject(ctx context.Context, p *projectState, seq uint64) error {
+// pollProject polls one project within ctx (the poll's deadline); parent is the poll's context
+// without it, for finishing a request under way when the deadline passes.
+func (e *Exporter) pollProject(ctx, parent context.Context, p *projectState, seq uint64) error {
 	now := e.now()
-	f := &fetched{}
-	err := e.fetch(ctx, p, now, f)
+	a := p.attempt // the attempt an earlier poll could not finish, continued (replay.go)
+	if a == nil {
+		a = newAttempt(e.api, now, e.serverNow(), e.startedAt.Add(e.clock.applied))
+	}
+	a.polls, a.reqCtx = a.polls+1, parent
+	f := &fetched{api: a, serverNow: a.serverNow, serverStart: a.serverStart}
+	err := e.fetch(ctx, p, a.now, f)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.projects[p.id]; !ok {
 		return nil // dropped by discovery meanwhile
 	}
 	p.server = f.server // what was learned holds even when the poll failed
-	if err != nil && ctx.Err() != nil {
-		// Shutdown, or the poll's own time ran out (not a request's): the project is polled
-		// again first next time. Not a failure: nothing logged, nothing counted.
+	p.attempt = nil
+	if err != nil && (ctx.Err() != nil || errors.Is(err, apiclient.ErrOutOfTime)) {
+		// Shutdown, or the poll's own time ran out (not a request's): the next poll continues
+		// this attempt, first. Not a failure: nothing logged, nothing counted.
+		p.attempt = a
+		p.cutShort++
 		return err
+	}
+	if err != nil && transient(err) {
+		if a.failures++; a.failures < maxAttemptFailures {
+			p.attempt = a // what it read is kept; the next poll asks again what failed
+		}
 	}
 	var apiErr *apiclient.APIError
 	if errors.As(err, &apiErr) && apiErr.StatusCode == 404 && apiErr.EntityType == "project" && len(e.cfg.Projects) == 0 {

@@ -53,6 +53,7 @@ type projectSaved struct {
 	Folders     map[string]string      `json:"folders"`
 	Failures    float64                `json:"pollFailures"`
 	CapHits     float64                `json:"pageCapHits"`
+	CutShort    float64                `json:"pollsCutShort,omitempty"`
 	InvalidRuns float64                `json:"invalidRuns"`
 }
 
@@ -123,7 +124,7 @@ func (e *Exporter) snapshotLocked() *stateFile {
 		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Untracked: p.untracked,
 			Server:  p.server,
 			Tracked: map[string]trackedSave{}, Flows: map[string]*flowSaved{}, Folders: p.folders,
-			Failures: p.failures, CapHits: p.capHits, InvalidRuns: p.invalidRuns}
+			Failures: p.failures, CapHits: p.capHits, CutShort: p.cutShort, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
 			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
 		}
@@ -260,7 +261,7 @@ func (e *Exporter) loadState() error {
 func (e *Exporter) restoreProject(id string, ps *projectSaved) (*projectState, error) {
 	p := newProjectState(id, ps.Name, time.Time{})
 	p.head, p.started, p.lastOverlap = ps.Head, true, ps.LastOverlap
-	p.failures, p.capHits, p.invalidRuns = ps.Failures, ps.CapHits, ps.InvalidRuns
+	p.failures, p.capHits, p.cutShort, p.invalidRuns = ps.Failures, ps.CapHits, ps.CutShort, ps.InvalidRuns
 	for _, g := range ps.Gaps {
 		p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
 	}

@@ -34,6 +34,7 @@ var notSaved = map[string]string{
 	"projectState.watchStarted":        "the watch lists once after every start",
 	"projectState.droppedFieldsLogged": "log state",
 	"projectState.ignored":             "rebuilt by the first flow listing",
+	"projectState.attempt":             "a restart reads afresh",
 	"flowState.bornPoll":               "a restored flow was served before",
 	"flowState.exported":               "derived from --metrics.max-flows on load",
 	"flowState.labels":                 "derived from the ids and name",

@@ -46,7 +46,7 @@ type ActivepiecesFlags struct {
 // PollFlags shape the background poll.
 type PollFlags struct {
 	Interval         time.Duration `cfg:"PollInterval" name:"interval" env:"ACTIVEPIECES_EXPORTER_POLL_INTERVAL" placeholder:"${PollInterval}" help:"How often each project's runs are listed (default ${PollInterval}; ${demo_poll_interval} with --demo)."`
-	Timeout          time.Duration `cfg:"PollTimeout" name:"timeout" env:"ACTIVEPIECES_EXPORTER_POLL_TIMEOUT" placeholder:"DURATION" help:"How long one poll of every project may take (default 5 times --poll.interval, at least 1m); the projects it did not reach go first in the next."`
+	Timeout          time.Duration `cfg:"PollTimeout" name:"timeout" env:"ACTIVEPIECES_EXPORTER_POLL_TIMEOUT" placeholder:"DURATION" help:"How long one poll of every project may take (default 5 times --poll.interval, at least 1m); the projects it did not reach go first in the next, and a read it cut short continues there."`
 	Lookback         time.Duration `cfg:"Lookback" name:"lookback" env:"ACTIVEPIECES_EXPORTER_POLL_LOOKBACK" default:"${Lookback}" help:"History read at start-up for the last-run gauges (not counted)."`
 	Overlap          time.Duration `cfg:"Overlap" name:"overlap" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP" default:"${Overlap}" help:"Window re-read to catch runs committed late."`
 	OverlapInterval  time.Duration `cfg:"OverlapInterval" name:"overlap-interval" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP_INTERVAL" default:"${OverlapInterval}" help:"How often the overlap window is re-read."`
