@@ -129,6 +129,8 @@ type projectState struct {
 	head    time.Time
 	started bool // head is set
 	gaps    []gap
+	// nextDue is when Run polls the project next (zero: at once).
+	nextDue time.Time
 	// attempt is a read of the project that polls cut short have not finished (replay.go).
 	attempt *attempt
 	// history is the look-back history still to read in the background (nil: none).

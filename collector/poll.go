@@ -63,9 +63,10 @@ type Exporter struct {
 	pollHist          prometheus.Histogram
 	trackedDropped    float64
 	stateSaveFailures float64
-	saveFailing       string // the state save error last logged ("" when saving works)
-	rateCheckedFor    int    // the number of projects the rate limit was last checked for
-	outOfTime         bool   // the last poll ran out of time (for logging the change only; PollOnce's goroutine)
+	saveFailing       string    // the state save error last logged ("" when saving works)
+	lastSave          time.Time // when the state file was last saved
+	rateCheckedFor    int       // the number of projects the rate limit was last checked for
+	outOfTime         bool      // the last poll ran out of time (for logging the change only; PollOnce's goroutine)
 }
 
 // Option changes an Exporter built by New.
@@ -138,16 +139,17 @@ func (e *Exporter) Close() {
 	}
 }
 
-// Run polls every PollInterval until ctx ends, and reads the look-back history in the
-// background meanwhile.
+// Run polls until ctx ends, and reads the look-back history in the background meanwhile. Each
+// project is polled every PollInterval at its own moment (its phase): the projects are spread
+// evenly over the interval, polled in ticks of a tenth of it, instead of all at its start. The first poll of every project is at once.
 func (e *Exporter) Run(ctx context.Context) {
 	go e.RunHistory(ctx)
 	for {
 		start := time.Now()
-		if err := e.PollOnce(ctx); err != nil && ctx.Err() == nil {
+		if err := e.poll(ctx, true); err != nil && ctx.Err() == nil {
 			e.log.Debug("poll finished with errors", "err", err)
 		}
-		t := time.NewTimer(max(0, e.cfg.PollInterval-time.Since(start)))
+		t := time.NewTimer(max(0, e.tick()-time.Since(start)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -155,6 +157,26 @@ func (e *Exporter) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// tick is how often Run looks for projects due: PollInterval split into as many ticks as there
+// are projects, 10 at most (each tick that polls renders the metrics again), 100 ms at least.
+func (e *Exporter) tick() time.Duration {
+	e.mu.RLock()
+	n := len(e.projects)
+	e.mu.RUnlock()
+	return max(e.cfg.PollInterval/time.Duration(min(max(n, 1), 10)), min(100*time.Millisecond, e.cfg.PollInterval))
+}
+
+// nextSlot is when a project polled at t with phase (its offset in PollInterval) is due next:
+// the first moment of its phase at least half an interval after t. In steady state that is t +
+// PollInterval; a project polled off its phase (the first poll, a change in the number of
+// projects) moves onto it.
+func (e *Exporter) nextSlot(phase time.Duration, t time.Time) time.Time {
+	iv := e.cfg.PollInterval
+	base := e.startedAt.Add(phase)
+	k := (t.Add(iv/2).Sub(base) + iv - 1) / iv // ceil
+	return base.Add(k * iv)
 }
 
 // Ready reports whether every project has been polled successfully, the oldest of those polls
@@ -192,7 +214,10 @@ func (e *Exporter) Ready() error {
 
 // PollOnce runs one poll of every project and returns the errors met. Concurrent calls run one
 // after the other.
-func (e *Exporter) PollOnce(ctx context.Context) error {
+func (e *Exporter) PollOnce(ctx context.Context) error { return e.poll(ctx, false) }
+
+// poll polls every project, or with dueOnly those due (Run), and renders the metrics.
+func (e *Exporter) poll(ctx context.Context, dueOnly bool) error {
 	e.pollMu.Lock()
 	defer e.pollMu.Unlock()
 	start := time.Now()
@@ -208,22 +233,33 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	e.mu.Lock()
 	e.updateServerClockLocked(clockEvidence{}) // the Date of discovery's answer
 	e.mu.Unlock()
-	errs := e.pollProjects(ctx, parent, seq)
+	polled, errs := e.pollProjects(ctx, parent, seq, dueOnly)
 	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
 
 	e.mu.Lock()
 	shutdown := parent.Err() != nil // a poll cancelled by shutdown is not a failed one
-	if !shutdown {
+	if !shutdown && (polled > 0 || !dueOnly) {
 		e.polled = true
-		e.up = allErr == nil
+		// Up when discovery works and the last poll of every project succeeded (a poll that ran
+		// out of time is not a failure).
+		e.up = e.discoveryErr == nil
+		for _, p := range e.projects {
+			if p.failing {
+				e.up = false
+			}
+		}
 		if allErr == nil {
 			e.lastPollOK = e.now()
 		}
 		e.pollHist.Observe(time.Since(start).Seconds())
 	}
 	e.completed = seq
+	save := e.cfg.StateFile != "" && (!dueOnly || polled > 0 && time.Since(e.lastSave) >= e.cfg.PollInterval)
 	e.mu.Unlock()
-	if e.cfg.StateFile != "" {
+	if dueOnly && polled == 0 && discoverErr == nil {
+		return nil // nothing was due: nothing changed
+	}
+	if save {
 		allErr = errors.Join(allErr, e.saveStateLogged())
 	}
 	if err := e.refreshExposition(); err != nil {
@@ -235,11 +271,22 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 
 // pollProjects polls every project, cfg.Concurrency at a time, and folds what their runs said
 // about the server's clock.
-func (e *Exporter) pollProjects(ctx, parent context.Context, seq uint64) []error {
+func (e *Exporter) pollProjects(ctx, parent context.Context, seq uint64, dueOnly bool) (polled int, _ []error) {
 	e.mu.RLock()
+	all := make([]string, 0, len(e.projects))
+	for id := range e.projects {
+		all = append(all, id)
+	}
+	// Each project's phase: its place among the projects by id, spread over the interval.
+	sort.Strings(all)
+	phase := make(map[string]time.Duration, len(all))
 	projects := make([]*projectState, 0, len(e.projects))
-	for _, p := range e.projects {
-		projects = append(projects, p)
+	now := e.now()
+	for i, id := range all {
+		phase[id] = e.cfg.PollInterval * time.Duration(i) / time.Duration(len(all))
+		if p := e.projects[id]; !dueOnly || !now.Before(p.nextDue) {
+			projects = append(projects, p)
+		}
 	}
 	e.mu.RUnlock()
 	// The projects polled longest ago go first: when a poll runs out of time (a big platform at
@@ -267,7 +314,7 @@ func (e *Exporter) pollProjects(ctx, parent context.Context, seq uint64) []error
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = e.pollProject(ctx, parent, p, seq)
+			errs[i] = e.pollProject(ctx, parent, p, seq, phase[p.id])
 		}()
 	}
 	wg.Wait()
@@ -290,7 +337,7 @@ func (e *Exporter) pollProjects(ctx, parent context.Context, seq uint64) []error
 		p.clockEv = clockEvidence{}
 	}
 	e.updateServerClockLocked(ev)
-	return errs
+	return len(projects) - postponed, errs
 }
 
 // saveStateLogged saves the state file, counts a failure, and logs when saving starts failing,
@@ -303,6 +350,9 @@ func (e *Exporter) saveStateLogged() error {
 	}
 	logged := e.saveFailing
 	e.saveFailing = ""
+	if err == nil {
+		e.lastSave = time.Now()
+	}
 	if err != nil {
 		e.saveFailing = err.Error()
 	}
@@ -462,7 +512,7 @@ const maxIDBytes = 64
 
 // pollProject polls one project within ctx (the poll's deadline); parent is the poll's context
 // without it, for finishing a request under way when the deadline passes.
-func (e *Exporter) pollProject(ctx, parent context.Context, p *projectState, seq uint64) error {
+func (e *Exporter) pollProject(ctx, parent context.Context, p *projectState, seq uint64, phase time.Duration) error {
 	now := e.now()
 	a := p.attempt // the attempt an earlier poll could not finish, continued (replay.go)
 	if a == nil {
@@ -478,10 +528,11 @@ func (e *Exporter) pollProject(ctx, parent context.Context, p *projectState, seq
 	}
 	p.server = f.server // what was learned holds even when the poll failed
 	p.attempt = nil
+	p.nextDue = e.nextSlot(phase, now) // unless cut short: then at once
 	if err != nil && (ctx.Err() != nil || errors.Is(err, apiclient.ErrOutOfTime)) {
 		// Shutdown, or the poll's own time ran out (not a request's): the next poll continues
 		// this attempt, first. Not a failure: nothing logged, nothing counted.
-		p.attempt = a
+		p.attempt, p.nextDue = a, time.Time{}
 		p.cutShort++
 		return err
 	}

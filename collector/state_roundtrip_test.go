@@ -35,6 +35,7 @@ var notSaved = map[string]string{
 	"projectState.droppedFieldsLogged": "log state",
 	"projectState.ignored":             "rebuilt by the first flow listing",
 	"projectState.attempt":             "a restart reads afresh",
+	"projectState.nextDue":             "the schedule of this process",
 	"flowState.bornPoll":               "a restored flow was served before",
 	"flowState.exported":               "derived from --metrics.max-flows on load",
 	"flowState.labels":                 "derived from the ids and name",

@@ -104,6 +104,7 @@ type Request struct {
 	Method, Path string
 	Query        url.Values
 	Status       int
+	At           time.Time // when it was answered, by the server's clock
 }
 
 // New returns an empty simulator.

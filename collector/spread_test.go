@@ -1,0 +1,90 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
+)
+
+// Run polls each project once per interval at its own moment: after the first round (at once,
+// for readiness) the listings of new runs are spread evenly over the interval, not sent in a
+// burst at its start.
+func TestRunSpreadsProjectPollsOverTheInterval(t *testing.T) {
+	const n, interval = 20, time.Second
+	sim := simulator.New(simulator.Options{})
+	for i := range n {
+		p := sim.AddProject(fmt.Sprintf("customer %02d", i))
+		sim.AddFlow(p, "", "relay")
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	client, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.LockedBuffer{}
+	exp, err := New(Config{PollInterval: interval, FlowsInterval: time.Hour, OverlapInterval: time.Hour, RateLimit: 1000},
+		client, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(exp.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { exp.Run(ctx) })
+	start := time.Now()
+	time.Sleep(interval + 4*interval) // the first round, then four spread ones
+	cancel()
+	wg.Wait()
+
+	// Listings of new runs (no status filter, no ids) after the first round.
+	var at []time.Time
+	perProject := map[string]int{}
+	for _, r := range sim.Requests() {
+		q := r.Query
+		if r.Path != "/api/v1/flow-runs" || q.Has("status") || q.Has("flowRunIds") || r.At.Before(start.Add(interval+interval/2)) {
+			continue
+		}
+		if !r.At.Before(start.Add(interval + interval/2 + 3*interval)) {
+			continue
+		}
+		at = append(at, r.At)
+		perProject[q.Get("projectId")]++
+	}
+	// Three intervals: each project polled 3 times (±1 at the window's edges).
+	if len(perProject) != n {
+		t.Fatalf("%d of %d projects polled in the window", len(perProject), n)
+	}
+	for id, c := range perProject {
+		if c < 2 || c > 4 {
+			t.Errorf("project %s polled %d times in 3 intervals", id, c)
+		}
+	}
+	// Spread: in any tenth of the interval, about n/10 listings (a burst would put all n in one).
+	bin := interval / 10
+	most := 0
+	for i, a := range at {
+		c := 0
+		for _, b := range at[i:] {
+			if b.Sub(a) < bin {
+				c++
+			}
+		}
+		most = max(most, c)
+	}
+	t.Logf("%d listings in 3 intervals; at most %d within %s", len(at), most, bin)
+	if most > 2*n/10+2 {
+		t.Errorf("%d listings within %s: polls come in bursts, not spread over the interval", most, bin)
+	}
+	if err := exp.Ready(); err != nil {
+		t.Errorf("not ready: %v", err)
+	}
+}
