@@ -311,3 +311,31 @@ func TestFlowFilterAndCardinalityCap(t *testing.T) {
 }
 
 func first[A, B any](a A, _ B) A { return a }
+
+// A flow refresh lists folders only for projects whose flows are in any: most small projects
+// have none, and a refresh of such a project costs the flows and the late-window count.
+func TestFlowRefreshListsFoldersOnlyWhenFlowsUseThem(t *testing.T) {
+	var withFolder, without string
+	h := newHarness(t, simulator.Options{}, Config{OverlapInterval: time.Hour}, func(h *harness) {
+		fx := seedFixture(h) // flow A is in a folder
+		withFolder = fx.project
+		without = h.sim.AddProject("Support")
+		h.sim.AddFlow(without, "", "Triage")
+	})
+	h.mustPoll()
+	h.sim.ResetRequests()
+	h.clock.Advance(h.exp.cfg.FlowsInterval)
+	h.mustPoll()
+	folders := map[string]int{}
+	for _, r := range h.sim.Requests() {
+		if r.Path == "/api/v1/folders" {
+			folders[r.Query.Get("projectId")]++
+		}
+	}
+	if folders[withFolder] != 1 || folders[without] != 0 {
+		t.Errorf("folder listings by project at a flow refresh: %v; want 1 for %s (a flow in a folder), 0 for %s", folders, withFolder, without)
+	}
+	if v, ok := h.value("activepieces_folder_info", map[string]string{"project_id": withFolder, "folder_name": "Production"}); !ok || v != 1 {
+		t.Errorf("folder_info of the used folder = %v, %v", v, ok)
+	}
+}

@@ -369,13 +369,19 @@ func (e *Exporter) fetchFlows(ctx context.Context, p *projectState, f *fetched) 
 	if err != nil {
 		return fmt.Errorf("listing flows: %w", err)
 	}
+	f.flowsListed, f.flows = true, flows
+	// Folders only name the folders flows are in: a project without any (most small ones) costs
+	// no request for them.
+	if !slices.ContainsFunc(flows, func(fl apiclient.Flow) bool { return fl.FolderID != "" }) {
+		return nil
+	}
 	folders, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Folder], error) {
 		return f.api.ListFolders(ctx, p.id, bulkPageSize, cursor)
 	})
 	if err != nil {
 		return fmt.Errorf("listing folders: %w", err)
 	}
-	f.flowsListed, f.flows, f.folders = true, flows, folders
+	f.folders = folders
 	return nil
 }
 

@@ -438,10 +438,30 @@ func (e *Exporter) discover(ctx context.Context) error {
 	return nil
 }
 
-// refreshRequests is what a flow refresh of an idle project costs beyond the poll's listing of
-// new runs: flows, folders and the late-window count (runs in flight and the retry watch add
-// theirs only when there are such runs).
-const refreshRequests = 3
+// refreshRequestsLocked is what a flow refresh of an idle project costs on average beyond the
+// poll's listing of new runs: flows, the late-window count, and folders for projects whose flows
+// are in any (or not listed yet). Runs in flight and the retry watch add theirs only when there
+// are such runs. Called with mu held (reading is enough).
+func (e *Exporter) refreshRequestsLocked() float64 {
+	if len(e.projects) == 0 {
+		return 3
+	}
+	total := 0
+	for _, p := range e.projects {
+		total += 2
+		folders := len(p.flows) == 0 || len(p.folders) > 0
+		for _, f := range p.flows {
+			if folders {
+				break
+			}
+			folders = f.folderID != ""
+		}
+		if folders {
+			total++
+		}
+	}
+	return float64(total) / float64(len(e.projects))
+}
 
 // pollCost is what polling costs in steady state with n projects: the requests one project's
 // poll costs on average (the listing of new runs, and a flow refresh spread over the polls
@@ -450,8 +470,9 @@ const refreshRequests = 3
 // period is the fixed point of period = n × cost(period) / RateLimit.
 func (e *Exporter) pollCost(n int) (perPoll float64, period time.Duration) {
 	period = e.cfg.PollInterval
+	refresh := e.refreshRequestsLocked()
 	for range 20 {
-		perPoll = 1 + refreshRequests*min(1, period.Seconds()/e.cfg.FlowsInterval.Seconds())
+		perPoll = 1 + refresh*min(1, period.Seconds()/e.cfg.FlowsInterval.Seconds())
 		next := max(e.cfg.PollInterval, time.Duration(float64(n)*perPoll/e.cfg.RateLimit*float64(time.Second)))
 		if (next - period).Abs() < time.Millisecond {
 			break
@@ -470,7 +491,7 @@ func (e *Exporter) PollBudget() (projects int, perPoll, perSecond float64, perio
 	defer e.mu.RUnlock()
 	projects = len(e.projects)
 	perPoll, period = e.pollCost(projects)
-	perSecond = float64(projects) * (1 + refreshRequests*min(1, e.cfg.PollInterval.Seconds()/e.cfg.FlowsInterval.Seconds())) / e.cfg.PollInterval.Seconds()
+	perSecond = float64(projects) * (1 + e.refreshRequestsLocked()*min(1, e.cfg.PollInterval.Seconds()/e.cfg.FlowsInterval.Seconds())) / e.cfg.PollInterval.Seconds()
 	return projects, perPoll, perSecond, period
 }
 
@@ -486,7 +507,7 @@ func (e *Exporter) checkRateLocked() {
 	if period <= e.cfg.PollInterval {
 		return
 	}
-	need := float64(n) * (1 + refreshRequests*min(1, e.cfg.PollInterval.Seconds()/e.cfg.FlowsInterval.Seconds())) / e.cfg.PollInterval.Seconds()
+	need := float64(n) * (1 + e.refreshRequestsLocked()*min(1, e.cfg.PollInterval.Seconds()/e.cfg.FlowsInterval.Seconds())) / e.cfg.PollInterval.Seconds()
 	e.log.Warn("the API rate limit cannot sustain the poll interval for this many projects: each is polled less often",
 		"projects", n, "requests_per_second_needed", fmt.Sprintf("%.1f", need), "rate_limit", e.cfg.RateLimit,
 		"poll_interval", e.cfg.PollInterval, "effective_period", period.Round(time.Second),
