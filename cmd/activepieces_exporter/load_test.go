@@ -24,6 +24,7 @@ var (
 	loadRate     = flag.Float64("load.rate", 100, "runs per second the simulator creates")
 	loadDuration = flag.Duration("load.duration", 60*time.Second, "how long runs are created")
 	loadFlows    = flag.Int("load.flows", 0, "TestTimeToReadyByPlatformSize: only this platform size")
+	loadDefaults = flag.Bool("load.defaults", false, "TestThousandIdleProjects: at the true defaults (about 20 minutes) instead of their ratio scaled up 20×")
 )
 
 // TestLoad runs the built exporter (polling every 5 s) against the simulator creating runs at
@@ -109,12 +110,24 @@ func TestBigPlatformTimeToReady(t *testing.T) {
 
 // TestThousandIdleProjects (make bench): 1,000 projects of 2 flows, idle, with the default
 // ratio of rate limit to poll interval scaled up 20× to keep the test short (200 requests/s,
-// polls every 1.5 s; the defaults are 10/s and 30 s): every project is polled, no poll fails for
+// polls every 1.5 s, flows every 15 s; the defaults are 10/s, 30 s and 5 min, which
+// -load.defaults uses): every project is polled, no poll fails for
 // lack of time, the effective period is within 20% of what the exporter predicts (projects ×
 // requests per poll / rate limit) and RSS stays under 100 MB.
 func TestThousandIdleProjects(t *testing.T) {
 	if !*load {
 		t.Skip("pass -load")
+	}
+	interval, flowsInterval, rateLimit := 1.5, 15.0, 200.0
+	if *loadDefaults {
+		interval, flowsInterval, rateLimit = 30, 300, 10
+	}
+	// What the exporter predicts (and check prints): the period P with P = 1000 × (1 + 2 ×
+	// min(1, P/flowsInterval)) / rateLimit, a flow refresh costing 2 requests (flows and the
+	// late-window count; these flows are in no folder, so folders are not listed).
+	predicted := interval
+	for range 50 {
+		predicted = max(interval, 1000*(1+2*min(1, predicted/flowsInterval))/rateLimit)
 	}
 	bin := buildBinary(t)
 	sim := simulator.New(simulator.Options{Raw: true})
@@ -126,10 +139,11 @@ func TestThousandIdleProjects(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	t0 := time.Now()
-	p := startExporterWithin(t, 5*time.Minute, bin, "--activepieces.url="+srv.URL+"/api", "--poll.interval=1500ms",
-		"--poll.flows-interval=15s", "--api.rate-limit=200")
+	p := startExporterWithin(t, 20*time.Minute, bin, "--activepieces.url="+srv.URL+"/api",
+		fmt.Sprintf("--poll.interval=%gs", interval), fmt.Sprintf("--poll.flows-interval=%gs", flowsInterval),
+		fmt.Sprintf("--api.rate-limit=%g", rateLimit))
 	ready := time.Since(t0)
-	time.Sleep(60 * time.Second) // steady state
+	time.Sleep(time.Duration(3*predicted) * time.Second) // steady state
 	text, _, err := scrape("http://" + p.addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -149,16 +163,9 @@ func TestThousandIdleProjects(t *testing.T) {
 		failures += m.GetCounter().GetValue()
 	}
 	rss := mfs["process_resident_memory_bytes"].GetMetric()[0].GetGauge().GetValue() / (1 << 20)
-	// What the exporter predicts (and check prints): the period P with P = 1000 × (1 + 2 ×
-	// min(1, P/15 s)) / 200 per s, a flow refresh costing 2 requests (flows and the late-window
-	// count; these flows are in no folder, so folders are not listed).
-	predicted := 1.5
-	for range 50 {
-		predicted = max(1.5, 1000*(1+2*min(1, predicted/15))/200)
-	}
 	median := periods[len(periods)/2]
-	t.Logf("1,000 idle projects at 200 requests/s, 1.5 s interval: ready after %s; poll period median %.1f s (predicted %.1f s), min %.1f, max %.1f; %d projects with a period; %.0f poll failures; RSS %.1f MiB",
-		ready.Round(time.Second), median, predicted, periods[0], periods[len(periods)-1], len(periods), failures, rss)
+	t.Logf("1,000 idle projects at %g requests/s, %g s interval, %g s flow refresh: ready after %s; poll period median %.1f s (predicted %.1f s), min %.1f, max %.1f; %d projects with a period; %.0f poll failures; RSS %.1f MiB",
+		rateLimit, interval, flowsInterval, ready.Round(time.Second), median, predicted, periods[0], periods[len(periods)-1], len(periods), failures, rss)
 	if len(periods) != 1000 || failures != 0 || rss > 100 || median < 0.8*predicted || median > 1.2*predicted {
 		t.Errorf("want every project polled (%d), no failures (%.0f), RSS under 100 MiB (%.1f), median period within 20%% of %.1f s (%.1f)",
 			len(periods), failures, rss, predicted, median)
