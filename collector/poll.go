@@ -438,17 +438,19 @@ func (e *Exporter) discover(ctx context.Context) error {
 	return nil
 }
 
-// refreshRequestsLocked is what a flow refresh of an idle project costs on average beyond the
-// poll's listing of new runs: flows, the late-window count, and folders for projects whose flows
-// are in any (or not listed yet). Runs in flight and the retry watch add theirs only when there
-// are such runs. Called with mu held (reading is enough).
-func (e *Exporter) refreshRequestsLocked() float64 {
+// costLocked is what a poll of one project costs on average in steady state, at a period: the
+// listing of new runs, a flow refresh every FlowsInterval (flows; folders for projects whose
+// flows are in any; the late-window count for projects with runs to check) and the overlap
+// count every OverlapInterval (for those too). Runs in flight and the retry watch add theirs only
+// when there are such runs. A project not polled yet is assumed to need everything. Called with
+// mu held (reading is enough).
+func (e *Exporter) costLocked(period time.Duration) float64 {
 	if len(e.projects) == 0 {
-		return 3
+		return 1 + 3*min(1, period.Seconds()/e.cfg.FlowsInterval.Seconds()) + min(1, period.Seconds()/e.cfg.OverlapInterval.Seconds())
 	}
-	total := 0
+	var refresh, overlap int
 	for _, p := range e.projects {
-		total += 2
+		refresh++ // flows
 		folders := len(p.flows) == 0 || len(p.folders) > 0
 		for _, f := range p.flows {
 			if folders {
@@ -457,22 +459,28 @@ func (e *Exporter) refreshRequestsLocked() float64 {
 			folders = f.folderID != ""
 		}
 		if folders {
-			total++
+			refresh++
+		}
+		// Sweeps check only windows where runs are counted: none on a project without a run
+		// since its first poll.
+		if !p.started || !p.head.Before(p.countFrom) {
+			refresh++
+			overlap++
 		}
 	}
-	return float64(total) / float64(len(e.projects))
+	n := float64(len(e.projects))
+	return 1 + float64(refresh)/n*min(1, period.Seconds()/e.cfg.FlowsInterval.Seconds()) +
+		float64(overlap)/n*min(1, period.Seconds()/e.cfg.OverlapInterval.Seconds())
 }
 
 // pollCost is what polling costs in steady state with n projects: the requests one project's
-// poll costs on average (the listing of new runs, and a flow refresh spread over the polls
-// between two refreshes), and the effective period at RateLimit. When the rate limit cannot
-// sustain PollInterval the period stretches, and with it the share of polls that refresh: the
-// period is the fixed point of period = n × cost(period) / RateLimit.
+// poll costs on average (costLocked), and the effective period at RateLimit. When the rate limit
+// cannot sustain PollInterval the period stretches, and with it the share of polls that refresh:
+// the period is the fixed point of period = n × cost(period) / RateLimit.
 func (e *Exporter) pollCost(n int) (perPoll float64, period time.Duration) {
 	period = e.cfg.PollInterval
-	refresh := e.refreshRequestsLocked()
 	for range 20 {
-		perPoll = 1 + refresh*min(1, period.Seconds()/e.cfg.FlowsInterval.Seconds())
+		perPoll = e.costLocked(period)
 		next := max(e.cfg.PollInterval, time.Duration(float64(n)*perPoll/e.cfg.RateLimit*float64(time.Second)))
 		if (next - period).Abs() < time.Millisecond {
 			break
@@ -491,7 +499,7 @@ func (e *Exporter) PollBudget() (projects int, perPoll, perSecond float64, perio
 	defer e.mu.RUnlock()
 	projects = len(e.projects)
 	perPoll, period = e.pollCost(projects)
-	perSecond = float64(projects) * (1 + e.refreshRequestsLocked()*min(1, e.cfg.PollInterval.Seconds()/e.cfg.FlowsInterval.Seconds())) / e.cfg.PollInterval.Seconds()
+	perSecond = float64(projects) * e.costLocked(e.cfg.PollInterval) / e.cfg.PollInterval.Seconds()
 	return projects, perPoll, perSecond, period
 }
 
@@ -507,7 +515,7 @@ func (e *Exporter) checkRateLocked() {
 	if period <= e.cfg.PollInterval {
 		return
 	}
-	need := float64(n) * (1 + e.refreshRequestsLocked()*min(1, e.cfg.PollInterval.Seconds()/e.cfg.FlowsInterval.Seconds())) / e.cfg.PollInterval.Seconds()
+	need := float64(n) * e.costLocked(e.cfg.PollInterval) / e.cfg.PollInterval.Seconds()
 	e.log.Warn("the API rate limit cannot sustain the poll interval for this many projects: each is polled less often",
 		"projects", n, "requests_per_second_needed", fmt.Sprintf("%.1f", need), "rate_limit", e.cfg.RateLimit,
 		"poll_interval", e.cfg.PollInterval, "effective_period", period.Round(time.Second),

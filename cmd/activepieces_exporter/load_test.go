@@ -122,12 +122,13 @@ func TestThousandIdleProjects(t *testing.T) {
 	if *loadDefaults {
 		interval, flowsInterval, rateLimit = 30, 300, 10
 	}
-	// What the exporter predicts (and check prints): the period P with P = 1000 × (1 + 2 ×
-	// min(1, P/flowsInterval)) / rateLimit, a flow refresh costing 2 requests (flows and the
-	// late-window count; these flows are in no folder, so folders are not listed).
+	// What the exporter predicts (and check prints): the period P with P = 1000 × (1 + 1 ×
+	// min(1, P/flowsInterval)) / rateLimit, a flow refresh costing 1 request: the flows (these
+	// are in no folder, so folders are not listed; and a project without runs has no window to
+	// count).
 	predicted := interval
 	for range 50 {
-		predicted = max(interval, 1000*(1+2*min(1, predicted/flowsInterval))/rateLimit)
+		predicted = max(interval, 1000*(1+min(1, predicted/flowsInterval))/rateLimit)
 	}
 	bin := buildBinary(t)
 	sim := simulator.New(simulator.Options{Raw: true})
