@@ -98,7 +98,10 @@ func (e *Exporter) recordLocked(p *projectState, finished []pendingRun, seq uint
 			p.deferred = append(p.deferred, pr)
 		case !fl.exported:
 		default:
-			fl.record(&pr, e.cfg.DurationBuckets)
+			fl.record(&pr, e.cfg.DurationBuckets, e.cfg.MaxFailedStepsPerFlow)
+			if pr.count && !pr.retry && !pr.noQueueWait {
+				p.queueWait.observe(&pr.run)
+			}
 		}
 	}
 }
@@ -154,6 +157,7 @@ func (e *Exporter) observeLocked(p *projectState, r *apiclient.FlowRun, seq uint
 			pr := pendingRun{run: *r, count: true}
 			// A retry on a server that keeps startTime: finishTime − startTime spans both executions.
 			pr.noDuration = t.reopened && unixMS(r.StartTime.Time) == t.origStart
+			pr.noQueueWait = t.reopened // its startTime − created spans the execution before
 			e.watchLocked(p, r)
 			*finished = append(*finished, pr)
 			return

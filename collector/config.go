@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -64,7 +66,18 @@ type Config struct {
 
 	StateReset  bool
 	StateSource string
+
+	// UIURL is the Activepieces web app the run links point into (default: StateSource without
+	// its trailing /api, docs/activepieces-api.md §9).
+	UIURL string
+	// MaxFailedStepsPerFlow caps the steps a flow's failures are broken down by; failures of
+	// further steps count under step "other" (default 20).
+	MaxFailedStepsPerFlow int
 }
+
+// DefaultQueueWaitBuckets span 100 ms to an hour of waiting between a run's creation and its
+// start.
+var DefaultQueueWaitBuckets = []float64{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
 
 // DefaultDurationBuckets span half a second to an hour.
 var DefaultDurationBuckets = []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
@@ -89,6 +102,8 @@ func DefaultConfig() Config {
 		RateLimit:        10,
 		HistoryRate:      2,
 		LateWindow:       time.Hour,
+
+		MaxFailedStepsPerFlow: 20,
 	}
 }
 
@@ -126,6 +141,14 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.Concurrency, d.Concurrency)
 	setInt(&c.MaxFlows, d.MaxFlows)
 	setInt(&c.MaxTrackedRuns, d.MaxTrackedRuns)
+	setInt(&c.MaxFailedStepsPerFlow, d.MaxFailedStepsPerFlow)
+	if c.UIURL == "" {
+		c.UIURL = strings.TrimSuffix(strings.TrimRight(c.StateSource, "/"), "/api")
+		if u, err := url.Parse(c.UIURL); err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
+			c.UIURL = "" // no links rather than broken ones
+		}
+	}
+	c.UIURL = strings.TrimRight(c.UIURL, "/")
 	if c.RateLimit <= 0 {
 		c.RateLimit = d.RateLimit
 	}
@@ -150,7 +173,7 @@ func (c Config) withDefaults() (Config, error) {
 		name string
 		v    int
 	}{{"max pages", c.MaxPages}, {"page size", c.PageSize}, {"concurrency", c.Concurrency},
-		{"max flows", c.MaxFlows}, {"max tracked runs", c.MaxTrackedRuns}} {
+		{"max flows", c.MaxFlows}, {"max tracked runs", c.MaxTrackedRuns}, {"max failed steps per flow", c.MaxFailedStepsPerFlow}} {
 		if p.v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", p.name, p.v))
 		}

@@ -117,7 +117,7 @@ func (e *Exporter) readHistoryPage(ctx context.Context, id string) error {
 			e.observeHistoryLocked(p, r, &finished)
 		}
 	}
-	recordHistoryLocked(p, finished, e.cfg.DurationBuckets)
+	recordHistoryLocked(p, finished, e.cfg.DurationBuckets, e.cfg.MaxFailedStepsPerFlow)
 	switch {
 	case !w.capped:
 		p.history = nil
@@ -172,12 +172,12 @@ func (e *Exporter) observeHistoryLocked(p *projectState, r *apiclient.FlowRun, f
 
 // recordHistoryLocked applies history to the flows newest first, as it is read: older runs only
 // fill in what newer ones left unknown.
-func recordHistoryLocked(p *projectState, finished []pendingRun, buckets []float64) {
+func recordHistoryLocked(p *projectState, finished []pendingRun, buckets []float64, maxSteps int) {
 	sortByFinish(finished)
 	slices.Reverse(finished)
 	for i := range finished {
 		if fl := p.flows[finished[i].run.FlowID]; fl != nil && fl.exported {
-			fl.record(&finished[i], buckets)
+			fl.record(&finished[i], buckets, maxSteps)
 		}
 	}
 }

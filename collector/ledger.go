@@ -30,6 +30,41 @@ type flowState struct {
 	last        lastRun
 	lastSuccess time.Time
 	consecFails int
+	// lastFail is the most recent execution that ended in a failure status, with its run and
+	// failed step (activepieces_flow_last_failure_info).
+	lastFail failure
+	// stepFails counts counted failed executions by the failed step's name ("" when the server
+	// did not say, "other" beyond Config.MaxFailedStepsPerFlow names).
+	stepFails map[string]*stepFailures
+}
+
+// failure is a failed execution, as the last-failure metrics show it.
+type failure struct {
+	runID, status  string
+	step, stepName string // the failed step's display name and name ("" when not said)
+	at             time.Time
+}
+
+// stepFailures is the failures of one step of a flow, by status, and the step's display name as
+// last seen.
+type stepFailures struct {
+	display string
+	n       map[apiclient.RunStatus]float64
+}
+
+// otherStep is the step name failures go under once a flow has Config.MaxFailedStepsPerFlow.
+const otherStep = "other"
+
+// failedStepOf is the failed step of a run: its display name (else its name) and its name, each
+// bounded like every label value taken from the API.
+func failedStepOf(r *apiclient.FlowRun) (display, name string) {
+	name = r.FailedStepLabel()
+	if r.FailedStep != nil && r.FailedStep.DisplayName != "" {
+		display = r.FailedStep.DisplayName
+	} else {
+		display = name
+	}
+	return capLabel(display), capLabel(name)
 }
 
 type lastRun struct {
@@ -165,6 +200,8 @@ type projectState struct {
 
 	flows   map[string]*flowState
 	folders map[string]string
+	// queueWait is the project's queue-wait histogram.
+	queueWait queueWait
 
 	// Health.
 	invalidRuns float64
@@ -223,8 +260,9 @@ func orderTime(r *apiclient.FlowRun) time.Time {
 }
 
 // record applies one run event to its flow: a retry seen (pr.retry), and for a finished run its
-// counters (when pr.count) and always the "last run" gauges.
-func (f *flowState) record(pr *pendingRun, buckets []float64) {
+// counters (when pr.count) and always the "last run" gauges. maxSteps caps the failed steps
+// counted apart.
+func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 	if pr.retry {
 		f.retries++
 	}
@@ -249,6 +287,9 @@ func (f *flowState) record(pr *pendingRun, buckets []float64) {
 		}
 	}
 	at := orderTime(r)
+	if status.IsFailure() {
+		f.recordFailure(r, status, at, pr.count, maxSteps)
+	}
 	if !f.last.set || !at.Before(f.last.order) {
 		f.last = lastRun{set: true, status: status, finish: r.FinishTime.Time, order: at,
 			duration: dur, durationK: durOK, tasks: tasks, tasksK: tasksOK}
@@ -283,6 +324,32 @@ func (f *flowState) record(pr *pendingRun, buckets []float64) {
 	}
 }
 
+// recordFailure keeps a failed execution as the flow's last failure when it is the most recent,
+// and when counted, counts it by its failed step.
+func (f *flowState) recordFailure(r *apiclient.FlowRun, status apiclient.RunStatus, at time.Time, count bool, maxSteps int) {
+	display, name := failedStepOf(r)
+	if f.lastFail.runID == "" || !at.Before(f.lastFail.at) {
+		f.lastFail = failure{runID: capLabel(r.ID), status: string(status), step: display, stepName: name, at: at}
+	}
+	if !count {
+		return
+	}
+	if f.stepFails == nil {
+		f.stepFails = map[string]*stepFailures{}
+	}
+	sf := f.stepFails[name]
+	if sf == nil && name != "" && len(f.stepFails) >= maxSteps { // failures without a step stay apart
+		name, display = otherStep, otherStep
+		sf = f.stepFails[name]
+	}
+	if sf == nil {
+		sf = &stepFailures{n: map[apiclient.RunStatus]float64{}}
+		f.stepFails[name] = sf
+	}
+	sf.display = display
+	sf.n[status]++
+}
+
 func (f *flowState) resetCounts(nBuckets int) {
 	f.runs = map[apiclient.RunStatus]float64{}
 	f.durCount, f.durSum, f.tasks = 0, 0, 0
@@ -312,4 +379,28 @@ type pendingRun struct {
 	noDuration bool
 	// backfill: look-back history read after newer runs (newest first), never counted.
 	backfill bool
+	// noQueueWait: the run was re-opened, so startTime − created is not its wait.
+	noQueueWait bool
+}
+
+// queueWait is a histogram of startTime − created of a project's counted executions
+// (DefaultQueueWaitBuckets; counts not cumulative).
+type queueWait struct {
+	count   uint64
+	sum     float64
+	buckets []uint64
+}
+
+// observe adds a run's wait; unknown or negative waits are skipped.
+func (q *queueWait) observe(r *apiclient.FlowRun) {
+	if r.StartTime.IsZero() || r.Created.IsZero() || r.StartTime.Before(r.Created.Time) {
+		return
+	}
+	w := r.StartTime.Sub(r.Created.Time).Seconds()
+	if len(q.buckets) != len(DefaultQueueWaitBuckets)+1 {
+		q.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+	}
+	q.count++
+	q.sum += w
+	q.buckets[sort.SearchFloat64s(DefaultQueueWaitBuckets, w)]++
 }

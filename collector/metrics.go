@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"net/url"
 	"slices"
 	"sort"
 	"time"
@@ -118,6 +119,19 @@ var familyTable = []family{
 				s.sample(f, 1, l[0], l[1], l[2], r.f.status, r.f.folderID)
 			}
 		}},
+	{name: "activepieces_flow_last_failure_info", typ: gauge, labels: withFlow("run_id", "status", "failed_step", "failed_step_name", "run_url"),
+		help: "The flow's most recent execution that ended FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED: its run, the step it failed in (display name and name; empty when the server does not say) and a link to the run in the Activepieces UI; always 1, one series per flow that has failed, replaced when a newer execution fails.",
+		write: func(v *view, s sink, f *family) {
+			for _, r := range v.flows {
+				lf, l := r.f.lastFail, r.f.labels
+				if lf.runID != "" {
+					s.sample(f, 1, l[0], l[1], l[2], lf.runID, lf.status, lf.step, lf.stepName, v.e.runURL(r.project.id, lf.runID))
+				}
+			}
+		}},
+	{name: "activepieces_flow_last_failure_timestamp_seconds", typ: gauge, labels: flowLabels,
+		help:  "When the flow's most recent failed execution finished (activepieces_flow_last_failure_info says which).",
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.lastFail.at), r.f.lastFail.runID != "" })},
 	{name: "activepieces_flow_last_run_duration_seconds", typ: gauge, labels: flowLabels,
 		help:  "Duration of the flow's most recently finished run.",
 		write: perFlow(func(r flowRef) (float64, bool) { return r.f.last.duration, r.f.last.set && r.f.last.durationK })},
@@ -160,6 +174,42 @@ var familyTable = []family{
 			}
 			for _, r := range v.flows {
 				s.histogram(f, r.f.durCount, r.f.durSum, v.e.cfg.DurationBuckets, r.f.durBuckets, r.f.labels...)
+			}
+		}},
+	{name: "activepieces_flow_run_failures_by_step_total", typ: counter, labels: withFlow("step", "step_name", "status"), only: "without --metrics.compact",
+		help: "Counted failed executions by the step that failed (step: its display name, step_name: its name; both empty when the server does not say, \"other\" beyond --metrics.max-failed-steps-per-flow steps). Only steps that failed have series.",
+		write: func(v *view, s sink, f *family) {
+			if v.e.cfg.CompactSeries {
+				return
+			}
+			for _, r := range v.flows {
+				names := make([]string, 0, len(r.f.stepFails))
+				for n := range r.f.stepFails {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				for _, n := range names {
+					sf := r.f.stepFails[n]
+					statuses := make([]string, 0, len(sf.n))
+					for st := range sf.n {
+						statuses = append(statuses, string(st))
+					}
+					sort.Strings(statuses)
+					for _, st := range statuses {
+						s.sample(f, sf.n[apiclient.RunStatus(st)], r.f.labels[0], r.f.labels[1], r.f.labels[2], sf.display, n, st)
+					}
+				}
+			}
+		}},
+	{name: "activepieces_flow_run_queue_wait_seconds", typ: histogramType, labels: projectLabels,
+		help: "Time counted executions of the project's flows waited between creation and start (startTime - created; unknown or negative waits and re-opened runs are skipped): the saturation of the platform's workers.",
+		write: func(v *view, s sink, f *family) {
+			for _, p := range v.projects {
+				q := p.queueWait
+				if q.buckets == nil {
+					q.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+				}
+				s.histogram(f, q.count, q.sum, DefaultQueueWaitBuckets, q.buckets, p.id)
 			}
 		}},
 	{name: "activepieces_flow_run_retries_total", typ: counter, labels: flowLabels,
@@ -446,6 +496,15 @@ func (e *Exporter) emit(s sink) {
 	for _, f := range e.fam {
 		f.write(v, s, f)
 	}
+}
+
+// runURL links to a run in the Activepieces UI (docs/activepieces-api.md §9), or is empty when
+// no UI URL is known.
+func (e *Exporter) runURL(projectID, runID string) string {
+	if e.cfg.UIURL == "" {
+		return ""
+	}
+	return capLabel(e.cfg.UIURL + "/projects/" + url.PathEscape(projectID) + "/runs/" + url.PathEscape(runID))
 }
 
 func isKnownTerminal(s apiclient.RunStatus) bool {

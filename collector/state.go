@@ -54,6 +54,7 @@ type projectSaved struct {
 	Failures    float64                `json:"pollFailures"`
 	CapHits     float64                `json:"pageCapHits"`
 	CutShort    float64                `json:"pollsCutShort,omitempty"`
+	QueueWait   *queueWaitSaved        `json:"queueWait,omitempty"`
 	InvalidRuns float64                `json:"invalidRuns"`
 }
 
@@ -88,6 +89,26 @@ type pendingSave struct {
 	Count      bool              `json:"count"`
 	Retry      bool              `json:"retry,omitempty"`
 	NoDuration bool              `json:"noDuration,omitempty"`
+	NoWait     bool              `json:"noQueueWait,omitempty"`
+}
+
+type failureSaved struct {
+	RunID    string    `json:"runId"`
+	Status   string    `json:"status"`
+	Step     string    `json:"step"`
+	StepName string    `json:"stepName"`
+	At       time.Time `json:"at"`
+}
+
+type stepFailSaved struct {
+	Display string                          `json:"displayName"`
+	Runs    map[apiclient.RunStatus]float64 `json:"runs"`
+}
+
+type queueWaitSaved struct {
+	Count   uint64   `json:"count"`
+	Sum     float64  `json:"sum"`
+	Buckets []uint64 `json:"buckets"`
 }
 
 type flowSaved struct {
@@ -103,6 +124,8 @@ type flowSaved struct {
 	Last        *lastSaved                      `json:"last,omitempty"`
 	LastSuccess time.Time                       `json:"lastSuccess"`
 	ConsecFails int                             `json:"consecutiveFailures"`
+	LastFailure *failureSaved                   `json:"lastFailure,omitempty"`
+	StepFails   map[string]stepFailSaved        `json:"failuresByStep,omitempty"`
 }
 
 type lastSaved struct {
@@ -150,7 +173,7 @@ func (e *Exporter) snapshotLocked() *stateFile {
 			}
 		}
 		for _, d := range p.deferred {
-			ps.Deferred = append(ps.Deferred, pendingSave{Run: d.run, Count: d.count, Retry: d.retry, NoDuration: d.noDuration})
+			ps.Deferred = append(ps.Deferred, pendingSave{Run: d.run, Count: d.count, Retry: d.retry, NoDuration: d.noDuration, NoWait: d.noQueueWait})
 		}
 		for fid, f := range p.flows {
 			fs := &flowSaved{Name: f.name, Status: f.status, FolderID: f.folderID, Runs: f.runs, DurCount: f.durCount,
@@ -164,7 +187,19 @@ func (e *Exporter) snapshotLocked() *stateFile {
 					fs.Last.Tasks = &f.last.tasks
 				}
 			}
+			if lf := f.lastFail; lf.runID != "" {
+				fs.LastFailure = &failureSaved{RunID: lf.runID, Status: lf.status, Step: lf.step, StepName: lf.stepName, At: lf.at}
+			}
+			for name, sf := range f.stepFails {
+				if fs.StepFails == nil {
+					fs.StepFails = map[string]stepFailSaved{}
+				}
+				fs.StepFails[name] = stepFailSaved{Display: sf.display, Runs: sf.n}
+			}
 			ps.Flows[fid] = fs
+		}
+		if q := p.queueWait; q.count > 0 {
+			ps.QueueWait = &queueWaitSaved{Count: q.count, Sum: q.sum, Buckets: q.buckets}
 		}
 		sf.Projects[id] = ps
 	}
@@ -265,6 +300,9 @@ func (e *Exporter) restoreProject(id string, ps *projectSaved) (*projectState, e
 	for _, g := range ps.Gaps {
 		p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
 	}
+	if q := ps.QueueWait; q != nil && len(q.Buckets) == len(DefaultQueueWaitBuckets)+1 {
+		p.queueWait = queueWait{count: q.Count, sum: q.Sum, buckets: q.Buckets}
+	}
 	if h := ps.History; h != nil {
 		p.history = &historyRange{from: h.From, to: h.To, boundary: h.Boundary}
 	}
@@ -291,7 +329,7 @@ func (e *Exporter) restoreProject(id string, ps *projectSaved) (*projectState, e
 		p.watched[rid] = watchedRun{flowID: w.FlowID, status: w.Status, created: w.Created, start: w.Start, finish: w.Finish}
 	}
 	for _, d := range ps.Deferred {
-		p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count, retry: d.Retry, noDuration: d.NoDuration})
+		p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count, retry: d.Retry, noDuration: d.NoDuration, noQueueWait: d.NoWait})
 	}
 	if ps.Folders != nil {
 		p.folders = ps.Folders
@@ -318,6 +356,15 @@ func restoreFlow(projectID, id string, fs *flowSaved) *flowState {
 		lastSuccess: fs.LastSuccess, consecFails: fs.ConsecFails, labels: []string{capLabel(projectID), capLabel(id), capLabel(fs.Name)}}
 	if f.runs == nil {
 		f.runs = map[apiclient.RunStatus]float64{}
+	}
+	if lf := fs.LastFailure; lf != nil {
+		f.lastFail = failure{runID: lf.RunID, status: lf.Status, step: lf.Step, stepName: lf.StepName, at: lf.At}
+	}
+	for name, sf := range fs.StepFails {
+		if f.stepFails == nil {
+			f.stepFails = map[string]*stepFailures{}
+		}
+		f.stepFails[name] = &stepFailures{display: sf.Display, n: sf.Runs}
 	}
 	if fs.Last != nil {
 		f.last = lastRun{set: true, status: fs.Last.Status, finish: fs.Last.Finish, order: fs.Last.Order}

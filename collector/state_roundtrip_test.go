@@ -129,6 +129,8 @@ func TestStateRoundTripKeepsEveryField(t *testing.T) {
 	// What the ledger's own rules fix.
 	p.started = true
 	p.server.WatchLevel = 1
+	p.queueWait.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+	p.queueWait.buckets[3] = 7
 	for id, f := range p.flows {
 		f.id = id
 		f.durBuckets = []uint64{1, 2, 3}

@@ -35,11 +35,46 @@ type pendingRetry struct {
 }
 
 type demoFlow struct {
-	id       string
-	flaky    bool
-	failRate float64
-	steps    int
-	duration time.Duration
+	id        string
+	flaky     bool
+	failRate  float64
+	steps     int
+	duration  time.Duration
+	failSteps []demoStep // where its runs fail, the first most often
+}
+
+// demoStep is a step of a demo flow, by name and display name.
+type demoStep struct{ name, display string }
+
+// demoFailSteps are the steps the demo flows' runs fail in, as a builder would name them.
+var demoFailSteps = map[string][]demoStep{
+	"Sync CRM leads":       {{"step_2", "Create Salesforce lead"}, {"step_1", "Get new HubSpot contacts"}},
+	"Enrich new signups":   {{"step_1", "Clearbit enrichment"}, {"step_3", "Update Airtable record"}},
+	"Flaky webhook relay":  {{"step_2", "Forward to partner webhook"}, {"step_1", "Parse payload"}, {"step_3", "Notify #ops on Slack"}},
+	"Triage support email": {{"step_1", "Classify with OpenAI"}, {"step_2", "Create Zendesk ticket"}},
+	"Escalate VIP tickets": {{"step_2", "Page on-call in PagerDuty"}, {"step_1", "Look up customer tier"}},
+	"Daily SLA report":     {{"step_1", "Query Postgres"}, {"step_2", "Send report email"}},
+}
+
+// failStep picks the step a run of f fails in: the first step 70% of the time.
+func (g *Generator) failStep(f demoFlow) demoStep {
+	if len(f.failSteps) == 0 {
+		return demoStep{"step_1", "Code"}
+	}
+	if len(f.failSteps) == 1 || g.rng.Float64() < 0.7 {
+		return f.failSteps[0]
+	}
+	return f.failSteps[1+g.rng.IntN(len(f.failSteps)-1)]
+}
+
+// spec is a run of f in status st, with the step it failed in when it failed.
+func (g *Generator) spec(f demoFlow, st apiclient.RunStatus) RunSpec {
+	s := RunSpec{FlowID: f.id, Status: st, Steps: f.steps}
+	if st.IsFailure() {
+		step := g.failStep(f)
+		s.FailedStep, s.FailedStepDisplay = step.name, step.display
+	}
+	return s
 }
 
 type openRun struct {
@@ -72,14 +107,16 @@ func NewGenerator(s *Server, rate float64, seed uint64) *Generator {
 				fail = 0
 			}
 			g.flows = append(g.flows, demoFlow{id: fid, failRate: fail, steps: 2 + i, flaky: fname == "Flaky webhook relay",
-				duration: time.Duration(300+g.rng.IntN(4000)) * time.Millisecond})
+				duration: time.Duration(300+g.rng.IntN(4000)) * time.Millisecond, failSteps: demoFailSteps[fname]})
 		}
 	}
 	now := s.now()
 	for i := 0; i < 120; i++ {
 		f := g.flows[g.rng.IntN(len(g.flows))]
 		created := now.Add(-time.Duration(g.rng.Int64N(int64(time.Hour))))
-		s.AddRun(RunSpec{FlowID: f.id, Status: g.terminal(f), Created: created, Steps: f.steps, Duration: g.jitter(f.duration)})
+		spec := g.spec(f, g.terminal(f))
+		spec.Created, spec.Duration = created, g.jitter(f.duration)
+		s.AddRun(spec)
 	}
 	return g
 }
@@ -120,6 +157,10 @@ func (g *Generator) Step(dt time.Duration) {
 		if now.Before(o.until) {
 			keep = append(keep, o)
 			continue
+		}
+		if o.next.IsFailure() {
+			step := g.failStep(g.flowOf(o.id))
+			g.s.SetFailedStep(o.id, step.name, step.display)
 		}
 		g.s.SetRunStatus(o.id, o.next)
 		if o.next.IsInFlight() {
@@ -166,7 +207,8 @@ func (g *Generator) Step(dt time.Duration) {
 			id := g.s.AddRun(RunSpec{FlowID: f.id, Status: apiclient.StatusPaused, Steps: f.steps})
 			g.open = append(g.open, openRun{id: id, until: now.Add(time.Duration(20+g.rng.IntN(40)) * time.Second), next: apiclient.StatusSucceeded})
 		default:
-			spec := RunSpec{FlowID: f.id, Status: g.terminal(f), Steps: f.steps, Duration: g.jitter(f.duration)}
+			spec := g.spec(f, g.terminal(f))
+			spec.Duration = g.jitter(f.duration)
 			if g.rng.Float64() < 0.03 { // the runs queue lags: the row is listed late
 				spec.VisibleAfter = time.Duration(3+g.rng.IntN(12)) * time.Second
 			}
@@ -189,14 +231,16 @@ func (g *Generator) maybeRetry(id string, status apiclient.RunStatus, now time.T
 	}
 }
 
-func (g *Generator) isFlaky(runID string) bool {
+func (g *Generator) isFlaky(runID string) bool { return g.flowOf(runID).flaky }
+
+func (g *Generator) flowOf(runID string) demoFlow {
 	r := g.s.Run(runID)
 	for _, f := range g.flows {
 		if f.id == r.FlowID {
-			return f.flaky
+			return f
 		}
 	}
-	return false
+	return demoFlow{}
 }
 
 // Run steps the generator every tick until ctx ends.

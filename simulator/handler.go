@@ -427,7 +427,7 @@ func (s *Server) runJSON(run *Run, full bool) map[string]any {
 		m["tasks"] = run.Steps
 	} else {
 		if run.FailedStepName != "" {
-			m["failedStep"] = map[string]any{"name": run.FailedStepName, "displayName": "Create Contact", "message": run.FailedStepMessage}
+			m["failedStep"] = map[string]any{"name": run.FailedStepName, "displayName": run.FailedStepDisplayName, "message": run.FailedStepMessage}
 		} else if s.opts.Raw {
 			m["failedStep"] = nil
 		}

@@ -56,8 +56,11 @@ type Run struct {
 	Environment                          string
 	Steps                                int
 	FailedStepName, FailedStepMessage    string
-	Tags                                 []string
-	Archived                             bool
+	FailedStepDisplayName                string
+	// NoFailedStep: a failed run whose server did not say which step failed.
+	NoFailedStep bool
+	Tags         []string
+	Archived     bool
 	// Hidden runs exist but are not yet visible to listings (a transaction not yet committed).
 	Hidden bool
 	// VisibleAt, when set, is when the row reaches the table listings read: production runs go
@@ -247,6 +250,10 @@ type RunSpec struct {
 	Tags        []string
 	Hidden      bool
 	NoStartTime bool // a terminal run without startTime (duration unknown)
+	// FailedStep and FailedStepDisplay name the step a failed run failed in (default step_2,
+	// "Create Contact"); NoFailedStep leaves it unsaid, as for a run that timed out as a whole.
+	FailedStep, FailedStepDisplay string
+	NoFailedStep                  bool
 	// VisibleAfter delays the row's visibility past its created time (a lagging runs queue).
 	VisibleAfter time.Duration
 }
@@ -280,6 +287,7 @@ func (s *Server) addRunLocked(spec RunSpec) string {
 		ID: s.newID(), ProjectID: f.projectID, FlowID: f.id, FlowVersionID: f.versionID, FlowName: f.name,
 		Status: spec.Status, Created: created, Updated: created, Environment: spec.Environment,
 		Steps: spec.Steps, Tags: spec.Tags, Hidden: spec.Hidden,
+		FailedStepName: spec.FailedStep, FailedStepDisplayName: spec.FailedStepDisplay, NoFailedStep: spec.NoFailedStep,
 	}
 	if spec.VisibleAfter > 0 {
 		r.VisibleAt = created.Add(spec.VisibleAfter)
@@ -300,10 +308,23 @@ func (s *Server) addRunLocked(spec RunSpec) string {
 }
 
 func (s *Server) setFailure(r *Run) {
-	if r.Status.IsFailure() {
-		r.FailedStepName = "step_2"
+	if !r.Status.IsFailure() || r.NoFailedStep {
+		return
+	}
+	if r.FailedStepName == "" {
+		r.FailedStepName, r.FailedStepDisplayName = "step_2", "Create Contact"
+	}
+	if r.FailedStepMessage == "" {
 		r.FailedStepMessage = "Request failed with status code 401: invalid_grant"
 	}
+}
+
+// SetFailedStep sets the step a run failed (or fails next) in.
+func (s *Server) SetFailedStep(id, name, displayName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.mustRun(id)
+	r.FailedStepName, r.FailedStepDisplayName, r.NoFailedStep = name, displayName, name == ""
 }
 
 func runLess(a, b *Run) bool { // created DESC, id DESC

@@ -237,3 +237,27 @@ func TestArchivedRunsDisabledFlowsAndRunRecord(t *testing.T) {
 		t.Errorf("status=DISABLED: %v", got)
 	}
 }
+
+// The demo's failed runs fail in steps with the display names a builder would give them.
+func TestDemoFailuresNameTheirStep(t *testing.T) {
+	s := New(Options{})
+	g := NewGenerator(s, 50, 3)
+	for range 20 {
+		g.Step(time.Second)
+	}
+	failed, named := 0, map[string]bool{}
+	for _, runs := range s.byProject {
+		for _, r := range runs {
+			if r.Status.IsFailure() && !r.NoFailedStep {
+				failed++
+				if r.FailedStepName == "" || r.FailedStepDisplayName == "" {
+					t.Errorf("failed run %s has no failed step", r.ID)
+				}
+				named[r.FailedStepDisplayName] = true
+			}
+		}
+	}
+	if failed < 10 || !named["Forward to partner webhook"] || named["Create Contact"] {
+		t.Errorf("%d failed runs, steps %v; want the flows' own step names", failed, named)
+	}
+}

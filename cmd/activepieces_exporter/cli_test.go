@@ -95,6 +95,8 @@ func TestValidateRefusesBadConfigurations(t *testing.T) {
 		{[]string{"--poll.late-window=-1s"}, "--poll.late-window must not be negative, got -1s"},
 		{[]string{"--api.rate-limit=0"}, "--api.rate-limit must be positive, got 0"},
 		{[]string{"--poll.history-rate=0"}, "--poll.history-rate must be positive, got 0"},
+		{[]string{"--activepieces.ui-url=ap.example.com"}, "--activepieces.ui-url must be an http(s) URL, got \"ap.example.com\""},
+		{[]string{"--metrics.max-failed-steps-per-flow=-1"}, "max failed steps per flow must be at least 1, got -1"},
 		{[]string{"--api.timeout=0s"}, "--api.timeout must be positive, got 0s"},
 		{[]string{"--api.retries=-1"}, "--api.retries must not be negative, got -1"},
 		{[]string{"--api.max-item-bytes=10"}, "--api.max-item-bytes and --api.max-flow-bytes must be at least 1024, got 10 and 8388608"},

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type ActivepiecesFlags struct {
 	APIKeyFile string   `name:"api-key-file" env:"ACTIVEPIECES_API_KEY_FILE" type:"path" help:"File holding the API key (re-read on SIGHUP and when it changes). Without it the key comes from ACTIVEPIECES_API_KEY."`
 	Projects   []string `cfg:"Projects" name:"project" env:"ACTIVEPIECES_PROJECTS" help:"Project id to watch (repeatable; none: discover every project the key can read)."`
 	Flows      []string `cfg:"Flows" name:"flow" env:"ACTIVEPIECES_FLOWS" help:"Only export flows with this id or display name (repeatable)."`
+	UIURL      string   `cfg:"UIURL" name:"ui-url" env:"ACTIVEPIECES_UI_URL" placeholder:"URL" help:"The Activepieces web app that run links (run_url) point into (default: --activepieces.url without its trailing /api)."`
 }
 
 // PollFlags shape the background poll.
@@ -73,6 +75,7 @@ type APIFlags struct {
 // MetricsFlags shape what is exported.
 type MetricsFlags struct {
 	MaxFlows        int       `cfg:"MaxFlows" name:"max-flows" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FLOWS" default:"${MaxFlows}" help:"Flows exported at most; the rest are counted in activepieces_exporter_flows_dropped."`
+	MaxFailedSteps  int       `cfg:"MaxFailedStepsPerFlow" name:"max-failed-steps-per-flow" env:"ACTIVEPIECES_EXPORTER_METRICS_MAX_FAILED_STEPS_PER_FLOW" default:"${MaxFailedStepsPerFlow}" help:"Steps a flow's failures are broken down by at most (activepieces_flow_run_failures_by_step_total); failures of further steps count under step \"other\"."`
 	Compact         bool      `cfg:"CompactSeries" name:"compact" env:"ACTIVEPIECES_EXPORTER_METRICS_COMPACT" help:"Halve the series per flow (big platforms): the run duration histogram per project, and the last-run status only at its current value."`
 	DurationBuckets []float64 `cfg:"DurationBuckets" name:"duration-buckets" env:"ACTIVEPIECES_EXPORTER_METRICS_DURATION_BUCKETS" default:"${DurationBuckets}" help:"Run duration histogram buckets, seconds."`
 }
@@ -218,6 +221,11 @@ func (c *CLI) Validate() error {
 	}
 	if c.API.RateLimit <= 0 {
 		errs = append(errs, fmt.Errorf("--api.rate-limit must be positive, got %g", c.API.RateLimit))
+	}
+	if u := c.Activepieces.UIURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || pu.Host == "" || pu.Scheme != "http" && pu.Scheme != "https" {
+			errs = append(errs, fmt.Errorf("--activepieces.ui-url must be an http(s) URL, got %q", u))
+		}
 	}
 	if c.Poll.HistoryRate <= 0 {
 		errs = append(errs, fmt.Errorf("--poll.history-rate must be positive, got %g", c.Poll.HistoryRate))
