@@ -13,13 +13,15 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o activepieces_exporter ./cmd/activepieces_exporter
 
-# promtool and prometheus (deploy tests run a real one) come from Debian's package.
+# promtool and prometheus (deploy tests run a real one) come from Debian's prometheus package,
+# amtool (the Alertmanager config and templates) from prometheus-alertmanager.
 tools:
-	@{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || { \
-		echo "installing Debian's prometheus package for promtool"; \
+	@{ command -v promtool && command -v prometheus && command -v amtool; } >/dev/null 2>&1 || { \
+		echo "installing Debian's prometheus and prometheus-alertmanager packages"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
 	@promtool --version | head -1
+	@amtool --version | head -1
 
 STATICCHECK := $(CURDIR)/.tools/bin/staticcheck
 STATICCHECK_VERSION := v0.8.2
