@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	htmltemplate "html/template"
 	"net/http"
 	"regexp"
 	"sort"
@@ -57,6 +58,10 @@ func (r *statusRecorder) Flush() {
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if parts := strings.Split(r.URL.Path, "/"); r.Method == http.MethodGet && len(parts) == 5 && parts[1] == "projects" && parts[3] == "runs" {
+		s.runPage(w, parts[2], parts[4])
+		return
+	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/api")
 	if !ok || r.Method != http.MethodGet && path != "/v1/health" {
 		notFound(w)
@@ -631,4 +636,38 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, q map[stri
 			"releasesEnabled": false, "metadata": nil, "poolId": nil, "plan": map[string]any{},
 			"analytics": map[string]any{"totalUsers": 1, "activeUsers": 1, "totalFlows": 0, "activeFlows": 0}}
 	})
+}
+
+// runPageTemplate stands in for the Activepieces UI's run page (/projects/<id>/runs/<id>), so
+// that the demo's run links lead somewhere.
+var runPageTemplate = htmltemplate.Must(htmltemplate.New("run").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Run {{ .ID }} · simulator</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto">
+<p><em>The activepieces_exporter simulator stands in for the Activepieces UI: in a real
+installation this link opens the run in the builder, with its steps and logs.</em></p>
+<h1>{{ .FlowName }}</h1>
+<dl>
+<dt>Run</dt><dd>{{ .ID }}</dd>
+<dt>Status</dt><dd>{{ .Status }}</dd>
+{{ with .FailedStepDisplayName }}<dt>Failed step</dt><dd>{{ . }} ({{ $.FailedStepName }})</dd>{{ end }}
+{{ with .FailedStepMessage }}<dt>Error</dt><dd>{{ . }}</dd>{{ end }}
+<dt>Created</dt><dd>{{ .Created.Format "2006-01-02 15:04:05 MST" }}</dd>
+{{ if not .FinishTime.IsZero }}<dt>Finished</dt><dd>{{ .FinishTime.Format "2006-01-02 15:04:05 MST" }}</dd>{{ end }}
+</dl></body></html>
+`))
+
+func (s *Server) runPage(w http.ResponseWriter, projectID, runID string) {
+	s.mu.Lock()
+	r, ok := s.runs[runID]
+	var run Run
+	if ok {
+		run = *r
+	}
+	s.mu.Unlock()
+	if !ok || run.ProjectID != projectID {
+		http.NotFound(w, nil)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = runPageTemplate.Execute(w, run)
 }

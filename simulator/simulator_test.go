@@ -261,3 +261,25 @@ func TestDemoFailuresNameTheirStep(t *testing.T) {
 		t.Errorf("%d failed runs, steps %v; want the flows' own step names", failed, named)
 	}
 }
+
+// The demo's run links lead to a page standing in for the UI's run page.
+func TestRunPageStandsInForTheUI(t *testing.T) {
+	s := New(Options{})
+	p := s.AddProject("P")
+	f := s.AddFlow(p, "", `Relay <script>`)
+	id := s.AddRun(RunSpec{FlowID: f, Status: apiclient.StatusFailed, FailedStep: "step_2", FailedStepDisplay: "Forward to partner"})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/projects/" + p + "/runs/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Forward to partner") || strings.Contains(string(body), "<script>") {
+		t.Errorf("run page: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, err := http.Get(srv.URL + "/projects/other/runs/" + id); err != nil || resp.StatusCode != 404 {
+		t.Errorf("a run under another project: %v %v", resp, err)
+	}
+}
