@@ -145,6 +145,15 @@ func populate(e *Exporter, p *projectState, inflight int) {
 		f.durCount, f.durSum, f.tasks, f.consecFails = uint64(len(buckets)), 123.4, 42, 1
 		f.last = lastRun{set: true, status: apiclient.StatusFailed, finish: epoch, order: epoch, duration: 1.5, durationK: true, tasks: 3, tasksK: true}
 		f.lastSuccess = epoch
+		// Exemplars everywhere they can be: FAILED, TIMEOUT and every duration bucket, and a
+		// last failure with its link.
+		ex := exemplar{runID: "run" + f.id[:18], value: 1, at: epoch}
+		f.exFailed, f.exTimeout = ex, ex
+		f.exBuckets = make([]exemplar, len(f.durBuckets))
+		for i := range f.exBuckets {
+			f.exBuckets[i] = exemplar{runID: ex.runID, value: 0.5, at: epoch}
+		}
+		f.lastFail = failure{runID: ex.runID, status: "FAILED", step: "Post to Slack", stepName: "step_3", at: epoch}
 	}
 	ids := make([]string, 0, len(p.flows))
 	for id := range p.flows {
@@ -239,6 +248,12 @@ func BenchmarkRender(b *testing.B) {
 			{"writetext", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 				if err := e.WriteText(w); err != nil {
+					b.Fatal(err)
+				}
+			})},
+			{"writeopenmetrics", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+				if err := e.WriteOpenMetrics(w); err != nil {
 					b.Fatal(err)
 				}
 			})},

@@ -17,7 +17,19 @@ import (
 // WriteText writes the exporter's samples in the Prometheus text format (0.0.4): the same samples
 // as Collect, written straight from the ledger without a metric object per sample.
 func (e *Exporter) WriteText(w io.Writer) error {
-	t := &textSink{w: bufio.NewWriterSize(w, 64<<10)}
+	return e.write(w, false)
+}
+
+// WriteOpenMetrics writes the same samples in the OpenMetrics text format (1.0.0), with
+// exemplars {run_id="…"} on the FAILED and TIMEOUT series of activepieces_flow_runs_total and on
+// the duration buckets (the latest run observed in each). It does not write the closing
+// "# EOF": whoever appends other metrics writes it.
+func (e *Exporter) WriteOpenMetrics(w io.Writer) error {
+	return e.write(w, true)
+}
+
+func (e *Exporter) write(w io.Writer, om bool) error {
+	t := &textSink{w: bufio.NewWriterSize(w, 64<<10), om: om}
 	e.emit(t)
 	if t.err != nil {
 		return t.err
@@ -25,14 +37,58 @@ func (e *Exporter) WriteText(w io.Writer) error {
 	return t.w.Flush()
 }
 
+// textSink writes the text format, or with om the OpenMetrics one: counters' families are named
+// without _total, HELP escapes quotes too, and samples may carry exemplars.
 type textSink struct {
 	w    *bufio.Writer
+	om   bool
 	last *family // family whose HELP and TYPE were written last
 	buf  []byte
 	err  error
+	ex   []exemplar // for the next sample or histogram
 }
 
-var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+func (t *textSink) exemplars(ex ...exemplar) { t.ex = ex }
+
+var (
+	helpEscaper   = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+	omHelpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+)
+
+// appendExemplar appends an exemplar's ` # {run_id="…"} value timestamp` (OpenMetrics only).
+func (t *textSink) appendExemplar(x exemplar) {
+	if !t.om || x.runID == "" {
+		return
+	}
+	t.buf = append(t.buf, ` # {run_id="`...)
+	t.buf = appendEscaped(t.buf, x.runID)
+	t.buf = append(t.buf, `"} `...)
+	t.buf = appendOMFloat(t.buf, x.value)
+	if !x.at.IsZero() {
+		t.buf = append(t.buf, ' ')
+		t.buf = appendOMFloat(t.buf, float64(x.at.UnixNano())/1e9)
+	}
+}
+
+// appendOMFloat writes a float as OpenMetrics wants it (and expfmt writes it): with ".0" when
+// it would otherwise read as an integer.
+func appendOMFloat(b []byte, v float64) []byte {
+	start := len(b)
+	b = appendFloat(b, v)
+	if math.IsInf(v, 0) || math.IsNaN(v) || bytes.ContainsAny(b[start:], "e.") {
+		return b
+	}
+	return append(b, ".0"...)
+}
+
+// appendValue writes a sample value in the sink's format.
+func (t *textSink) appendValue(v float64) {
+	if t.om {
+		t.buf = appendOMFloat(t.buf, v)
+	} else {
+		t.buf = appendFloat(t.buf, v)
+	}
+}
 
 func (t *textSink) header(f *family) {
 	if t.last == f {
@@ -46,12 +102,19 @@ func (t *textSink) header(f *family) {
 	case dto.MetricType_HISTOGRAM:
 		typ = "histogram"
 	}
+	name, help := f.name, helpEscaper.Replace(f.help)
+	if t.om {
+		help = omHelpEscaper.Replace(f.help)
+		if f.typ == dto.MetricType_COUNTER {
+			name = strings.TrimSuffix(name, "_total") // the family; its sample is name_total
+		}
+	}
 	t.buf = append(t.buf[:0], "# HELP "...)
-	t.buf = append(t.buf, f.name...)
+	t.buf = append(t.buf, name...)
 	t.buf = append(t.buf, ' ')
-	t.buf = append(t.buf, helpEscaper.Replace(f.help)...)
+	t.buf = append(t.buf, help...)
 	t.buf = append(t.buf, "\n# TYPE "...)
-	t.buf = append(t.buf, f.name...)
+	t.buf = append(t.buf, name...)
 	t.buf = append(t.buf, ' ')
 	t.buf = append(t.buf, typ...)
 	t.buf = append(t.buf, '\n')
@@ -89,13 +152,17 @@ func (t *textSink) line(name, suffix string, f *family, lv []string, extraName, 
 		}
 		t.buf = append(t.buf, '"')
 	}
+	lePos := f.lePos
+	if t.om {
+		lePos = len(f.order) // where expfmt's OpenMetrics encoder writes it
+	}
 	for i, idx := range f.order {
-		if extraName != "" && i == f.lePos {
+		if extraName != "" && i == lePos {
 			pair(extraName, extraValue, false)
 		}
 		pair(f.labels[idx], lv[idx], true)
 	}
-	if extraName != "" && f.lePos == len(f.order) {
+	if extraName != "" && lePos == len(f.order) {
 		pair(extraName, extraValue, false)
 	}
 	t.buf = append(t.buf, "} "...)
@@ -135,29 +202,46 @@ func appendFloat(b []byte, v float64) []byte {
 func (t *textSink) sample(f *family, v float64, lv ...string) {
 	t.header(f)
 	t.line(f.name, "", f, lv, "", "")
-	t.buf = appendFloat(t.buf, v)
+	t.appendValue(v)
+	if len(t.ex) > 0 {
+		t.appendExemplar(t.ex[0])
+		t.ex = nil
+	}
 	t.buf = append(t.buf, '\n')
 	t.write()
 }
 
 func (t *textSink) histogram(f *family, count uint64, sum float64, upper []float64, counts []uint64, lv ...string) {
 	t.header(f)
+	ex := t.ex
+	t.ex = nil
+	bucketEx := func(i int) {
+		if i < len(ex) {
+			t.appendExemplar(ex[i])
+		}
+	}
 	var cum uint64
 	var le []byte
 	for i, ub := range upper {
 		cum += counts[i]
-		le = appendFloat(le[:0], ub)
+		if t.om {
+			le = appendOMFloat(le[:0], ub)
+		} else {
+			le = appendFloat(le[:0], ub)
+		}
 		t.line(f.name, "_bucket", f, lv, "le", string(le))
 		t.buf = strconv.AppendUint(t.buf, cum, 10)
+		bucketEx(i)
 		t.buf = append(t.buf, '\n')
 		t.write()
 	}
 	t.line(f.name, "_bucket", f, lv, "le", "+Inf")
 	t.buf = strconv.AppendUint(t.buf, count, 10)
+	bucketEx(len(upper))
 	t.buf = append(t.buf, '\n')
 	t.write()
 	t.line(f.name, "_sum", f, lv, "", "")
-	t.buf = appendFloat(t.buf, sum)
+	t.appendValue(sum)
 	t.buf = append(t.buf, '\n')
 	t.write()
 	t.line(f.name, "_count", f, lv, "", "")
@@ -175,6 +259,14 @@ type exposition struct {
 	buf bytes.Buffer // reused between renders
 	// served is the newest poll whose results a scrape has been given (MarkServed).
 	served atomic.Uint64
+
+	// The OpenMetrics rendering (with exemplars), gzip-compressed, of poll omGen: rendered with
+	// the text one after every poll once a scrape has asked for it (wantOM), and at once for
+	// the first such scrape.
+	omMu   sync.Mutex
+	om     []byte
+	omGen  uint64
+	wantOM atomic.Bool
 }
 
 func (x *exposition) markServed(gen uint64) {
@@ -188,25 +280,65 @@ func (x *exposition) markServed(gen uint64) {
 
 // refreshExposition re-renders the cached exposition. Called after every poll.
 func (e *Exporter) refreshExposition() error {
-	e.expo.buf.Reset()
-	zw, err := gzip.NewWriterLevel(&e.expo.buf, gzip.BestSpeed)
-	if err != nil {
-		return err
-	}
-	if err := e.WriteText(zw); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	gz := bytes.Clone(e.expo.buf.Bytes())
 	e.mu.RLock()
 	gen := e.completed
 	e.mu.RUnlock()
+	gz, err := e.renderGzip(&e.expo.buf, false)
+	if err != nil {
+		return err
+	}
 	e.expo.mu.Lock()
 	e.expo.gz, e.expo.gen = gz, gen
 	e.expo.mu.Unlock()
+	if e.expo.wantOM.Load() {
+		e.expo.omMu.Lock()
+		defer e.expo.omMu.Unlock()
+		om, err := e.renderGzip(nil, true)
+		if err != nil {
+			return err
+		}
+		e.expo.om, e.expo.omGen = om, gen
+	}
 	return nil
+}
+
+// renderGzip renders the text (or OpenMetrics) exposition, gzip-compressed, in buf (reused when
+// given).
+func (e *Exporter) renderGzip(buf *bytes.Buffer, om bool) ([]byte, error) {
+	if buf == nil {
+		buf = &bytes.Buffer{}
+	}
+	buf.Reset()
+	zw, err := gzip.NewWriterLevel(buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.write(zw, om); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// OpenMetrics returns the exporter's metrics as of the last poll in the OpenMetrics format, with
+// exemplars and without the closing "# EOF", gzip-compressed, and the poll they are of. The
+// first call renders them; from then on they are rendered after every poll. The slice is shared:
+// do not modify it.
+func (e *Exporter) OpenMetrics() (gz []byte, poll uint64, err error) {
+	e.expo.wantOM.Store(true)
+	e.expo.omMu.Lock()
+	defer e.expo.omMu.Unlock()
+	_, gen := e.Exposition()
+	if e.expo.om == nil || e.expo.omGen != gen {
+		om, err := e.renderGzip(nil, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		e.expo.om, e.expo.omGen = om, gen
+	}
+	return e.expo.om, e.expo.omGen, nil
 }
 
 // Exposition returns the exporter's metrics as of the last poll, in the text format (0.0.4),

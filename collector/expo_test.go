@@ -10,8 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 )
 
 // The served text (WriteText) and Collect must say the same thing, sample for sample.
@@ -64,3 +67,68 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 }
 
 func sortedFlowIDs(p *projectState) []string { return slices.Sorted(maps.Keys(p.flows)) }
+
+// The OpenMetrics rendering says what expfmt's own OpenMetrics encoder says of Collect's
+// samples (exemplars included), line for line; only the order within a family may differ.
+func TestWriteOpenMetricsMatchesExpfmt(t *testing.T) {
+	h := goldenScenario(t)
+	e, p, _ := benchExporter(t, 300)
+	for i, f := range []string{`say "hi"`, `C:\temp`, "two\nlines", "Zürich ✓"} {
+		fl := p.flows[sortedFlowIDs(p)[i]]
+		fl.name, fl.labels = f, []string{p.id, fl.id, f}
+	}
+	populate(e, p, 1000)
+	for name, exp := range map[string]*Exporter{"golden scenario": h.exp, "300 flows": e} {
+		var ours bytes.Buffer
+		if err := exp.WriteOpenMetrics(&ours); err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(exp)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var theirs bytes.Buffer
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToOpenMetrics(&theirs, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, b := strings.Split(ours.String(), "\n"), strings.Split(theirs.String(), "\n")
+		slices.Sort(a)
+		slices.Sort(b)
+		if !slices.Equal(a, b) {
+			for _, l := range a {
+				if !slices.Contains(b, l) {
+					t.Errorf("%s: only ours: %s", name, l)
+					break
+				}
+			}
+			for _, l := range b {
+				if !slices.Contains(a, l) {
+					t.Errorf("%s: only expfmt's: %s", name, l)
+					break
+				}
+			}
+		}
+		if n := strings.Count(ours.String(), " # {run_id="); n == 0 && exp == h.exp {
+			t.Errorf("%s: no exemplars", name)
+		}
+	}
+	// The golden scenario's FAILED and TIMEOUT series name their runs; SUCCEEDED ones do not.
+	var om bytes.Buffer
+	if err := h.exp.WriteOpenMetrics(&om); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(om.String(), "\n") {
+		if !strings.HasPrefix(l, "activepieces_flow_runs_total{") {
+			continue
+		}
+		has := strings.Contains(l, ` # {run_id="`)
+		failed := strings.Contains(l, `status="FAILED"`) || strings.Contains(l, `status="TIMEOUT"`)
+		if has != (failed && !strings.Contains(l, "} 0.0")) {
+			t.Errorf("exemplar on the wrong series: %s", l)
+		}
+	}
+}

@@ -36,6 +36,28 @@ type flowState struct {
 	// stepFails counts counted failed executions by the failed step's name ("" when the server
 	// did not say, "other" beyond Config.MaxFailedStepsPerFlow names).
 	stepFails map[string]*stepFailures
+	// Exemplars (OpenMetrics): the latest counted FAILED and TIMEOUT executions, and the latest
+	// run observed in each duration bucket.
+	exFailed, exTimeout exemplar
+	exBuckets           []exemplar
+}
+
+// exemplar is a run an exposed sample points to: {run_id="…"} with its value and time.
+type exemplar struct {
+	runID string
+	value float64
+	at    time.Time
+}
+
+// maxExemplarID bounds the run ids given as exemplars: OpenMetrics allows 128 characters of
+// exemplar labels in all (real ids have 21).
+const maxExemplarID = 100
+
+func exemplarOf(r *apiclient.FlowRun, v float64) exemplar {
+	if len(r.ID) > maxExemplarID {
+		return exemplar{}
+	}
+	return exemplar{runID: r.ID, value: v, at: orderTime(r)}
 }
 
 // failure is a failed execution, as the last-failure metrics show it.
@@ -276,11 +298,21 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 	tasks, tasksOK := r.TaskCount()
 	if pr.count {
 		f.runs[status]++
+		switch status {
+		case apiclient.StatusFailed:
+			f.exFailed = exemplarOf(r, 1)
+		case apiclient.StatusTimeout:
+			f.exTimeout = exemplarOf(r, 1)
+		}
 		if durOK {
 			f.durCount++
 			f.durSum += dur
 			i := sort.SearchFloat64s(buckets, dur) // first bucket with upper bound >= dur
 			f.durBuckets[i]++
+			if len(f.exBuckets) != len(f.durBuckets) {
+				f.exBuckets = make([]exemplar, len(f.durBuckets))
+			}
+			f.exBuckets[i] = exemplarOf(r, dur)
 		}
 		if tasksOK {
 			f.tasks += tasks

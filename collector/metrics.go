@@ -173,6 +173,7 @@ var familyTable = []family{
 				return
 			}
 			for _, r := range v.flows {
+				s.exemplars(r.f.exBuckets...)
 				s.histogram(f, r.f.durCount, r.f.durSum, v.e.cfg.DurationBuckets, r.f.durBuckets, r.f.labels...)
 			}
 		}},
@@ -223,6 +224,12 @@ var familyTable = []family{
 			for _, r := range v.flows {
 				fl, l := r.f, r.f.labels
 				for _, st := range apiclient.TerminalStatuses {
+					switch st {
+					case apiclient.StatusFailed:
+						s.exemplars(fl.exFailed)
+					case apiclient.StatusTimeout:
+						s.exemplars(fl.exTimeout)
+					}
 					s.sample(f, fl.runs[st], l[0], l[1], l[2], string(st))
 				}
 				var extra []string
@@ -338,6 +345,9 @@ func Families() []FamilyInfo {
 type sink interface {
 	sample(f *family, v float64, labelValues ...string)
 	histogram(f *family, count uint64, sum float64, upper []float64, counts []uint64, labelValues ...string)
+	// exemplars attaches exemplars to the next sample (ex[0]) or histogram (one per bucket,
+	// +Inf last; a zero exemplar: none).
+	exemplars(ex ...exemplar)
 }
 
 // view is the exporter's state arranged for rendering: projects and exported flows in a stable
@@ -465,27 +475,49 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 // poll; Collect renders the same samples for registries and tests. It does not count as a scrape
 // that served new flows' zero series: whoever serves them calls MarkServed.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
-	e.emit(collectSink{ch})
+	e.emit(&collectSink{ch: ch})
 }
 
-type collectSink struct{ ch chan<- prometheus.Metric }
+type collectSink struct {
+	ch chan<- prometheus.Metric
+	ex []exemplar // for the next sample or histogram
+}
 
-func (c collectSink) sample(f *family, v float64, lv ...string) {
+func (c *collectSink) exemplars(ex ...exemplar) { c.ex = ex }
+
+// send sends m with the pending exemplars.
+func (c *collectSink) send(m prometheus.Metric) {
+	var exs []prometheus.Exemplar
+	for _, x := range c.ex {
+		if x.runID != "" {
+			exs = append(exs, prometheus.Exemplar{Value: x.value, Labels: prometheus.Labels{"run_id": x.runID}, Timestamp: x.at})
+		}
+	}
+	c.ex = nil
+	if len(exs) > 0 {
+		if mx, err := prometheus.NewMetricWithExemplars(m, exs...); err == nil {
+			m = mx
+		}
+	}
+	c.ch <- m
+}
+
+func (c *collectSink) sample(f *family, v float64, lv ...string) {
 	vt := prometheus.GaugeValue
 	if f.typ == counter {
 		vt = prometheus.CounterValue
 	}
-	c.ch <- prometheus.MustNewConstMetric(f.desc, vt, v, lv...)
+	c.send(prometheus.MustNewConstMetric(f.desc, vt, v, lv...))
 }
 
-func (c collectSink) histogram(f *family, count uint64, sum float64, upper []float64, counts []uint64, lv ...string) {
+func (c *collectSink) histogram(f *family, count uint64, sum float64, upper []float64, counts []uint64, lv ...string) {
 	cum := make(map[float64]uint64, len(upper)) // kept by the metric: one per histogram
 	var n uint64
 	for i, ub := range upper {
 		n += counts[i]
 		cum[ub] = n
 	}
-	c.ch <- prometheus.MustNewConstHistogram(f.desc, count, sum, cum, lv...)
+	c.send(prometheus.MustNewConstHistogram(f.desc, count, sum, cum, lv...))
 }
 
 // emit renders every sample into s, family by family, in familyTable's order.

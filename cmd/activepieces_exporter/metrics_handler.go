@@ -20,8 +20,9 @@ import (
 
 // metricsHandler serves /metrics: the exporter's samples from the exposition it renders once per
 // poll (already gzip-compressed), followed by the registry's own metrics (Go, process, API client,
-// build info) encoded per scrape. The answer is always the text format (0.0.4), gzip-compressed
-// when the client accepts it (Prometheus does).
+// build info) encoded per scrape. The answer is OpenMetrics (1.0.0, with exemplars that name
+// runs) when the client asks for it (Prometheus does), else the text format (0.0.4);
+// gzip-compressed when the client accepts it (Prometheus does).
 //
 // At most maxInFlight scrapes are served at once, but a scrape keeps its slot for fastWindow only:
 // one still being written after that (a slow or stalled reader) moves to one of the few slow slots
@@ -29,27 +30,27 @@ import (
 // slowly, however many, cannot keep Prometheus out; each scrape must be written within
 // scrapeTimeout.
 type metricsHandler struct {
-	exp         exposer
-	registry    prometheus.Gatherer
-	log         *slog.Logger
-	inFlight    chan struct{}
-	slow        chan struct{}
-	fastWindow  time.Duration
-	admitted    atomic.Uint64 // scrapes given a slot so far
-	contentType string
+	exp        exposer
+	registry   prometheus.Gatherer
+	log        *slog.Logger
+	inFlight   chan struct{}
+	slow       chan struct{}
+	fastWindow time.Duration
+	admitted   atomic.Uint64 // scrapes given a slot so far
 }
 
 // exposer is what the handler needs of the exporter (collector.Exporter).
 type exposer interface {
 	// Exposition is the gzip text rendered after the last poll, and that poll.
 	Exposition() ([]byte, uint64)
+	// OpenMetrics is the same in OpenMetrics, without its "# EOF".
+	OpenMetrics() ([]byte, uint64, error)
 	// MarkServed records that a scrape was given the metrics of a poll.
 	MarkServed(poll uint64)
 }
 
 func newMetricsHandler(exp exposer, reg prometheus.Gatherer, maxInFlight int, log *slog.Logger) *metricsHandler {
-	h := &metricsHandler{exp: exp, registry: reg, log: log, fastWindow: fastWindow,
-		contentType: string(expfmt.NewFormat(expfmt.TypeTextPlain))}
+	h := &metricsHandler{exp: exp, registry: reg, log: log, fastWindow: fastWindow}
 	if maxInFlight > 0 {
 		h.inFlight = make(chan struct{}, maxInFlight)
 		h.slow = make(chan struct{}, max(2, maxInFlight/4))
@@ -128,16 +129,28 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "error gathering metrics: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	cached, poll := h.exp.Exposition()
+	if expfmt.NegotiateIncludingOpenMetrics(r.Header).FormatType() == expfmt.TypeOpenMetrics {
+		format = expfmt.NewFormat(expfmt.TypeOpenMetrics)
+		if cached, poll, err = h.exp.OpenMetrics(); err != nil {
+			h.log.Error("rendering OpenMetrics", "err", err)
+			http.Error(w, "error rendering metrics: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
 	var own bytes.Buffer
-	enc := expfmt.NewEncoder(&own, expfmt.NewFormat(expfmt.TypeTextPlain))
+	enc := expfmt.NewEncoder(&own, format)
 	for _, mf := range families {
 		if err := enc.Encode(mf); err != nil {
 			http.Error(w, "error encoding metrics: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
 	}
-	cached, poll := h.exp.Exposition()
-	w.Header().Set("Content-Type", h.contentType)
+	if closer, ok := enc.(expfmt.Closer); ok {
+		_ = closer.Close() // OpenMetrics' "# EOF", after everything
+	}
+	w.Header().Set("Content-Type", string(format))
 	if err := h.write(w, r, cached, own.Bytes()); err != nil {
 		return
 	}

@@ -32,12 +32,13 @@ func gz(t *testing.T, s string) []byte {
 
 // fixedExposition is an exposer serving one text, recording what was marked served.
 type fixedExposition struct {
-	gz     []byte
+	gz, om []byte
 	served atomic.Uint64
 }
 
-func (f *fixedExposition) Exposition() ([]byte, uint64) { return f.gz, 7 }
-func (f *fixedExposition) MarkServed(poll uint64)       { f.served.Store(poll) }
+func (f *fixedExposition) Exposition() ([]byte, uint64)         { return f.gz, 7 }
+func (f *fixedExposition) OpenMetrics() ([]byte, uint64, error) { return f.om, 8, nil }
+func (f *fixedExposition) MarkServed(poll uint64)               { f.served.Store(poll) }
 
 func TestMetricsHandlerServesCachedAndRegistryTextWithOrWithoutGzip(t *testing.T) {
 	cached := "# HELP activepieces_up Up.\n# TYPE activepieces_up gauge\nactivepieces_up 1\n"
@@ -151,5 +152,40 @@ func TestSlowReadersCannotLockOutTheScraper(t *testing.T) {
 			t.Errorf("scrape %d: %d, %d bytes in %s", i, resp.StatusCode, n, time.Since(start))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A scraper asking for OpenMetrics (as Prometheus does) gets it: the exporter's OpenMetrics
+// rendering, then the registry's metrics in OpenMetrics, then "# EOF"; and the poll marked
+// served is the one that rendering is of.
+func TestMetricsHandlerNegotiatesOpenMetrics(t *testing.T) {
+	om := "# HELP activepieces_flow_runs Runs.\n# TYPE activepieces_flow_runs counter\n" +
+		`activepieces_flow_runs_total{status="FAILED"} 1 # {run_id="r1"} 1 1.7e+09` + "\n"
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "own_total", Help: "Own."})
+	c.Add(2)
+	reg.MustRegister(c)
+	exp := &fixedExposition{gz: gz(t, "text\n"), om: gz(t, om)}
+	h := newMetricsHandler(exp, reg, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	// What Prometheus 3 sends by default.
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text; version=1.0.0") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	want := om + "# HELP own Own.\n# TYPE own counter\nown_total 2.0\n# EOF\n"
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body:\n%s\nwant:\n%s", got, want)
+	}
+	if exp.served.Load() != 8 {
+		t.Errorf("marked poll %d served, want the OpenMetrics rendering's 8", exp.served.Load())
+	}
+	// Without an Accept for it: the text format.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") || !strings.HasPrefix(rec.Body.String(), "text\n") {
+		t.Errorf("plain scrape: %q %q", ct, rec.Body.String())
 	}
 }
