@@ -296,7 +296,8 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	start(t, &promLogs, prometheus, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr, "--log.level=warn")
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr, "--log.level=warn",
+		"--enable-feature=exemplar-storage")
 	base := "http://" + promAddr
 
 	exprs := dashboardExprs(t)
@@ -310,6 +311,8 @@ scrape_configs:
 	defer cancel()
 	empty := map[string]bool{}
 	firing, retried, linked := false, false, false
+	var exemplified string // a failed run an exemplar names, found in the demo's UI
+	var uiBase string      // the demo's UI, from the alert's run_url
 	var lastErr error
 	for ctx.Err() == nil {
 		time.Sleep(time.Second)
@@ -328,8 +331,10 @@ scrape_configs:
 				firing = firing || a.State == "firing"
 				// The notification links to the failed run in the (demo's) UI and names its step.
 				u := a.Annotations["run_url"]
-				linked = linked || strings.HasPrefix(u, "http://127.0.0.1:") && strings.Contains(u, "/projects/") && strings.Contains(u, "/runs/") &&
-					a.Annotations["failed_step"] != "" && strings.Contains(a.Annotations["description"], u)
+				if strings.HasPrefix(u, "http://127.0.0.1:") && strings.Contains(u, "/runs/") && a.Annotations["failed_step"] != "" &&
+					strings.Contains(a.Annotations["description"], u) {
+					linked, uiBase = true, u[:strings.Index(u, "/projects/")]
+				}
 			case "Nightly invoice export":
 				t.Fatalf("ActivepiecesFlowRunFailed fired for the healthy flow: %v", a.Labels)
 			}
@@ -349,7 +354,11 @@ scrape_configs:
 		if res, err := promGet(base, "/api/v1/query", url.Values{"query": {`sum(activepieces_flow_run_retries_total{flow_name="Flaky webhook relay"}) > 0`}}); err == nil {
 			retried = len(res.Data.Result) > 0
 		}
-		if firing && retried && linked && len(empty) == 0 {
+		if exemplified == "" && linked {
+			exemplified = exemplarRun(t, base, uiBase)
+		}
+		if firing && retried && linked && exemplified != "" && len(empty) == 0 {
+			t.Logf("exemplar of a FAILED run of the flaky flow: %s", exemplified)
 			return
 		}
 	}
@@ -358,8 +367,8 @@ scrape_configs:
 		missing = append(missing, e)
 	}
 	sort.Strings(missing)
-	t.Fatalf("after 90s: FAILED alert firing for the flaky flow = %v, a retry seen = %v, its run linked = %v; queries without data:\n  %s\nlast error: %v\nexporter log:\n%s\nprometheus log:\n%s",
-		firing, retried, linked, strings.Join(missing, "\n  "), lastErr, exporterLogs.String(), promLogs.String())
+	t.Fatalf("after 90s: FAILED alert firing for the flaky flow = %v, a retry seen = %v, its run linked = %v, an exemplar naming a failed run = %q; queries without data:\n  %s\nlast error: %v\nexporter log:\n%s\nprometheus log:\n%s",
+		firing, retried, linked, exemplified, strings.Join(missing, "\n  "), lastErr, exporterLogs.String(), promLogs.String())
 }
 
 // The dashboard's panels fit the 24-column grid without overlapping, and every query of a panel
@@ -417,4 +426,49 @@ func TestDashboardLayout(t *testing.T) {
 			t.Errorf("panel %q has no query", p.Title)
 		}
 	}
+}
+
+// exemplarRun asks Prometheus (exemplar storage on) for the exemplars of the flaky flow's FAILED
+// counter and duration buckets, and returns the run the latest FAILED one names once that run's
+// page in the UI (the demo's stand-in) says it failed; "" until then.
+func exemplarRun(t *testing.T, base, uiBase string) string {
+	t.Helper()
+	var res struct {
+		Data []struct {
+			SeriesLabels map[string]string `json:"seriesLabels"`
+			Exemplars    []struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"exemplars"`
+		} `json:"data"`
+	}
+	get := func(query string) bool {
+		now := time.Now()
+		q := url.Values{"query": {query}, "start": {fmt.Sprint(now.Add(-5 * time.Minute).Unix())}, "end": {fmt.Sprint(now.Unix())}}
+		resp, err := http.Get(base + "/api/v1/query_exemplars?" + q.Encode())
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		res.Data = nil
+		return json.NewDecoder(resp.Body).Decode(&res) == nil && len(res.Data) > 0 && len(res.Data[0].Exemplars) > 0
+	}
+	if !get(`activepieces_flow_run_duration_seconds_bucket{flow_name="Flaky webhook relay"}`) {
+		return ""
+	}
+	if !get(`activepieces_flow_runs_total{flow_name="Flaky webhook relay", status="FAILED"}`) {
+		return ""
+	}
+	ex := res.Data[0].Exemplars
+	runID, project := ex[len(ex)-1].Labels["run_id"], res.Data[0].SeriesLabels["project_id"]
+	resp, err := http.Get(uiBase + "/projects/" + project + "/runs/" + runID)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(page), runID) || !strings.Contains(string(page), "Failed step") {
+		t.Errorf("the exemplar's run %s: the UI page answers %d\n%s", runID, resp.StatusCode, page)
+		return ""
+	}
+	return runID
 }
