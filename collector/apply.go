@@ -317,7 +317,7 @@ func (e *Exporter) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 		present[fl.ID] = true
 		st, ok := p.flows[fl.ID]
 		if !ok {
-			st = &flowState{id: fl.ID, bornPoll: seq}
+			st = &flowState{id: fl.ID, bornPoll: seq, bornAt: e.now()}
 			st.resetCounts(len(e.cfg.DurationBuckets))
 			p.flows[fl.ID] = st
 			if e.exportedFlows < e.cfg.MaxFlows {
@@ -347,7 +347,7 @@ func (e *Exporter) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 	// Flows beyond the cap take free slots, starting from zero so increase() sees their runs.
 	for _, st := range p.flows {
 		if !st.exported && e.exportedFlows < e.cfg.MaxFlows {
-			st.exported, st.bornPoll = true, seq
+			st.exported, st.bornPoll, st.bornAt = true, seq, e.now()
 			st.resetCounts(len(e.cfg.DurationBuckets))
 			e.exportedFlows++
 			e.droppedFlows--
@@ -394,13 +394,14 @@ func (p *projectState) ledgerHorizon(overlap time.Duration) time.Time {
 	return h
 }
 
-// maxDeferPolls bounds how long a new flow's runs wait for a scrape of its zero series: an
-// exporter nobody scrapes still counts.
+// maxDeferPolls bounds how long a new flow's runs wait for a scrape of its zero series, in poll
+// intervals: an exporter nobody scrapes still counts. It is time, not polls: Run polls in ticks
+// of a tenth of the interval, and ten ticks are shorter than many scrape intervals.
 const maxDeferPolls = 10
 
 // zeroServed reports whether a scrape has served the flow's series at zero: an exposition
 // rendered after the poll that first listed it (every such exposition has them) was served, or
-// the flow has waited maxDeferPolls polls.
+// the flow has waited maxDeferPolls poll intervals.
 func (e *Exporter) zeroServed(fl *flowState, seq uint64) bool {
-	return fl.bornPoll < seq && (e.expo.served.Load() >= fl.bornPoll || seq-fl.bornPoll >= maxDeferPolls)
+	return fl.bornPoll < seq && (e.expo.served.Load() >= fl.bornPoll || e.now().Sub(fl.bornAt) >= maxDeferPolls*e.cfg.PollInterval)
 }

@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -187,6 +188,16 @@ func TestNewFlowWaitsForAScrapeOfItsZero(t *testing.T) {
 	// Nobody scrapes at all: the runs are counted after maxDeferPolls polls anyway.
 	other := h.sim.AddFlow(fx.project, "", "Unwatched flow")
 	h.sim.AddRun(simulator.RunSpec{FlowID: other, Status: apiclient.StatusSucceeded})
+	// Many polls in a short time (Run's ticks) are no reason to give up waiting for a scrape.
+	for range 3 * maxDeferPolls {
+		h.clock.Advance(h.exp.cfg.PollInterval / 10)
+		if err := h.exp.PollOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(gunzip(t, first(h.exp.Exposition())), `flow_id="`+other+`",flow_name="Unwatched flow",project_id="`+fx.project+`",status="SUCCEEDED"} 1`) {
+		t.Error("the new flow's run was counted after 3 intervals of frequent polls, with its zero never scraped")
+	}
 	for range maxDeferPolls + 1 {
 		h.mustPoll()
 	}

@@ -18,6 +18,7 @@ type flowState struct {
 	// counted runs wait until an exposition rendered after that poll has been scraped, so its zero
 	// series are served first.
 	bornPoll uint64
+	bornAt   time.Time // when (for the bound on that wait)
 	exported bool
 	labels   []string // project_id, flow_id, flow_name: rebuilt on rename, reused on every scrape
 

@@ -37,6 +37,7 @@ var notSaved = map[string]string{
 	"projectState.attempt":             "a restart reads afresh",
 	"projectState.nextDue":             "the schedule of this process",
 	"flowState.bornPoll":               "a restored flow was served before",
+	"flowState.bornAt":                 "a restored flow was served before",
 	"flowState.exported":               "derived from --metrics.max-flows on load",
 	"flowState.labels":                 "derived from the ids and name",
 	"flowState.exFailed":               "exemplars restart with the process",
