@@ -49,6 +49,10 @@ func (e *Exporter) applyLocked(p *projectState, f *fetched, seq uint64, now time
 	p.head, p.started, p.gaps = f.head, f.started, f.gaps
 	if !f.overlapAt.IsZero() {
 		p.lastOverlap = f.overlapAt
+		p.overlapHead = f.overlapHead
+		if p.overlapHead.IsZero() {
+			p.overlapHead = f.head // the first poll: its position
+		}
 	}
 	if f.capped {
 		p.capHits++
@@ -295,10 +299,11 @@ func (e *Exporter) applyWatchLocked(p *projectState, f *fetched, seq uint64, flo
 	}
 }
 
-// ledgerWindow is how far below the poll position the ledger keeps the ids of finished runs: the
-// overlap window, or the late window when it is longer.
+// ledgerWindow is how far below the poll position the ledger keeps the ids of finished runs: as
+// far as the overlap sweep reaches (the overlap below the previous sweep's position, an overlap
+// interval and a poll before), or the late window when it is longer.
 func (e *Exporter) ledgerWindow() time.Duration {
-	return max(e.cfg.Overlap, e.cfg.LateWindow)
+	return max(e.cfg.Overlap+e.cfg.OverlapInterval+e.cfg.PollInterval, e.cfg.LateWindow)
 }
 
 // applyFlowsLocked replaces a project's flows and folders with a fresh listing.

@@ -151,7 +151,11 @@ func populate(e *Exporter, p *projectState, inflight int) {
 		f.exFailed, f.exTimeout = ex, ex
 		f.exBuckets = make([]exemplar, len(f.durBuckets))
 		for i := range f.exBuckets {
-			f.exBuckets[i] = exemplar{runID: ex.runID, value: 0.5, at: epoch}
+			v := 2 * buckets[len(buckets)-1] // the +Inf bucket's
+			if i < len(buckets) {
+				v = buckets[i] // a duration that falls in bucket i
+			}
+			f.exBuckets[i] = exemplar{runID: ex.runID, value: v, at: epoch}
 		}
 		f.lastFail = failure{runID: ex.runID, status: "FAILED", step: "Post to Slack", stepName: "step_3", at: epoch}
 	}

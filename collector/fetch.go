@@ -30,6 +30,9 @@ type fetched struct {
 	capped    bool
 	history   *historyRange // the first poll's: the look-back left to read
 	overlapAt time.Time
+	// overlapHead is the poll position the overlap sweep checked up to (the first poll's: set by
+	// apply).
+	overlapHead time.Time
 	// server starts as what the project's server was known to be like and gains what this
 	// poll learned; applied even when the poll fails.
 	server serverTraits
@@ -60,7 +63,7 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 		if err := e.sweepOverlap(ctx, p, f); err != nil {
 			return err
 		}
-		f.overlapAt = now
+		f.overlapAt, f.overlapHead = now, p.head
 	} else if !p.started {
 		f.overlapAt = now
 	}
@@ -255,9 +258,19 @@ func (e *Exporter) fetchWatch(ctx context.Context, p *projectState, now time.Tim
 	return nil
 }
 
-// sweepOverlap catches runs committed late in [head − overlap, head].
+// sweepOverlap catches runs committed late in [previous sweep's head − overlap, head]: a run
+// created at T that becomes visible up to overlap later is in the window of the first sweep after
+// that, however the sweeps fall (a window of [head − overlap, head] alone misses a run that
+// becomes visible just after one sweep, when the next comes more than overlap after T).
 func (e *Exporter) sweepOverlap(ctx context.Context, p *projectState, f *fetched) error {
-	return e.sweep(ctx, p, f, latest(p.head.Add(-e.cfg.Overlap), p.countFrom), p.head, maxSweepDepth)
+	from := p.head
+	if !p.overlapHead.IsZero() && p.overlapHead.Before(from) {
+		from = p.overlapHead
+	}
+	// Never beyond what the ledger remembers (after a long pause between sweeps): a run there
+	// could not be told from one already counted.
+	return e.sweep(ctx, p, f, latest(from.Add(-e.cfg.Overlap), p.countFrom, p.ledgerHorizon(e.ledgerWindow()).Add(time.Second), p.ledgerFrom),
+		p.head, maxSweepDepth)
 }
 
 // latest is the latest of ts. Sweeps start no earlier than countFrom: what was created before

@@ -299,8 +299,9 @@ func TestRetryWatchOnAServerWithFewerStatuses(t *testing.T) {
 
 // A run that becomes visible 30 s after its created time, behind newer runs, with an overlap of
 // only 5 s: the late-window check counts it within one flow refresh of appearing, exactly once.
-// Without count-by-status only a late run in a retryable status is still caught (by the retry
-// watch's listing); a late SUCCEEDED run is then missed (README).
+// Without count-by-status a late run in a retryable status is still caught by the retry watch's
+// listing; a late SUCCEEDED one only when the overlap sweep reaches it (its window goes back to
+// the previous sweep's position minus the overlap, which here covers it; README).
 func TestRowVisibleLateIsCountedOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -311,7 +312,7 @@ func TestRowVisibleLateIsCountedOnce(t *testing.T) {
 		{"count-by-status, succeeded", true, apiclient.StatusSucceeded, 1},
 		{"count-by-status, failed", true, apiclient.StatusFailed, 1},
 		{"no count-by-status, failed", false, apiclient.StatusFailed, 1},
-		{"no count-by-status, succeeded", false, apiclient.StatusSucceeded, 0},
+		{"no count-by-status, succeeded", false, apiclient.StatusSucceeded, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var fx fixture
@@ -377,4 +378,41 @@ func TestLateCheckCost(t *testing.T) {
 	if counts != 2 || watch != 2 {
 		t.Errorf("two flow refreshes sent %d count-by-status and %d watch listings, want 2 and 2", counts, watch)
 	}
+}
+
+// A run that becomes visible just after an overlap sweep, up to the overlap late, is counted by the
+// next sweep, however the sweeps fall: the sweep's window starts at the previous sweep's position
+// minus the overlap. With [position − overlap, position] alone (the position trails the clock by
+// a poll), a run created 25 s before a sweep and visible 50 s later is invisible to that sweep and
+// out of the next one's window (the late-window check is off here; it would find it only at the
+// next flow refresh).
+func TestOverlapSweepCatchesEveryRunUpToTheOverlapLate(t *testing.T) {
+	var fx fixture
+	cfg := Config{PollInterval: 10 * time.Second, Overlap: time.Minute, OverlapInterval: time.Minute, LateWindow: -1, FlowsInterval: time.Hour}
+	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	// Find a sweep, then create the late run just before the poll that follows it.
+	swept := func() time.Time {
+		h.exp.mu.RLock()
+		defer h.exp.mu.RUnlock()
+		return h.exp.projects[fx.project].lastOverlap
+	}
+	for last := swept(); swept().Equal(last); {
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+		h.mustPoll()
+	}
+	for range 4 { // 25 s before the next sweep
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+		h.mustPoll()
+	}
+	late := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: h.clock.Now().Add(-5 * time.Second),
+		VisibleAfter: 50 * time.Second})
+	for range 12 { // two minutes of polls, each with a newer run moving the position on
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
+		h.mustPoll()
+	}
+	if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "SUCCEEDED"); got != 1 {
+		t.Errorf("run visible %s late (overlap %s) counted %v times, want 1", h.sim.Run(late).VisibleAt.Sub(h.sim.Run(late).Created), cfg.Overlap, got)
+	}
+	h.assertTotals()
 }

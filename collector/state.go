@@ -38,6 +38,7 @@ type projectSaved struct {
 	Gaps        [][2]time.Time `json:"gaps,omitempty"`
 	History     *historySaved  `json:"history,omitempty"`
 	LastOverlap time.Time      `json:"lastOverlap"`
+	OverlapHead time.Time      `json:"overlapHead,omitempty"`
 	// SeenIDs is the ledger of finished runs: [FNV-1a-64 of the id (as int64), created unix ms].
 	SeenIDs [][2]int64 `json:"seenIds"`
 	// LedgerFrom is the creation time from which SeenIDs holds every run read.
@@ -126,6 +127,7 @@ type flowSaved struct {
 	ConsecFails int                             `json:"consecutiveFailures"`
 	LastFailure *failureSaved                   `json:"lastFailure,omitempty"`
 	StepFails   map[string]stepFailSaved        `json:"failuresByStep,omitempty"`
+	Hours       [][3]int64                      `json:"hours,omitempty"` // unix hour, succeeded, failed
 }
 
 type lastSaved struct {
@@ -144,7 +146,7 @@ func (e *Exporter) snapshotLocked() *stateFile {
 		if !p.started {
 			continue // nothing learned yet: a restart starts it afresh
 		}
-		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, Untracked: p.untracked,
+		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, OverlapHead: p.overlapHead, Untracked: p.untracked,
 			Server:  p.server,
 			Tracked: map[string]trackedSave{}, Flows: map[string]*flowSaved{}, Folders: p.folders,
 			Failures: p.failures, CapHits: p.capHits, CutShort: p.cutShort, InvalidRuns: p.invalidRuns}
@@ -185,6 +187,11 @@ func (e *Exporter) snapshotLocked() *stateFile {
 				}
 				if f.last.tasksK {
 					fs.Last.Tasks = &f.last.tasks
+				}
+			}
+			for _, h := range f.hours {
+				if h.hour != 0 {
+					fs.Hours = append(fs.Hours, [3]int64{h.hour, int64(h.ok), int64(h.fail)})
 				}
 			}
 			if lf := f.lastFail; lf.runID != "" {
@@ -295,7 +302,7 @@ func (e *Exporter) loadState() error {
 // restoreProject rebuilds a project's state from its saved form.
 func (e *Exporter) restoreProject(id string, ps *projectSaved) (*projectState, error) {
 	p := newProjectState(id, ps.Name, time.Time{})
-	p.head, p.started, p.lastOverlap = ps.Head, true, ps.LastOverlap
+	p.head, p.started, p.lastOverlap, p.overlapHead = ps.Head, true, ps.LastOverlap, ps.OverlapHead
 	p.failures, p.capHits, p.cutShort, p.invalidRuns = ps.Failures, ps.CapHits, ps.CutShort, ps.InvalidRuns
 	for _, g := range ps.Gaps {
 		p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
@@ -356,6 +363,9 @@ func restoreFlow(projectID, id string, fs *flowSaved) *flowState {
 		lastSuccess: fs.LastSuccess, consecFails: fs.ConsecFails, labels: []string{capLabel(projectID), capLabel(id), capLabel(fs.Name)}}
 	if f.runs == nil {
 		f.runs = map[apiclient.RunStatus]float64{}
+	}
+	for _, h := range fs.Hours {
+		f.hours[((h[0]%24)+24)%24] = hourOutcome{hour: h[0], ok: uint32(h[1]), fail: uint32(h[2])}
 	}
 	if lf := fs.LastFailure; lf != nil {
 		f.lastFail = failure{runID: lf.RunID, status: lf.Status, step: lf.Step, stepName: lf.StepName, at: lf.At}
