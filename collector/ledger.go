@@ -41,6 +41,36 @@ type flowState struct {
 	// run observed in each duration bucket.
 	exFailed, exTimeout exemplar
 	exBuckets           []exemplar
+	// hours counts finished executions (counted or history) by the hour they finished in, the
+	// last 24 hours (index: unix hour mod 24), for the status page's strip of outcomes.
+	hours [24]hourOutcome
+}
+
+// hourOutcome is one hour of a flow's finished executions: succeeded and failed (the failure
+// statuses); others (CANCELED, …) are not drawn.
+type hourOutcome struct {
+	hour     int64 // unix hour
+	ok, fail uint32
+}
+
+// noteHour adds a finished execution to the hour it finished in.
+func (f *flowState) noteHour(status apiclient.RunStatus, at time.Time) {
+	if at.IsZero() || !(status == apiclient.StatusSucceeded || status.IsFailure()) {
+		return
+	}
+	h := at.Unix() / 3600
+	b := &f.hours[((h%24)+24)%24]
+	if b.hour != h {
+		if b.hour > h {
+			return // older than what that slot holds now
+		}
+		*b = hourOutcome{hour: h}
+	}
+	if status == apiclient.StatusSucceeded {
+		b.ok++
+	} else {
+		b.fail++
+	}
 }
 
 // exemplar is a run an exposed sample points to: {run_id="…"} with its value and time.
@@ -194,6 +224,7 @@ type projectState struct {
 	// history is the look-back history still to read in the background (nil: none).
 	history     *historyRange
 	lastOverlap time.Time
+	overlapHead time.Time // the poll position the last overlap sweep checked up to
 	lastFlows   time.Time
 
 	// What the server is like, learned on the way.
@@ -231,7 +262,8 @@ type projectState struct {
 	lastSuccess time.Time
 	prevSuccess time.Time // the completed poll before lastSuccess (for the effective period)
 	failing     bool
-	backlogged  bool // gaps exist (for logging the change only)
+	failingAt   time.Time // when the project's polls started failing
+	backlogged  bool      // gaps exist (for logging the change only)
 	lastErr     string
 	failures    float64
 	capHits     float64
@@ -320,6 +352,7 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 		}
 	}
 	at := orderTime(r)
+	f.noteHour(status, at)
 	if status.IsFailure() {
 		f.recordFailure(r, status, at, pr.count, maxSteps)
 	}

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -557,6 +559,34 @@ func ts(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 type APIMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// errors counts failed requests (429, 5xx, no usable answer) by minute, the last hour
+	// (index: unix minute mod 60), for the status page.
+	mu     sync.Mutex
+	errors [60]struct {
+		minute int64
+		n      int
+	}
+	now func() time.Time
+}
+
+// failedCode tells the codes that count as API errors (as ActivepiecesAPIErrors does).
+func failedCode(code string) bool {
+	return code == "429" || strings.HasPrefix(code, "5") || strings.HasSuffix(code, "error")
+}
+
+// ErrorsLastHour is the number of API requests that failed in the last hour.
+func (m *APIMetrics) ErrorsLastHour() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now().Unix() / 60
+	n := 0
+	for _, b := range m.errors {
+		if now-b.minute < 60 {
+			n += b.n
+		}
+	}
+	return n
 }
 
 // NewAPIMetrics creates the request metrics.
@@ -571,6 +601,7 @@ func NewAPIMetrics() *APIMetrics {
 			Help:    "Duration of requests the background poll sent to the Activepieces API.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"endpoint"}),
+		now: time.Now,
 	}
 }
 
@@ -578,6 +609,16 @@ func NewAPIMetrics() *APIMetrics {
 func (m *APIMetrics) Observe(endpoint, code string, d time.Duration) {
 	m.requests.WithLabelValues(endpoint, code).Inc()
 	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+	if failedCode(code) {
+		m.mu.Lock()
+		minute := m.now().Unix() / 60
+		b := &m.errors[minute%60]
+		if b.minute != minute {
+			b.minute, b.n = minute, 0
+		}
+		b.n++
+		m.mu.Unlock()
+	}
 }
 
 // Describe implements prometheus.Collector.

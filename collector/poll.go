@@ -586,6 +586,9 @@ func (e *Exporter) pollProject(ctx, parent context.Context, p *projectState, seq
 		} else {
 			e.log.Debug("poll of project still failing", "project_id", p.id, "err", err)
 		}
+		if !p.failing {
+			p.failingAt = e.now()
+		}
 		p.failing, p.lastErr = true, err.Error()
 		return fmt.Errorf("project %s: %w", p.id, err)
 	}

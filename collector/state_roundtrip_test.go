@@ -28,6 +28,7 @@ var notSaved = map[string]string{
 	"projectState.lastSuccess":         "set by the first poll",
 	"projectState.prevSuccess":         "the period is measured anew after a restart",
 	"projectState.failing":             "log state",
+	"projectState.failingAt":           "log state",
 	"projectState.backlogged":          "log state",
 	"projectState.lastErr":             "log state",
 	"projectState.watchFullLogged":     "log state",

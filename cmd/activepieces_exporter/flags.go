@@ -98,6 +98,7 @@ type WebFlags struct {
 	TelemetryPath string `name:"telemetry-path" env:"ACTIVEPIECES_EXPORTER_WEB_TELEMETRY_PATH" default:"/metrics" help:"Path of the metrics."`
 	ConfigFile    string `name:"config.file" env:"ACTIVEPIECES_EXPORTER_WEB_CONFIG_FILE" type:"path" help:"exporter-toolkit web config: TLS and basic auth."`
 	MaxRequests   int    `name:"max-requests" env:"ACTIVEPIECES_EXPORTER_WEB_MAX_REQUESTS" default:"40" help:"Scrapes served at once at most (0: no limit)."`
+	StatusPage    bool   `name:"status-page" env:"ACTIVEPIECES_EXPORTER_WEB_STATUS_PAGE" default:"true" negatable:"" help:"Serve /status, an HTML page of every flow's health (--web.status-page=false or --no-web.status-page: off)."`
 }
 
 // LogFlags shape the logger.

@@ -30,6 +30,7 @@ type wired struct {
 	client   *apiclient.Client
 	exporter *collector.Exporter
 	registry *prometheus.Registry
+	api      *collector.APIMetrics
 }
 
 // wire builds the client, the exporter and the registry. In demo mode it first starts the
@@ -74,7 +75,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(apiMetrics, collector.NewBuildInfo(version, buildRevision(), runtime.Version()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &wired{keys: keys, client: client, exporter: exp, registry: reg}, nil
+	return &wired{keys: keys, client: client, exporter: exp, registry: reg, api: apiMetrics}, nil
 }
 
 // wireOptions are what a command changes in the wiring.
@@ -171,17 +172,19 @@ func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 		}
 		_, _ = rw.Write([]byte("Ready\n"))
 	})
+	links := []web.LandingLinks{{Address: c.Web.TelemetryPath, Text: "Metrics"}}
+	if c.Web.StatusPage && c.Web.TelemetryPath != "/status" {
+		mux.Handle("/status", newStatusPage(w.exporter, w.api))
+		links = append(links, web.LandingLinks{Address: "/status", Text: "Status of every flow"})
+	}
+	links = append(links, web.LandingLinks{Address: "/-/healthy", Text: "Health"}, web.LandingLinks{Address: "/-/ready", Text: "Readiness"})
 	if c.Web.TelemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "Activepieces Exporter",
 			Description: "Prometheus exporter for Activepieces flow runs",
 			Version:     version,
 			Profiling:   "false", // no pprof handlers are served
-			Links: []web.LandingLinks{
-				{Address: c.Web.TelemetryPath, Text: "Metrics"},
-				{Address: "/-/healthy", Text: "Health"},
-				{Address: "/-/ready", Text: "Readiness"},
-			},
+			Links:       links,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("landing page: %w", err)

@@ -1,0 +1,218 @@
+package main
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/collector"
+)
+
+// statusPage serves /status: every flow's health at a glance, for teams without Grafana. One
+// server-rendered HTML page from the exporter's own state (no external assets, no JavaScript),
+// refreshing itself every poll interval. Filters are query parameters, so a view can be
+// bookmarked: ?project=<id>, ?q=<part of a flow name>, ?only=failing|stuck|silent|healthy|disabled,
+// ?page=N (statusPageSize flows a page).
+type statusPage struct {
+	src  interface{ Status() collector.Status }
+	errs interface{ ErrorsLastHour() int }
+	tmpl *template.Template
+}
+
+// statusPageSize is the flows shown on one page: about 250 KB of HTML.
+const statusPageSize = 200
+
+//go:embed status.html.tmpl
+var statusTemplate string
+
+func newStatusPage(src interface{ Status() collector.Status }, errs interface{ ErrorsLastHour() int }) *statusPage {
+	funcs := template.FuncMap{
+		"ago":   ago,
+		"clock": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
+		"lower": strings.ToLower,
+		"fail":  collector.IsFailureStatus,
+		"healths": func() []string {
+			return []string{collector.Failing.String(), collector.Stuck.String(), collector.Silent.String(), collector.Healthy.String(), collector.Disabled.String()}
+		},
+	}
+	return &statusPage{src: src, errs: errs, tmpl: template.Must(template.New("status").Funcs(funcs).Parse(statusTemplate))}
+}
+
+// statusView is what the template renders.
+type statusView struct {
+	collector.Status
+	Refresh        int // seconds
+	Problems       []string
+	APIErrors      int
+	Summary        []projectSummary
+	Sections       []section
+	Query          string
+	Project, Only  string
+	Shown, Matched int
+	Page, Pages    int
+	PrevURL        string
+	NextURL        string
+}
+
+// projectSummary is a project's line in the header table.
+type projectSummary struct {
+	collector.ProjectStatus
+	Link                                    string
+	Failing, Stuck, Silent, Healthy, Others int
+}
+
+// section is one project's flows on this page.
+type section struct {
+	Project collector.ProjectStatus
+	Flows   []flowRow
+}
+
+// flowRow is a flow with what the template draws of it.
+type flowRow struct {
+	collector.FlowStatus
+	Strip                 []stripBar
+	Succeeded24, Failed24 int
+}
+
+// stripBar is one hour of the 24-hour strip: a green part for succeeded executions over a red one
+// for failed ones, heights in pixels of 20.
+type stripBar struct {
+	X, OKY, OKH, FailY, FailH int
+	Empty                     bool
+}
+
+func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := s.src.Status()
+	q := r.URL.Query()
+	v := statusView{Status: st, Refresh: max(5, int(st.PollInterval.Seconds())), APIErrors: s.errs.ErrorsLastHour(),
+		Query: q.Get("q"), Project: q.Get("project"), Only: q.Get("only"), Page: 1}
+	if p, err := strconv.Atoi(q.Get("page")); err == nil && p > 1 {
+		v.Page = p
+	}
+	v.Problems = problems(st)
+	needle := strings.ToLower(v.Query)
+	first, last := (v.Page-1)*statusPageSize, v.Page*statusPageSize
+	for _, p := range st.Projects {
+		sum := projectSummary{ProjectStatus: p, Link: "?project=" + url.QueryEscape(p.ID)}
+		var rows []flowRow
+		for _, f := range p.Flows {
+			switch f.Health {
+			case collector.Failing:
+				sum.Failing++
+			case collector.Stuck:
+				sum.Stuck++
+			case collector.Silent:
+				sum.Silent++
+			case collector.Healthy:
+				sum.Healthy++
+			default:
+				sum.Others++
+			}
+			if v.Project != "" && p.ID != v.Project || v.Only != "" && f.Health.String() != v.Only ||
+				needle != "" && !strings.Contains(strings.ToLower(f.Name), needle) {
+				continue
+			}
+			if v.Matched >= first && v.Matched < last {
+				rows = append(rows, newFlowRow(f))
+			}
+			v.Matched++
+		}
+		v.Summary = append(v.Summary, sum)
+		if len(rows) > 0 {
+			v.Sections = append(v.Sections, section{Project: p, Flows: rows})
+			v.Shown += len(rows)
+		}
+	}
+	v.Pages = max(1, (v.Matched+statusPageSize-1)/statusPageSize)
+	page := func(n int) string {
+		u := *r.URL
+		qq := u.Query()
+		qq.Set("page", strconv.Itoa(n))
+		u.RawQuery = qq.Encode()
+		return "?" + u.RawQuery
+	}
+	if v.Page > 1 {
+		v.PrevURL = page(v.Page - 1)
+	}
+	if v.Page < v.Pages {
+		v.NextURL = page(v.Page + 1)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if err := s.tmpl.Execute(w, v); err != nil {
+		http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
+	}
+}
+
+func newFlowRow(f collector.FlowStatus) flowRow {
+	row := flowRow{FlowStatus: f, Strip: make([]stripBar, len(f.Hours))}
+	for i, h := range f.Hours {
+		row.Succeeded24 += h.Succeeded
+		row.Failed24 += h.Failed
+		b := stripBar{X: i * 6}
+		total := h.Succeeded + h.Failed
+		if total == 0 {
+			b.Empty = true
+		} else {
+			b.FailH = max(2, 20*h.Failed/total)
+			if h.Failed == 0 {
+				b.FailH = 0
+			}
+			b.OKH = 20 - b.FailH
+			b.OKY, b.FailY = 0, b.OKH
+		}
+		row.Strip[i] = b
+	}
+	return row
+}
+
+// problems are the plain sentences the header says when something is wrong.
+func problems(st collector.Status) []string {
+	var out []string
+	if !st.Polled {
+		out = append(out, "The first poll has not finished yet: what is shown may be incomplete.")
+	}
+	for _, p := range st.Projects {
+		if !p.Failing {
+			continue
+		}
+		at := p.FailingAt.UTC().Format("15:04 MST")
+		switch e := p.LastError; {
+		case strings.Contains(e, "authentication failed"):
+			out = append(out, fmt.Sprintf("The API key was rejected at %s (project %s): the numbers below stopped then.", at, p.Name))
+		case strings.Contains(e, "not authorized"):
+			out = append(out, fmt.Sprintf("The API key may not read project %s (refused since %s).", p.Name, at))
+		default:
+			out = append(out, fmt.Sprintf("Polls of project %s fail since %s: %s", p.Name, at, e))
+		}
+	}
+	if st.DroppedFlows > 0 {
+		out = append(out, fmt.Sprintf("%d flows are not shown or exported: --metrics.max-flows was reached.", st.DroppedFlows))
+	}
+	return out
+}
+
+// ago says how long ago t was, coarsely ("never" for the zero time).
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h %d min ago", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}
