@@ -14,14 +14,16 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o activepieces_exporter ./cmd/activepieces_exporter
 
 # promtool and prometheus (deploy tests run a real one) come from Debian's prometheus package,
-# amtool (the Alertmanager config and templates) from prometheus-alertmanager.
+# amtool (the Alertmanager config and templates) from prometheus-alertmanager, and the headless
+# browser the status page is tested in from chromium.
 tools:
-	@{ command -v promtool && command -v prometheus && command -v amtool; } >/dev/null 2>&1 || { \
-		echo "installing Debian's prometheus and prometheus-alertmanager packages"; \
+	@{ command -v promtool && command -v prometheus && command -v amtool && command -v chromium; } >/dev/null 2>&1 || { \
+		echo "installing Debian's prometheus, prometheus-alertmanager and chromium packages"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager chromium >/dev/null; }
 	@promtool --version | head -1
 	@amtool --version | head -1
+	@chromium --version | head -1
 
 STATICCHECK := $(CURDIR)/.tools/bin/staticcheck
 STATICCHECK_VERSION := v0.8.2

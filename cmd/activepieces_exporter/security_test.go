@@ -159,8 +159,9 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	path := "/metrics"
 	get := func(user, pass string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+path, nil)
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
@@ -183,6 +184,14 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 	code, body := get("prometheus", "s3cret")
 	if code != http.StatusOK || !strings.Contains(body, "# HELP") {
 		t.Errorf("with credentials: %d %.200s", code, body)
+	}
+	// The status page has the same protection.
+	path = "/status"
+	if code, _ := get("", ""); code != http.StatusUnauthorized {
+		t.Errorf("/status without credentials: %d, want 401", code)
+	}
+	if code, body := get("prometheus", "s3cret"); code != http.StatusOK || !strings.Contains(body, "<!DOCTYPE html>") {
+		t.Errorf("/status with credentials: %d %.200s", code, body)
 	}
 	if resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/metrics"); err == nil {
 		resp.Body.Close()

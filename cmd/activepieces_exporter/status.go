@@ -205,7 +205,7 @@ func ago(now, t time.Time) string {
 	}
 	d := now.Sub(t)
 	switch {
-	case d < 0:
+	case d < 5*time.Second:
 		return "just now"
 	case d < time.Minute:
 		return fmt.Sprintf("%d s ago", int(d.Seconds()))
