@@ -131,7 +131,8 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)
 	cached, poll := h.exp.Exposition()
-	if expfmt.NegotiateIncludingOpenMetrics(r.Header).FormatType() == expfmt.TypeOpenMetrics {
+	// The two formats served: OpenMetrics 1.0.0 when asked for, else the text format.
+	if expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeOpenMetrics), format).FormatType() == expfmt.TypeOpenMetrics {
 		format = expfmt.NewFormat(expfmt.TypeOpenMetrics)
 		if cached, poll, err = h.exp.OpenMetrics(); err != nil {
 			h.log.Error("rendering OpenMetrics", "err", err)

@@ -62,7 +62,7 @@ func TestStatusPageShowsEveryFlowByHealth(t *testing.T) {
 		healthy = s.AddFlow(project, "", "Aaa nightly export")
 		failing = s.AddFlow(project, "", "Zzz webhook relay")
 		stuck = s.AddFlow(project, "", "Mmm long import")
-		hostile = s.AddFlow(project, "", `<script>alert("x")</script> ‮gnp.exe`)
+		hostile = s.AddFlow(project, "", "<script>alert(\"x\")</script> \u202egnp.exe")
 		s.AddRun(simulator.RunSpec{FlowID: healthy, Created: now.Add(-10 * time.Minute)})
 		s.AddRun(simulator.RunSpec{FlowID: failing, Created: now.Add(-20 * time.Minute)})
 		s.AddRun(simulator.RunSpec{FlowID: failing, Status: apiclient.StatusFailed, Created: now.Add(-5 * time.Minute),
@@ -88,7 +88,7 @@ func TestStatusPageShowsEveryFlowByHealth(t *testing.T) {
 		`✖ Failing`, `⏳ Stuck`, `✔ Healthy`, // colour is never the only signal
 		`in step <q class="failed-step"><bdi>Post to &#34;Slack&#34; &lt;now&gt;</bdi></q>`,
 		`<a class="run-link" href="` + strings.TrimSuffix(pageUIURL(t, page), "/") + `/projects/` + project + `/runs/`,
-		`<bdi>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; ‮gnp.exe</bdi>`,
+		"<bdi>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; \u202egnp.exe</bdi>",
 		`<bdi>Ops &#34;east&#34; &lt;b&gt;</bdi>`,
 		`<meta http-equiv="refresh" content="30">`,
 		`aria-label="last 24 hours: 1 succeeded, 1 failed"`,
