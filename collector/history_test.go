@@ -83,19 +83,25 @@ func TestLookbackHistoryIsReadInTheBackground(t *testing.T) {
 		{"", "activepieces_exporter_history_pending_projects", nil, 0},
 	}
 	for _, w := range want {
-		labels := map[string]string{}
-		for k, v := range w.labels {
-			labels[k] = v
-		}
-		if w.flow != "" {
-			labels["flow_id"] = w.flow
-		}
-		if v, ok := h.value(w.what, labels); !ok || v != w.v {
-			t.Errorf("%s%v = %v (present %v), want %v", w.what, labels, v, ok, w.v)
-		}
+		h.expectValue(w.what, w.flow, w.labels, w.v)
 	}
 	if n := h.assertTotals(); n != 1 {
 		t.Errorf("counted %d runs, want only B's new failure", n)
 	}
 	h.lint()
+}
+
+// expectValue checks the value of family name's series of flow (any flow when "") with labels.
+func (h *harness) expectValue(name, flow string, labels map[string]string, want float64) {
+	h.t.Helper()
+	all := map[string]string{}
+	for k, v := range labels {
+		all[k] = v
+	}
+	if flow != "" {
+		all["flow_id"] = flow
+	}
+	if v, ok := h.value(name, all); !ok || v != want {
+		h.t.Errorf("%s%v = %v (present %v), want %v", name, all, v, ok, want)
+	}
 }

@@ -55,25 +55,7 @@ func TestCutShortPollsMakeForwardProgress(t *testing.T) {
 		want[simulator.Key{FlowID: flows[i], Status: apiclient.StatusFailed}]++
 	}
 
-	polls, answered := 0, 0
-	for ; polls < 40; polls++ {
-		activity(polls)
-		if err := h.poll(); err == nil && polls == 0 {
-			t.Fatal("the first poll finished within its deadline: the test reads too little")
-		}
-		pr := p()
-		if pr.started {
-			break
-		}
-		if pr.attempt == nil {
-			t.Fatalf("poll %d dropped what it had read", polls+1)
-		}
-		if n := len(pr.attempt.answers); n <= answered && polls > 0 {
-			t.Fatalf("poll %d made no progress: %d answers kept, %d before", polls+1, n, answered)
-		} else {
-			answered = n
-		}
-	}
+	polls, answered := firstReadUnderWay(t, h, p, activity)
 	if !p().started {
 		t.Fatalf("the first read did not complete in %d polls (%d answers kept)", polls, answered)
 	}
@@ -103,4 +85,30 @@ func TestCutShortPollsMakeForwardProgress(t *testing.T) {
 	if v, _ := h.value("activepieces_exporter_poll_failures_total", nil); v != 0 {
 		t.Errorf("poll_failures_total = %v: running out of time is no failure", v)
 	}
+}
+
+// firstReadUnderWay polls (with activity before each) until the project's first read completes,
+// at most 40 times, checking that every poll keeps what it read and adds to it; it returns the
+// index of the poll that completed it and the answers the read kept.
+func firstReadUnderWay(t *testing.T, h *harness, p func() *projectState, activity func(int)) (polls, answered int) {
+	t.Helper()
+	for ; polls < 40; polls++ {
+		activity(polls)
+		if err := h.poll(); err == nil && polls == 0 {
+			t.Fatal("the first poll finished within its deadline: the test reads too little")
+		}
+		pr := p()
+		if pr.started {
+			return polls, answered
+		}
+		if pr.attempt == nil {
+			t.Fatalf("poll %d dropped what it had read", polls+1)
+		}
+		if n := len(pr.attempt.answers); n <= answered && polls > 0 {
+			t.Fatalf("poll %d made no progress: %d answers kept, %d before", polls+1, n, answered)
+		} else {
+			answered = n
+		}
+	}
+	return polls, answered
 }

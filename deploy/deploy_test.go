@@ -272,17 +272,7 @@ func TestRealPrometheusAlertsAndDashboardAgainstTheDemo(t *testing.T) {
 	var exporterLogs, promLogs testkit.LockedBuffer
 	start(t, &exporterLogs, bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--poll.flows-interval=3s", "--web.listen-address="+exporterAddr, "--log.level=warn")
 
-	// The shipped rules, evaluated every second instead of every minute.
-	for _, f := range []string{"alerts.yml", "recording.yml"} {
-		src, err := os.ReadFile("prometheus/" + f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fast := strings.ReplaceAll(string(src), "interval: 1m", "interval: 1s")
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(fast), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fastRules(t, dir)
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -321,34 +311,12 @@ scrape_configs:
 			lastErr = err
 			continue
 		}
-		firing = false
-		for _, a := range alerts.Data.Alerts {
-			if a.Labels["alertname"] != "ActivepiecesFlowRunFailed" {
-				continue
-			}
-			switch a.Labels["flow_name"] {
-			case "Flaky webhook relay":
-				firing = firing || a.State == "firing"
-				// The notification links to the failed run in the (demo's) UI and names its step.
-				u := a.Annotations["run_url"]
-				if strings.HasPrefix(u, "http://127.0.0.1:") && strings.Contains(u, "/runs/") && a.Annotations["failed_step"] != "" &&
-					strings.Contains(a.Annotations["description"], u) {
-					linked, uiBase = true, u[:strings.Index(u, "/projects/")]
-				}
-			case "Nightly invoice export":
-				t.Fatalf("ActivepiecesFlowRunFailed fired for the healthy flow: %v", a.Labels)
-			}
+		var ui string
+		firing, ui = flakyRunFailed(t, alerts)
+		if ui != "" {
+			linked, uiBase = true, ui
 		}
-		clear(empty)
-		for _, e := range exprs {
-			res, err := promGet(base, "/api/v1/query", url.Values{"query": {e}})
-			if err != nil {
-				t.Fatalf("query does not run: %v", err) // a parse error will not heal by waiting
-			}
-			if len(res.Data.Result) == 0 {
-				empty[e] = true
-			}
-		}
+		emptyQueries(t, base, exprs, empty)
 		// The demo retries the flaky flow's failures: Prometheus sees at least one retry.
 		retried = false
 		if res, err := promGet(base, "/api/v1/query", url.Values{"query": {`sum(activepieces_flow_run_retries_total{flow_name="Flaky webhook relay"}) > 0`}}); err == nil {
@@ -471,4 +439,58 @@ func exemplarRun(t *testing.T, base, uiBase string) string {
 		return ""
 	}
 	return runID
+}
+
+// flakyRunFailed looks at ActivepiecesFlowRunFailed: whether it fires for the demo's flaky flow,
+// and the demo's UI when its notification links to the failed run there and names its step. It
+// must never fire for the healthy flow.
+func flakyRunFailed(t *testing.T, alerts promResult) (firing bool, uiBase string) {
+	t.Helper()
+	for _, a := range alerts.Data.Alerts {
+		if a.Labels["alertname"] != "ActivepiecesFlowRunFailed" {
+			continue
+		}
+		switch a.Labels["flow_name"] {
+		case "Flaky webhook relay":
+			firing = firing || a.State == "firing"
+			u := a.Annotations["run_url"]
+			if strings.HasPrefix(u, "http://127.0.0.1:") && strings.Contains(u, "/runs/") && a.Annotations["failed_step"] != "" &&
+				strings.Contains(a.Annotations["description"], u) {
+				uiBase = u[:strings.Index(u, "/projects/")]
+			}
+		case "Nightly invoice export":
+			t.Fatalf("ActivepiecesFlowRunFailed fired for the healthy flow: %v", a.Labels)
+		}
+	}
+	return firing, uiBase
+}
+
+// emptyQueries runs every query and leaves in empty those without data.
+func emptyQueries(t *testing.T, base string, exprs []string, empty map[string]bool) {
+	t.Helper()
+	clear(empty)
+	for _, e := range exprs {
+		res, err := promGet(base, "/api/v1/query", url.Values{"query": {e}})
+		if err != nil {
+			t.Fatalf("query does not run: %v", err) // a parse error will not heal by waiting
+		}
+		if len(res.Data.Result) == 0 {
+			empty[e] = true
+		}
+	}
+}
+
+// fastRules writes the shipped rules into dir, evaluated every second instead of every minute.
+func fastRules(t *testing.T, dir string) {
+	t.Helper()
+	for _, f := range []string{"alerts.yml", "recording.yml"} {
+		src, err := os.ReadFile("prometheus/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast := strings.ReplaceAll(string(src), "interval: 1m", "interval: 1s")
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(fast), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 	"time"
@@ -51,14 +52,6 @@ func (CheckCmd) Run(rc *runContext) error {
 			}
 		}
 	}
-	label := func(m *dto.Metric, name string) string {
-		for _, lp := range m.GetLabel() {
-			if lp.GetName() == name {
-				return lp.GetValue()
-			}
-		}
-		return ""
-	}
 	flowsByProject := map[string][]string{}
 	for _, m := range byName["activepieces_flow_info"].GetMetric() {
 		p := label(m, "project_id")
@@ -92,19 +85,33 @@ func (CheckCmd) Run(rc *runContext) error {
 	fmt.Fprintf(out, "In-flight runs tracked: %.0f\n", tracked)
 	fmt.Fprintf(out, "Cold start (until ready): %.0f API requests, %s at --api.rate-limit %g/s\n", coldStart,
 		time.Duration(coldStart/rc.cli.API.RateLimit*float64(time.Second)).Round(time.Second), rc.cli.API.RateLimit)
-	// The look-back history, read in the background after the first poll: read it here too (for
-	// a minute at most) to say what it costs.
-	hctx, hcancel := context.WithTimeout(ctx, time.Minute)
-	pages, herr := w.exporter.ReadHistory(hctx, 0)
-	hcancel()
-	more := ""
-	if herr != nil {
-		more = fmt.Sprintf(" so far (stopped: %v)", herr)
-	}
-	fmt.Fprintf(out, "Look-back history, read in the background: %d API requests%s, %s at --poll.history-rate %g/s\n",
-		pages, more, time.Duration(float64(pages)/rc.cli.Poll.HistoryRate*float64(time.Second)).Round(time.Second), rc.cli.Poll.HistoryRate)
+	reportHistory(ctx, out, w, rc.cli.Poll.HistoryRate)
 	fmt.Fprintf(out, "Steady state: %.1f API requests per project per poll, %.1f/s for %d projects; effective poll period %s\n",
 		perPoll, perSecond, n, period.Round(time.Second))
 	fmt.Fprintf(out, "Series served: %d\n", series)
 	return nil
+}
+
+// reportHistory reads the look-back history, which serve reads in the background after the first
+// poll (for a minute at most), to say what it costs.
+func reportHistory(ctx context.Context, out io.Writer, w *wired, rate float64) {
+	hctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	pages, err := w.exporter.ReadHistory(hctx, 0)
+	more := ""
+	if err != nil {
+		more = fmt.Sprintf(" so far (stopped: %v)", err)
+	}
+	fmt.Fprintf(out, "Look-back history, read in the background: %d API requests%s, %s at --poll.history-rate %g/s\n",
+		pages, more, time.Duration(float64(pages)/rate*float64(time.Second)).Round(time.Second), rate)
+}
+
+// label is the value of a metric's label name ("" when it has none).
+func label(m *dto.Metric, name string) string {
+	for _, lp := range m.GetLabel() {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
 }
