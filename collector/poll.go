@@ -141,7 +141,8 @@ func (e *Exporter) Close() {
 
 // Run polls until ctx ends, and reads the look-back history in the background meanwhile. Each
 // project is polled every PollInterval at its own moment (its phase): the projects are spread
-// evenly over the interval, polled in ticks of a tenth of it, instead of all at its start. The first poll of every project is at once.
+// evenly over the interval, polled in ticks of a tenth of it, instead of all at its start. The
+// first poll of every project is at once.
 func (e *Exporter) Run(ctx context.Context) {
 	go e.RunHistory(ctx)
 	for {
@@ -238,7 +239,10 @@ func (e *Exporter) poll(ctx context.Context, dueOnly bool) error {
 
 	e.mu.Lock()
 	shutdown := parent.Err() != nil // a poll cancelled by shutdown is not a failed one
-	if !shutdown && (polled > 0 || !dueOnly) {
+	// A tick that polled nothing says nothing new, unless there is nothing to poll (an empty
+	// platform, where discovery is the poll).
+	attempted := polled > 0 || !dueOnly || len(e.projects) == 0
+	if !shutdown && attempted {
 		e.polled = true
 		// Up when discovery works and the last poll of every project succeeded (a poll that ran
 		// out of time is not a failure).
@@ -256,7 +260,7 @@ func (e *Exporter) poll(ctx context.Context, dueOnly bool) error {
 	e.completed = seq
 	save := e.cfg.StateFile != "" && (!dueOnly || polled > 0 && time.Since(e.lastSave) >= e.cfg.PollInterval)
 	e.mu.Unlock()
-	if dueOnly && polled == 0 && discoverErr == nil {
+	if !attempted && discoverErr == nil {
 		return nil // nothing was due: nothing changed
 	}
 	if save {

@@ -88,3 +88,24 @@ func TestRunSpreadsProjectPollsOverTheInterval(t *testing.T) {
 		t.Errorf("not ready: %v", err)
 	}
 }
+
+// An empty platform is ready once discovery has run, under Run as under PollOnce.
+func TestRunOnAnEmptyPlatformIsReady(t *testing.T) {
+	sim := simulator.New(simulator.Options{})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	client, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := New(Config{PollInterval: 200 * time.Millisecond}, client, slog.New(slog.NewTextHandler(&testkit.LockedBuffer{}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(exp.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { exp.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	testkit.WaitFor(t, 5*time.Second, "ready on an empty platform", func() bool { return exp.Ready() == nil })
+}
