@@ -122,6 +122,11 @@ func (e *Exporter) readHistoryPage(ctx context.Context, id string) error {
 	case !w.capped:
 		p.history = nil
 		e.log.Debug("look-back history read", "project_id", p.id)
+	case w.oldest.After(h.to):
+		// The page went above the range: a server ignoring createdBefore would hand out the same
+		// newest page forever. The history only feeds gauges: give it up.
+		p.history = nil
+		e.log.Warn("the server ignores createdBefore; the look-back history is not read further", "project_id", p.id)
 	case w.oldest.Equal(h.to):
 		// A whole page created in one millisecond: step below it (only gauges can miss a run).
 		p.history = &historyRange{from: h.from, to: h.to.Add(-time.Millisecond)}

@@ -105,3 +105,25 @@ func (h *harness) expectValue(name, flow string, labels map[string]string, want 
 		h.t.Errorf("%s%v = %v (present %v), want %v", name, all, v, ok, want)
 	}
 }
+
+// A server that ignores createdBefore cannot keep the history reader busy forever.
+func TestHistoryReaderStopsOnAServerIgnoringCreatedBefore(t *testing.T) {
+	var flow string
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) {
+		flow = h.sim.AddFlow(h.sim.AddProject("P"), "", "F")
+		for i := range 2500 {
+			h.sim.AddRun(simulator.RunSpec{FlowID: flow, Created: epoch.Add(-time.Duration(i+1) * time.Second)})
+		}
+	})
+	h.noHistory = true
+	h.mustPoll()
+	h.clock.Advance(time.Hour) // the newest runs now are after the history's range
+	for range 5 {
+		h.sim.AddRun(simulator.RunSpec{FlowID: flow})
+	}
+	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", IgnoreCreatedBefore: true, Times: -1})
+	pages, err := h.exp.ReadHistory(context.Background(), 100)
+	if err != nil || pages > 3 {
+		t.Errorf("history reader read %d pages (err %v) from a server ignoring its range, want it to stop", pages, err)
+	}
+}

@@ -34,8 +34,8 @@ type Fault struct {
 	EndlessNext bool
 	// HugePage answers a run listing with every matching run in one page, whatever the limit.
 	HugePage bool
-	// IgnoreCreatedAfter answers as if the request had no createdAfter bound.
-	IgnoreCreatedAfter bool
+	// IgnoreCreatedAfter and IgnoreCreatedBefore answer as if the request had no such bound.
+	IgnoreCreatedAfter, IgnoreCreatedBefore bool
 	// Rewrite, if set, changes the real answer's body (e.g. a number out of range).
 	Rewrite func(body []byte) []byte
 	// Stream, if set, answers 200 with the body it writes (huge or slow answers); it should stop
@@ -124,7 +124,7 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
 		f.Stream(w, r)
 		return true
 	}
-	if !f.Truncate && !f.LoopCursor && !f.EndlessNext && !f.HugePage && !f.IgnoreCreatedAfter && f.Rewrite == nil {
+	if !f.Truncate && !f.LoopCursor && !f.EndlessNext && !f.HugePage && !f.IgnoreCreatedAfter && !f.IgnoreCreatedBefore && f.Rewrite == nil {
 		return false
 	}
 	s.answerChanged(w, r, f)
@@ -133,13 +133,16 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, s *Server) bool {
 
 // answerChanged answers with the simulator's real answer, changed as the fault says.
 func (s *Server) answerChanged(w http.ResponseWriter, r *http.Request, f *Fault) {
-	if f.HugePage || f.IgnoreCreatedAfter {
+	if f.HugePage || f.IgnoreCreatedAfter || f.IgnoreCreatedBefore {
 		q := r.URL.Query()
 		if f.HugePage {
 			q.Set("limit", "-1")
 		}
 		if f.IgnoreCreatedAfter {
 			q.Del("createdAfter")
+		}
+		if f.IgnoreCreatedBefore {
+			q.Del("createdBefore")
 		}
 		r = r.Clone(r.Context())
 		r.URL.RawQuery = q.Encode()
