@@ -24,26 +24,10 @@ func TestRunSpreadsProjectPollsOverTheInterval(t *testing.T) {
 		p := sim.AddProject(fmt.Sprintf("customer %02d", i))
 		sim.AddFlow(p, "", "relay")
 	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	client, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testkit.LockedBuffer{}
-	exp, err := New(Config{PollInterval: interval, FlowsInterval: time.Hour, OverlapInterval: time.Hour, RateLimit: 1000},
-		client, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(exp.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { exp.Run(ctx) })
 	start := time.Now()
+	exp, stop := runAgainst(t, sim, Config{PollInterval: interval, FlowsInterval: time.Hour, OverlapInterval: time.Hour, RateLimit: 1000})
 	time.Sleep(interval + 4*interval) // the first round, then four spread ones
-	cancel()
-	wg.Wait()
+	stop()
 
 	// Listings of new runs (no status filter, no ids) after the first round.
 	var at []time.Time
@@ -92,13 +76,21 @@ func TestRunSpreadsProjectPollsOverTheInterval(t *testing.T) {
 // An empty platform is ready once discovery has run, under Run as under PollOnce.
 func TestRunOnAnEmptyPlatformIsReady(t *testing.T) {
 	sim := simulator.New(simulator.Options{})
+	exp, stop := runAgainst(t, sim, Config{PollInterval: 200 * time.Millisecond})
+	defer stop()
+	testkit.WaitFor(t, 5*time.Second, "ready on an empty platform", func() bool { return exp.Ready() == nil })
+}
+
+// runAgainst starts an exporter's Run (real clock) against sim; stop ends it.
+func runAgainst(t *testing.T, sim *simulator.Server, cfg Config) (exp *Exporter, stop func()) {
+	t.Helper()
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	client, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := New(Config{PollInterval: 200 * time.Millisecond}, client, slog.New(slog.NewTextHandler(&testkit.LockedBuffer{}, nil)))
+	exp, err = New(cfg, client, slog.New(slog.NewTextHandler(&testkit.LockedBuffer{}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +98,5 @@ func TestRunOnAnEmptyPlatformIsReady(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { exp.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
-	testkit.WaitFor(t, 5*time.Second, "ready on an empty platform", func() bool { return exp.Ready() == nil })
+	return exp, func() { cancel(); wg.Wait() }
 }
