@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"image"
 	"image/png"
 	"os"
 	"os/exec"
@@ -78,18 +79,11 @@ func TestStatusPageInABrowser(t *testing.T) {
 	if flaky < 0 || rows[flaky][1] != "failing" || firstHealthy >= 0 && flaky > firstHealthy {
 		t.Errorf("in the browser's DOM the flaky flow is row %d, the first healthy one row %d (of %d); want it failing, above", flaky, firstHealthy, len(rows))
 	}
-	for _, width := range []int{375, 1280} {
-		shot := filepath.Join(t.TempDir(), "status.png")
-		chromium(t, browser, "--screenshot="+shot, "--window-size="+strconv.Itoa(width)+",1100", page+project)
-		f, err := os.Open(shot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range []struct {
+		width int
+		dark  bool
+	}{{375, false}, {1280, false}, {1280, true}} {
+		img := screenshot(t, browser, page+project, c.width, c.dark)
 		colours := map[uint32]bool{}
 		b := img.Bounds()
 		for y := b.Min.Y; y < b.Max.Y; y += 3 {
@@ -98,19 +92,68 @@ func TestStatusPageInABrowser(t *testing.T) {
 				colours[r>>8<<16|g>>8<<8|bl>>8] = true
 			}
 		}
-		if b.Dx() != width || len(colours) < 20 {
-			t.Errorf("screenshot at %d px: %dx%d with %d colours: blank?", width, b.Dx(), b.Dy(), len(colours))
+		if b.Dx() != c.width || len(colours) < 20 {
+			t.Errorf("screenshot at %d px (dark %v): %dx%d with %d colours: blank?", c.width, c.dark, b.Dx(), b.Dy(), len(colours))
 		}
-		if width == 1280 && *updateScreenshot {
+		// The page follows the reader's colour scheme: its background is light, or dark.
+		r, g, bl, _ := img.At(2, 2).RGBA()
+		if light := (r+g+bl)/3>>8 > 128; light == c.dark {
+			t.Errorf("screenshot at %d px (dark %v): background (%d,%d,%d)", c.width, c.dark, r>>8, g>>8, bl>>8)
+		}
+	}
+	if *updateScreenshot {
+		// For the README: a moment at which a flow is failing (a red badge in the health column).
+		for range 20 {
+			shot := filepath.Join(t.TempDir(), "status.png")
+			chromium(t, browser, "--screenshot="+shot, "--window-size=1280,1100", page+project)
 			data, err := os.ReadFile(shot)
 			if err != nil {
 				t.Fatal(err)
 			}
+			img, err := png.Decode(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			red := 0
+			for y := 250; y < 700; y++ {
+				for x := 15; x < 130; x++ {
+					r, g, b, _ := img.At(x, y).RGBA()
+					if r>>8 > 180 && g>>8 < 80 && b>>8 < 80 {
+						red++
+					}
+				}
+			}
+			if red < 30 {
+				continue
+			}
 			if err := os.WriteFile("../../docs/status-page.png", data, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			break
 		}
 	}
+}
+
+// screenshot loads url in headless Chromium at width (in its dark scheme when dark) and returns
+// the picture.
+func screenshot(t *testing.T, browser, url string, width int, dark bool) image.Image {
+	t.Helper()
+	shot := filepath.Join(t.TempDir(), "status.png")
+	args := []string{"--screenshot=" + shot, "--window-size=" + strconv.Itoa(width) + ",1100"}
+	if dark {
+		args = append(args, "--force-dark-mode", "--blink-settings=preferredColorScheme=0")
+	}
+	chromium(t, browser, append(args, url)...)
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // rowsOf finds, among the status page's flow rows, the flaky demo flow's (checking that it shows
