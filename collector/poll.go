@@ -201,7 +201,7 @@ func (e *Exporter) Ready() error {
 	if len(e.projects) == 0 {
 		oldest = e.lastPollOK // an empty platform: discovery is the poll
 	}
-	_, period := e.pollCost(len(e.projects))
+	_, period := e.pollCost(len(e.projects), e.pollMixLocked())
 	switch {
 	case never > 0 && never == len(e.projects) || oldest.IsZero():
 		return errors.New("no poll has succeeded yet")
@@ -442,15 +442,17 @@ func (e *Exporter) discover(ctx context.Context) error {
 	return nil
 }
 
-// costLocked is what a poll of one project costs on average in steady state, at a period: the
-// listing of new runs, a flow refresh every FlowsInterval (flows; folders for projects whose
-// flows are in any; the late-window count for projects with runs to check) and the overlap
-// count every OverlapInterval (for those too). Runs in flight and the retry watch add theirs only
-// when there are such runs. A project not polled yet is assumed to need everything. Called with
-// mu held (reading is enough).
-func (e *Exporter) costLocked(period time.Duration) float64 {
+// pollMix is what the projects' polls cost beyond the listing of new runs, on average per
+// project: the requests of a flow refresh (every FlowsInterval: flows; folders for projects whose
+// flows are in any; the late-window count for projects with runs to check) and of an overlap
+// sweep (every OverlapInterval, for those too). Runs in flight and the retry watch add theirs only
+// when there are such runs. A project not polled yet is assumed to need everything.
+type pollMix struct{ refresh, overlap float64 }
+
+// pollMixLocked walks the projects once for their pollMix (mu held, reading is enough).
+func (e *Exporter) pollMixLocked() pollMix {
 	if len(e.projects) == 0 {
-		return 1 + 3*min(1, period.Seconds()/e.cfg.FlowsInterval.Seconds()) + min(1, period.Seconds()/e.cfg.OverlapInterval.Seconds())
+		return pollMix{refresh: 3, overlap: 1}
 	}
 	var refresh, overlap int
 	for _, p := range e.projects {
@@ -473,18 +475,22 @@ func (e *Exporter) costLocked(period time.Duration) float64 {
 		}
 	}
 	n := float64(len(e.projects))
-	return 1 + float64(refresh)/n*min(1, period.Seconds()/e.cfg.FlowsInterval.Seconds()) +
-		float64(overlap)/n*min(1, period.Seconds()/e.cfg.OverlapInterval.Seconds())
+	return pollMix{refresh: float64(refresh) / n, overlap: float64(overlap) / n}
 }
 
-// pollCost is what polling costs in steady state with n projects: the requests one project's
-// poll costs on average (costLocked), and the effective period at RateLimit. When the rate limit
+// cost is what a poll of one project costs on average in steady state at a period.
+func (m pollMix) cost(cfg Config, period time.Duration) float64 {
+	return 1 + m.refresh*min(1, period.Seconds()/cfg.FlowsInterval.Seconds()) + m.overlap*min(1, period.Seconds()/cfg.OverlapInterval.Seconds())
+}
+
+// pollCost is what polling costs in steady state with n projects of mix m: the requests one
+// project's poll costs on average, and the effective period at RateLimit. When the rate limit
 // cannot sustain PollInterval the period stretches, and with it the share of polls that refresh:
 // the period is the fixed point of period = n × cost(period) / RateLimit.
-func (e *Exporter) pollCost(n int) (perPoll float64, period time.Duration) {
+func (e *Exporter) pollCost(n int, m pollMix) (perPoll float64, period time.Duration) {
 	period = e.cfg.PollInterval
 	for range 20 {
-		perPoll = e.costLocked(period)
+		perPoll = m.cost(e.cfg, period)
 		next := max(e.cfg.PollInterval, time.Duration(float64(n)*perPoll/e.cfg.RateLimit*float64(time.Second)))
 		if (next - period).Abs() < time.Millisecond {
 			break
@@ -502,8 +508,9 @@ func (e *Exporter) PollBudget() (projects int, perPoll, perSecond float64, perio
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	projects = len(e.projects)
-	perPoll, period = e.pollCost(projects)
-	perSecond = float64(projects) * e.costLocked(e.cfg.PollInterval) / e.cfg.PollInterval.Seconds()
+	mix := e.pollMixLocked()
+	perPoll, period = e.pollCost(projects, mix)
+	perSecond = float64(projects) * mix.cost(e.cfg, e.cfg.PollInterval) / e.cfg.PollInterval.Seconds()
 	return projects, perPoll, perSecond, period
 }
 
@@ -515,11 +522,12 @@ func (e *Exporter) checkRateLocked() {
 		return
 	}
 	e.rateCheckedFor = n
-	perPoll, period := e.pollCost(n)
+	mix := e.pollMixLocked()
+	perPoll, period := e.pollCost(n, mix)
 	if period <= e.cfg.PollInterval {
 		return
 	}
-	need := float64(n) * e.costLocked(e.cfg.PollInterval) / e.cfg.PollInterval.Seconds()
+	need := float64(n) * mix.cost(e.cfg, e.cfg.PollInterval) / e.cfg.PollInterval.Seconds()
 	e.log.Warn("the API rate limit cannot sustain the poll interval for this many projects: each is polled less often",
 		"projects", n, "requests_per_second_needed", fmt.Sprintf("%.1f", need), "rate_limit", e.cfg.RateLimit,
 		"poll_interval", e.cfg.PollInterval, "effective_period", period.Round(time.Second),
