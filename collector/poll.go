@@ -98,7 +98,7 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 	e.fam = newFamilies()
 	e.pollHist = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "activepieces_exporter_poll_duration_seconds",
-		Help:    "Duration of background polls of every project.",
+		Help:    "Duration of background polls: under Run, each tick polling the projects due; PollOnce, every project.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 	})
 	if cfg.StateFile != "" {
@@ -572,9 +572,12 @@ func (e *Exporter) pollProject(ctx, parent context.Context, p *projectState, seq
 	p.nextDue = e.nextSlot(phase, now) // unless cut short: then at once
 	if err != nil && (ctx.Err() != nil || errors.Is(err, apiclient.ErrOutOfTime)) {
 		// Shutdown, or the poll's own time ran out (not a request's): the next poll continues
-		// this attempt, first. Not a failure: nothing logged, nothing counted.
+		// this attempt, first. Not a failure: nothing logged; counted as cut short unless it is
+		// shutdown.
 		p.attempt, p.nextDue = a, time.Time{}
-		p.cutShort++
+		if parent.Err() == nil {
+			p.cutShort++
+		}
 		return err
 	}
 	if err != nil && transient(err) {
