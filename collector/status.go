@@ -63,7 +63,7 @@ type FlowStatus struct {
 	FlowURL          string // the flow in the builder
 	// The latest finished run (HasLast false: none known).
 	HasLast             bool
-	LastStatus          string
+	LastStatus          apiclient.RunStatus
 	LastFinish          time.Time
 	ConsecutiveFailures int
 	LastSuccess         time.Time
@@ -125,7 +125,7 @@ func (e *Exporter) Status() Status {
 // flowStatusLocked describes one flow (e.mu held for reading).
 func (e *Exporter) flowStatusLocked(r flowRef, now time.Time) FlowStatus {
 	f := r.f
-	fs := FlowStatus{ID: f.id, Name: f.name, Status: f.status, HasLast: f.last.set, LastStatus: string(f.last.status),
+	fs := FlowStatus{ID: f.id, Name: f.name, Status: f.status, HasLast: f.last.set, LastStatus: f.last.status,
 		LastFinish: f.last.order, ConsecutiveFailures: f.consecFails, LastSuccess: f.lastSuccess,
 		Queued: r.a.n[0], Running: r.a.n[1], Paused: r.a.n[2], OldestRunning: r.a.oldestRunning}
 	if e.cfg.UIURL != "" {
@@ -157,6 +157,3 @@ func (e *Exporter) flowStatusLocked(r flowRef, now time.Time) FlowStatus {
 	}
 	return fs
 }
-
-// IsFailureStatus tells the statuses the status page shows as failures.
-func IsFailureStatus(s string) bool { return apiclient.RunStatus(s).IsFailure() }

@@ -35,7 +35,6 @@ func newStatusPage(src interface{ Status() collector.Status }, errs interface{ E
 		"ago":   ago,
 		"clock": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") },
 		"lower": strings.ToLower,
-		"fail":  collector.IsFailureStatus,
 		"healths": func() []string {
 			return []string{collector.Failing.String(), collector.Stuck.String(), collector.Silent.String(), collector.Healthy.String(), collector.Disabled.String()}
 		},
@@ -46,24 +45,24 @@ func newStatusPage(src interface{ Status() collector.Status }, errs interface{ E
 // statusView is what the template renders.
 type statusView struct {
 	collector.Status
-	Refresh        int // seconds
-	Problems       []string
-	APIErrors      int
-	Summary        []projectSummary
-	Sections       []section
-	Query          string
-	Project, Only  string
-	Shown, Matched int
-	Page, Pages    int
-	PrevURL        string
-	NextURL        string
+	Refresh       int // seconds
+	Problems      []string
+	APIErrors     int
+	Summary       []projectSummary
+	Sections      []section
+	Query         string
+	Project, Only string
+	Matched       int
+	Page, Pages   int
+	PrevURL       string
+	NextURL       string
 }
 
 // projectSummary is a project's line in the header table.
 type projectSummary struct {
 	collector.ProjectStatus
-	Link                                    string
-	Failing, Stuck, Silent, Healthy, Others int
+	Link                            string
+	Failing, Stuck, Silent, Healthy int
 }
 
 // section is one project's flows on this page.
@@ -110,8 +109,6 @@ func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				sum.Silent++
 			case collector.Healthy:
 				sum.Healthy++
-			default:
-				sum.Others++
 			}
 			if v.Project != "" && p.ID != v.Project || v.Only != "" && f.Health.String() != v.Only ||
 				needle != "" && !strings.Contains(strings.ToLower(f.Name), needle) {
@@ -125,7 +122,6 @@ func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.Summary = append(v.Summary, sum)
 		if len(rows) > 0 {
 			v.Sections = append(v.Sections, section{Project: p, Flows: rows})
-			v.Shown += len(rows)
 		}
 	}
 	v.Pages = max(1, (v.Matched+statusPageSize-1)/statusPageSize)
