@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -60,21 +61,9 @@ func TestLoad(t *testing.T) {
 	for _, v := range got {
 		counted += v
 	}
-	text, _, err := scrape("http://" + p.addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpu := mfs["process_cpu_seconds_total"].GetMetric()[0].GetCounter().GetValue()
-	rss := mfs["process_resident_memory_bytes"].GetMetric()[0].GetGauge().GetValue()
-	requests := 0.0
-	for _, m := range mfs["activepieces_exporter_api_requests_total"].GetMetric() {
-		requests += m.GetCounter().GetValue()
-	}
+	mfs := scrapeFamilies(t, p.addr)
+	cpu, rss := sumOf(mfs, "process_cpu_seconds_total"), sumOf(mfs, "process_resident_memory_bytes")
+	requests := sumOf(mfs, "activepieces_exporter_api_requests_total")
 	elapsed := time.Since(t0)
 	t.Logf("load: %.0f runs/s for %s, poll every 5 s: produced %d finished runs, counted %d; exporter CPU %.2f s over %s (%.1f%% of a core), RSS %.1f MiB, %d API requests",
 		*loadRate, *loadDuration, produced, counted, cpu, elapsed.Round(time.Second), 100*cpu/elapsed.Seconds(), rss/(1<<20), int(requests))
@@ -111,14 +100,7 @@ func TestBigPlatformTimeToReady(t *testing.T) {
 		return flows == 10000
 	})
 	all := time.Since(t0)
-	text, _, _ := scrape("http://" + p.addr + "/metrics")
-	requests := 0
-	for _, l := range strings.Split(text, "\n") {
-		if strings.HasPrefix(l, "activepieces_exporter_api_requests_total{") {
-			v, _ := strconv.ParseFloat(l[strings.LastIndex(l, " ")+1:], 64)
-			requests += int(v)
-		}
-	}
+	requests := int(sumOf(scrapeFamilies(t, p.addr), "activepieces_exporter_api_requests_total"))
 	t.Logf("20 projects × 500 flows, 100,000 runs (5,000 running), poll every 5 s at 10 requests/s: ready after %s, all %d flows exported after %s, %d API requests",
 		ready.Round(100*time.Millisecond), flows, all.Round(100*time.Millisecond), requests)
 	if ready > 30*time.Second || all > 45*time.Second {
@@ -163,25 +145,14 @@ func TestThousandIdleProjects(t *testing.T) {
 		fmt.Sprintf("--api.rate-limit=%g", rateLimit))
 	ready := time.Since(t0)
 	time.Sleep(time.Duration(3*predicted) * time.Second) // steady state
-	text, _, err := scrape("http://" + p.addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := scrapeFamilies(t, p.addr)
 	var periods []float64
 	for _, m := range mfs["activepieces_exporter_poll_period_seconds"].GetMetric() {
 		periods = append(periods, m.GetGauge().GetValue())
 	}
 	sort.Float64s(periods)
-	failures := 0.0
-	for _, m := range mfs["activepieces_exporter_poll_failures_total"].GetMetric() {
-		failures += m.GetCounter().GetValue()
-	}
-	rss := mfs["process_resident_memory_bytes"].GetMetric()[0].GetGauge().GetValue() / (1 << 20)
+	failures := sumOf(mfs, "activepieces_exporter_poll_failures_total")
+	rss := sumOf(mfs, "process_resident_memory_bytes") / (1 << 20)
 	median := periods[len(periods)/2]
 	t.Logf("1,000 idle projects at %g requests/s, %g s interval, %g s flow refresh: ready after %s; poll period median %.1f s (predicted %.1f s), min %.1f, max %.1f; %d projects with a period; %.0f poll failures; RSS %.1f MiB",
 		rateLimit, interval, flowsInterval, ready.Round(time.Second), median, predicted, periods[0], periods[len(periods)-1], len(periods), failures, rss)
@@ -247,4 +218,28 @@ func platform(projects, flowsPerProject, runsPerFlow, runningEvery int) *simulat
 		}
 	}
 	return sim
+}
+
+// scrapeFamilies scrapes an exporter's /metrics and parses it.
+func scrapeFamilies(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	text, _, err := scrape("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
+}
+
+// sumOf adds up the values of a counter or gauge family's series.
+func sumOf(mfs map[string]*dto.MetricFamily, name string) float64 {
+	total := 0.0
+	for _, m := range mfs[name].GetMetric() {
+		total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return total
 }
