@@ -610,6 +610,10 @@ func (e *Exporter) pollProject(ctx, parent context.Context, p *projectState, seq
 	if p.failing {
 		e.log.Info("poll of project recovered", "project_id", p.id, "project", p.name)
 	}
+	if a.polls > 1 {
+		e.log.Info("a read of the project that polls cut short is complete", "project_id", p.id, "polls", a.polls,
+			"answers_kept", len(a.answers), "answers_replayed", a.replayed)
+	}
 	p.failing, p.lastErr = false, ""
 	p.clockEv = clockEvidenceOf(f, e.now(), p.lastSuccess, p.head)
 	e.applyLocked(p, f, seq, now)
