@@ -67,6 +67,12 @@ type Exporter struct {
 	lastSave          time.Time // when the state file was last saved
 	rateCheckedFor    int       // the number of projects the rate limit was last checked for
 	outOfTime         bool      // the last poll ran out of time (for logging the change only; PollOnce's goroutine)
+
+	// Rendering under Run (the poll's goroutine only): when the exposition was last rendered,
+	// what that cost, and whether a tick's results wait for a render.
+	renderedAt    time.Time
+	renderCost    time.Duration
+	renderPending bool
 }
 
 // Option changes an Exporter built by New.
@@ -260,18 +266,31 @@ func (e *Exporter) poll(ctx context.Context, dueOnly bool) error {
 	e.completed = seq
 	save := e.cfg.StateFile != "" && (!dueOnly || polled > 0 && time.Since(e.lastSave) >= e.cfg.PollInterval)
 	e.mu.Unlock()
-	if !attempted && discoverErr == nil {
+	if !attempted && discoverErr == nil && !e.renderPending {
 		return nil // nothing was due: nothing changed
 	}
 	if save {
 		allErr = errors.Join(allErr, e.saveStateLogged())
 	}
+	// A tick polls a few projects but renders every flow: under Run at most a fifth of the time
+	// goes to rendering (10k flows take a few hundred ms), and what a tick applied without a
+	// render is rendered by a later tick.
+	if dueOnly && time.Since(e.renderedAt) < renderShare*e.renderCost {
+		e.renderPending = true
+		return allErr
+	}
+	t0 := time.Now()
 	if err := e.refreshExposition(); err != nil {
 		e.log.Error("cannot render metrics", "err", err)
 		allErr = errors.Join(allErr, err)
 	}
+	e.renderedAt, e.renderCost, e.renderPending = time.Now(), time.Since(t0), false
 	return allErr
 }
+
+// renderShare bounds rendering under Run: a render at most every renderShare times what the last
+// one took.
+const renderShare = 5
 
 // pollProjects polls every project, cfg.Concurrency at a time, and folds what their runs said
 // about the server's clock.

@@ -100,3 +100,28 @@ func runAgainst(t *testing.T, sim *simulator.Server, cfg Config) (exp *Exporter,
 	wg.Go(func() { exp.Run(ctx) })
 	return exp, func() { cancel(); wg.Wait() }
 }
+
+// Under Run a tick renders every flow though it polled a few projects: renders are spaced so
+// that they take at most a fifth of the time, and a tick that was not rendered is by a later one.
+func TestTicksRenderAtMostAFifthOfTheTime(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	_, before := h.exp.Exposition()
+	h.exp.renderedAt, h.exp.renderCost = time.Now(), time.Hour // as if the last render took an hour
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.clock.Advance(h.exp.cfg.PollInterval)
+	if err := h.exp.poll(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, gen := h.exp.Exposition(); gen != before {
+		t.Errorf("a tick rendered (poll %d → %d) within five render times of the last render", before, gen)
+	}
+	h.exp.renderCost = 0 // the last render is long enough ago now
+	if err := h.exp.poll(context.Background(), true); err != nil { // nothing due: the pending render
+		t.Fatal(err)
+	}
+	if _, gen := h.exp.Exposition(); gen == before {
+		t.Error("the tick's results were never rendered")
+	}
+}
