@@ -148,7 +148,8 @@ func (e *Exporter) Close() {
 // Run polls until ctx ends, and reads the look-back history in the background meanwhile. Each
 // project is polled every PollInterval at its own moment (its phase): the projects are spread
 // evenly over the interval, polled in ticks of a tenth of it, instead of all at its start. The
-// first poll of every project is at once.
+// first poll of every project is at once. When ctx ends, the state file (if any) is saved a last
+// time: ticks save it at most once an interval.
 func (e *Exporter) Run(ctx context.Context) {
 	go e.RunHistory(ctx)
 	for {
@@ -160,6 +161,11 @@ func (e *Exporter) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if e.cfg.StateFile != "" {
+				e.pollMu.Lock()
+				_ = e.saveStateLogged() // logged
+				e.pollMu.Unlock()
+			}
 			return
 		case <-t.C:
 		}

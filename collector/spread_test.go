@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -117,11 +119,36 @@ func TestTicksRenderAtMostAFifthOfTheTime(t *testing.T) {
 	if _, gen := h.exp.Exposition(); gen != before {
 		t.Errorf("a tick rendered (poll %d → %d) within five render times of the last render", before, gen)
 	}
-	h.exp.renderCost = 0 // the last render is long enough ago now
+	h.exp.renderCost = 0                                           // the last render is long enough ago now
 	if err := h.exp.poll(context.Background(), true); err != nil { // nothing due: the pending render
 		t.Fatal(err)
 	}
 	if _, gen := h.exp.Exposition(); gen == before {
 		t.Error("the tick's results were never rendered")
+	}
+}
+
+// Ticks save the state file at most once an interval; Run saves it once more when it ends, so a
+// stop loses nothing a tick applied.
+func TestRunSavesTheStateWhenItEnds(t *testing.T) {
+	sim := simulator.New(simulator.Options{})
+	flow := sim.AddFlow(sim.AddProject("P"), "", "F")
+	path := filepath.Join(t.TempDir(), "state.json")
+	exp, stop := runAgainst(t, sim, Config{PollInterval: time.Hour, StateFile: path, StateSource: "sim"})
+	testkit.WaitFor(t, 5*time.Second, "ready, state saved", func() bool {
+		_, err := os.Stat(path)
+		return exp.Ready() == nil && err == nil
+	})
+	time.Sleep(10 * time.Millisecond) // the first save may still be renaming into place
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.AddRun(simulator.RunSpec{FlowID: flow})
+	time.Sleep(10 * time.Millisecond)
+	stop()
+	after, err := os.Stat(path)
+	if err != nil || !after.ModTime().After(info.ModTime()) {
+		t.Errorf("state file not saved when Run ended (modified %v, then %v, %v)", info.ModTime(), after.ModTime(), err)
 	}
 }
