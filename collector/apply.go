@@ -7,7 +7,7 @@ import (
 )
 
 // applyLocked folds one successful poll of a project into its state.
-func (e *Exporter) applyLocked(p *projectState, f *fetched, seq uint64, now time.Time) {
+func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Time) {
 	if !p.started {
 		// What the first poll lists is history; what appears after it is counted.
 		p.countFrom = f.head.Add(time.Millisecond)
@@ -72,7 +72,7 @@ func (e *Exporter) applyLocked(p *projectState, f *fetched, seq uint64, now time
 // dropTrackedLocked stops tracking in-flight runs the server no longer has (gone, unless a
 // listing of this poll returned them) and PAUSED runs older than the platform's pause limit,
 // which will never be resumed.
-func (e *Exporter) dropTrackedLocked(p *projectState, gone []string, seq uint64, now time.Time) {
+func (e *model) dropTrackedLocked(p *projectState, gone []string, seq uint64, now time.Time) {
 	for _, id := range gone {
 		if t, ok := p.tracked[id]; ok && t.touched != seq {
 			delete(p.tracked, id)
@@ -89,7 +89,7 @@ func (e *Exporter) dropTrackedLocked(p *projectState, gone []string, seq uint64,
 
 // recordLocked applies finished runs (and retries) to their flows in the order they finished;
 // those of a flow whose zero series no scrape has been given yet wait for a later poll.
-func (e *Exporter) recordLocked(p *projectState, finished []pendingRun, seq uint64) {
+func (e *model) recordLocked(p *projectState, finished []pendingRun, seq uint64) {
 	sortByFinish(finished)
 	for _, pr := range finished {
 		fl := p.flows[pr.run.FlowID]
@@ -112,7 +112,7 @@ func (e *Exporter) recordLocked(p *projectState, finished []pendingRun, seq uint
 
 // pruneLedgersLocked forgets the ids of finished runs that no later listing may return again.
 // Pruning walks the ledgers: it waits until the horizon has moved by 1/32 of the window.
-func (e *Exporter) pruneLedgersLocked(p *projectState) {
+func (e *model) pruneLedgersLocked(p *projectState) {
 	horizon := p.ledgerHorizon(e.ledgerWindow())
 	if horizon.Sub(p.prunedAt) < e.ledgerWindow()/32 {
 		return
@@ -134,7 +134,7 @@ func (e *Exporter) pruneLedgersLocked(p *projectState) {
 // observeLocked classifies one run read from the API. listed says it came from a time-range listing
 // (where a finished run may be first seen) rather than an in-flight listing or a refresh (where
 // only runs already tracked matter).
-func (e *Exporter) observeLocked(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, floor time.Time, finished *[]pendingRun) {
+func (e *model) observeLocked(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, floor time.Time, finished *[]pendingRun) {
 	if r.Invalid != "" || r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
 		if p.invalidRuns == 0 {
 			e.log.Warn("the API returned a run without id, created time or status, or of another project; skipping such runs (counted in activepieces_exporter_invalid_runs_total)",
@@ -200,7 +200,7 @@ func (e *Exporter) observeLocked(p *projectState, r *apiclient.FlowRun, seq uint
 
 // watchLocked remembers a finished run that may be retried on the same row, while it ended within the
 // retry window.
-func (e *Exporter) watchLocked(p *projectState, r *apiclient.FlowRun) {
+func (e *model) watchLocked(p *projectState, r *apiclient.FlowRun) {
 	if e.cfg.RetryWindow <= 0 || !r.Status.IsRetryable() {
 		delete(p.watched, r.ID)
 		return
@@ -229,7 +229,7 @@ func (e *Exporter) watchLocked(p *projectState, r *apiclient.FlowRun) {
 // finished again between two reads (a new finishTime, or a new startTime): that execution is
 // counted too. A new status with the same times is a correction of the same execution: nothing is
 // counted again.
-func (e *Exporter) compareWatchedLocked(p *projectState, r *apiclient.FlowRun, w watchedRun, seq uint64, finished *[]pendingRun) {
+func (e *model) compareWatchedLocked(p *projectState, r *apiclient.FlowRun, w watchedRun, seq uint64, finished *[]pendingRun) {
 	start, finish := unixMS(r.StartTime.Time), unixMS(r.FinishTime.Time)
 	switch {
 	case r.Status.IsInFlight():
@@ -254,7 +254,7 @@ func (e *Exporter) compareWatchedLocked(p *projectState, r *apiclient.FlowRun, w
 
 // applyWatch folds in the runs the retry watch read: the listing of runs in a retryable status
 // and the re-read of watched runs that listing did not return.
-func (e *Exporter) applyWatchLocked(p *projectState, f *fetched, seq uint64, floor time.Time, finished *[]pendingRun) {
+func (e *model) applyWatchLocked(p *projectState, f *fetched, seq uint64, floor time.Time, finished *[]pendingRun) {
 	for i := range f.watchReread {
 		e.observeLocked(p, &f.watchReread[i], seq, false, floor, finished)
 	}
@@ -302,12 +302,12 @@ func (e *Exporter) applyWatchLocked(p *projectState, f *fetched, seq uint64, flo
 // ledgerWindow is how far below the poll position the ledger keeps the ids of finished runs: as
 // far as the overlap sweep reaches (the overlap below the previous sweep's position, an overlap
 // interval and a poll before), or the late window when it is longer.
-func (e *Exporter) ledgerWindow() time.Duration {
+func (e *env) ledgerWindow() time.Duration {
 	return max(e.cfg.Overlap+e.cfg.OverlapInterval+e.cfg.PollInterval, e.cfg.LateWindow)
 }
 
 // applyFlowsLocked replaces a project's flows and folders with a fresh listing.
-func (e *Exporter) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
+func (e *model) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 	present := map[string]bool{}
 	p.ignored = map[string]bool{}
 	for _, fl := range f.flows {
@@ -368,7 +368,7 @@ func (e *Exporter) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 }
 
 // removeFlowsLocked drops the flows of p not in keep (all of them when keep is nil).
-func (e *Exporter) removeFlowsLocked(p *projectState, keep map[string]bool) {
+func (e *model) removeFlowsLocked(p *projectState, keep map[string]bool) {
 	for id, st := range p.flows {
 		if keep[id] {
 			continue
@@ -407,6 +407,6 @@ const maxDeferPolls = 10
 // zeroServed reports whether a scrape has served the flow's series at zero: an exposition
 // rendered after the poll that first listed it (every such exposition has them) was served, or
 // the flow has waited maxDeferPolls poll intervals.
-func (e *Exporter) zeroServed(fl *flowState, seq uint64) bool {
+func (e *env) zeroServed(fl *flowState, seq uint64) bool {
 	return fl.bornPoll < seq && (e.expo.served.Load() >= fl.bornPoll || e.now().Sub(fl.bornAt) >= maxDeferPolls*e.cfg.PollInterval)
 }

@@ -31,13 +31,13 @@ func benchExporter(b testing.TB, nFlows int) (*Exporter, *projectState, []apicli
 		b.Fatal(err)
 	}
 	p := newProjectState("benchProject000000001", "Bench", time.Time{})
-	e.projects[p.id] = p
+	e.m().projects[p.id] = p
 	flows := make([]apiclient.Flow, nFlows)
 	for i := range flows {
 		flows[i] = apiclient.Flow{ID: fmt.Sprintf("flow%017d", i), Status: "ENABLED", FolderID: "folder00000000000001",
 			Version: &apiclient.FlowVersion{DisplayName: fmt.Sprintf("Flow number %d", i)}}
 	}
-	e.applyLocked(p, &fetched{flowsListed: true, flows: flows, head: epoch, started: true}, 1, epoch)
+	e.m().applyLocked(p, &fetched{flowsListed: true, flows: flows, head: epoch, started: true}, 1, epoch)
 	e.expo.markServed(1) // scraped: runs of these flows are counted from the next poll on
 	return e, p, flows
 }
@@ -124,9 +124,7 @@ func BenchmarkIngest(b *testing.B) {
 				}
 				f.listed = append(f.listed, page.Data...)
 			}
-			e.mu.Lock()
-			e.applyLocked(p, f, seq, epoch)
-			e.mu.Unlock()
+			e.m().applyLocked(p, f, seq, epoch)
 			seq++
 		}
 	})

@@ -129,7 +129,7 @@ func (c *serverClock) decide() (applied time.Duration, dateApplied bool) {
 
 // updateServerClock reads the latest Date, decides the offset to apply after a poll and logs
 // what changed. Called with e.mu held.
-func (e *Exporter) updateServerClockLocked(ev clockEvidence) {
+func (e *model) updateServerClockLocked(ev clockEvidence) {
 	c := &e.clock
 	if date, ok := e.api.ServerDate(); ok {
 		c.date, c.dateKnown = date.Add(500*time.Millisecond).Sub(e.now()).Round(time.Second/10), true // Date is truncated to the second
@@ -157,7 +157,7 @@ func (e *Exporter) updateServerClockLocked(ev clockEvidence) {
 }
 
 // serverNow is the server's clock as far as the exporter knows it.
-func (e *Exporter) serverNow() time.Time { return e.now().Add(e.clock.applied) }
+func (e *model) serverNow() time.Time { return e.now().Add(e.clock.applied) }
 
 func mergeEvidence(a, b clockEvidence) clockEvidence {
 	if b.lowOK && (!a.lowOK || b.low > a.low) {

@@ -107,7 +107,7 @@ func TestStateFilePositionFromTheFutureIsRepaired(t *testing.T) {
 	if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED"); got != 3 {
 		t.Errorf("after the repair FAILED = %v, want 3", got)
 	}
-	if head := h.exp.projects[fx.project].head; head.Year() != epoch.Year() {
+	if head := h.exp.m().projects[fx.project].head; head.Year() != epoch.Year() {
 		t.Errorf("poll position %v not repaired", head)
 	}
 	if !strings.Contains(h.logs.String(), "poll position far ahead") {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -17,7 +18,9 @@ import (
 // WriteText writes the exporter's samples in the Prometheus text format (0.0.4): the same samples
 // as Collect, written straight from the ledger without a metric object per sample.
 func (e *Exporter) WriteText(w io.Writer) error {
-	return e.write(w, false)
+	m, release := e.acquire()
+	defer release()
+	return m.write(w, false)
 }
 
 // WriteOpenMetrics writes the same samples in the OpenMetrics text format (1.0.0), with
@@ -25,10 +28,12 @@ func (e *Exporter) WriteText(w io.Writer) error {
 // the duration buckets (the latest run observed in each). It does not write the closing
 // "# EOF": whoever appends other metrics writes it.
 func (e *Exporter) WriteOpenMetrics(w io.Writer) error {
-	return e.write(w, true)
+	m, release := e.acquire()
+	defer release()
+	return m.write(w, true)
 }
 
-func (e *Exporter) write(w io.Writer, om bool) error {
+func (e *model) write(w io.Writer, om bool) error {
 	t := &textSink{w: bufio.NewWriterSize(w, 64<<10), om: om}
 	e.emit(t)
 	if t.err != nil {
@@ -278,11 +283,15 @@ func (x *exposition) markServed(gen uint64) {
 	}
 }
 
-// refreshExposition re-renders the cached exposition. Called after every poll.
-func (e *Exporter) refreshExposition() error {
-	e.mu.RLock()
+// refreshExposition re-renders the cached exposition, and publishes with it the facts and (when
+// a status page was asked for) the status snapshot of the same moment. Called after polls.
+func (e *model) refreshExposition() error {
 	gen := e.completed
-	e.mu.RUnlock()
+	defer e.publishFacts() // after the exposition: ready means /metrics has what it says
+	if asked := e.pub.statusAskedAt.Load(); asked != 0 && e.now().Sub(time.Unix(0, asked)) < statusWanted {
+		st := e.status()
+		e.pub.status.Store(&st)
+	}
 	gz, err := e.renderGzip(&e.expo.buf, false)
 	if err != nil {
 		return err
@@ -304,7 +313,7 @@ func (e *Exporter) refreshExposition() error {
 
 // renderGzip renders the text (or OpenMetrics) exposition, gzip-compressed, in buf (reused when
 // given).
-func (e *Exporter) renderGzip(buf *bytes.Buffer, om bool) ([]byte, error) {
+func (e *model) renderGzip(buf *bytes.Buffer, om bool) ([]byte, error) {
 	if buf == nil {
 		buf = &bytes.Buffer{}
 	}
@@ -328,17 +337,34 @@ func (e *Exporter) renderGzip(buf *bytes.Buffer, om bool) ([]byte, error) {
 // do not modify it.
 func (e *Exporter) OpenMetrics() (gz []byte, poll uint64, err error) {
 	e.expo.wantOM.Store(true)
+	if gz, gen, ok := e.expo.openMetrics(); ok {
+		return gz, gen, nil
+	}
+	// The first OpenMetrics scrape: rendered now, by the model's owner (from then on with
+	// every render).
+	m, release := e.acquire()
+	defer release()
+	if gz, gen, ok := e.expo.openMetrics(); ok {
+		return gz, gen, nil
+	}
+	om, err := m.renderGzip(nil, true)
+	if err != nil {
+		return nil, 0, err
+	}
 	e.expo.omMu.Lock()
 	defer e.expo.omMu.Unlock()
-	_, gen := e.Exposition()
-	if e.expo.om == nil || e.expo.omGen != gen {
-		om, err := e.renderGzip(nil, true)
-		if err != nil {
-			return nil, 0, err
-		}
-		e.expo.om, e.expo.omGen = om, gen
-	}
-	return e.expo.om, e.expo.omGen, nil
+	e.expo.om, e.expo.omGen = om, m.completed
+	return om, m.completed, nil
+}
+
+// openMetrics is the OpenMetrics rendering, if it is of the latest text rendering.
+func (x *exposition) openMetrics() ([]byte, uint64, bool) {
+	x.omMu.Lock()
+	defer x.omMu.Unlock()
+	x.mu.RLock()
+	gen := x.gen
+	x.mu.RUnlock()
+	return x.om, x.omGen, x.om != nil && x.omGen == gen
 }
 
 // Exposition returns the exporter's metrics as of the last poll, in the text format (0.0.4),

@@ -44,7 +44,7 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		t.Errorf("300 flows: %v", err)
 	}
 	// The cached, compressed exposition is the same text once a poll has refreshed it.
-	if err := e.refreshExposition(); err != nil {
+	if err := e.m().refreshExposition(); err != nil {
 		t.Fatal(err)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(first(e.Exposition())))

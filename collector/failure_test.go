@@ -380,7 +380,7 @@ func TestServerClockAhead(t *testing.T) {
 	}
 	last := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})
 	h.mustPoll()
-	if head := h.exp.projects[fx.project].head; !head.Equal(h.sim.Run(last).Created) {
+	if head := h.exp.m().projects[fx.project].head; !head.Equal(h.sim.Run(last).Created) {
 		t.Errorf("poll position %v, want the newest run's creation %v", head, h.sim.Run(last).Created)
 	}
 }

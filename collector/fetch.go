@@ -52,7 +52,7 @@ const bulkPageSize = 1000
 
 // fetch does every API call of one project's poll; it changes nothing shared (what it learns
 // goes into f, applied under the lock by pollProject).
-func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
+func (e *env) fetch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
 	f.server = p.server
 	f.head, f.started = p.head, true
 	if err := e.fetchNewRuns(ctx, p, f); err != nil {
@@ -114,14 +114,14 @@ func (e *Exporter) fetch(ctx context.Context, p *projectState, now time.Time, f 
 
 // fetchNewRuns reads the backlog left by earlier polls, then the runs created since the poll
 // position (the look-back on a project's first poll), at most cfg.MaxPages pages in all.
-func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched) error {
+func (e *env) fetchNewRuns(ctx context.Context, p *projectState, f *fetched) error {
 	budget := e.cfg.MaxPages
 	for _, g := range p.gaps {
 		if budget <= 0 {
 			f.gaps = append(f.gaps, g)
 			continue
 		}
-		runs, w, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{CreatedAfter: g.from, CreatedBefore: g.to}, budget)
+		runs, w, err := e.listRange(ctx, p.id, f, apiclient.ListFlowRunsParams{CreatedAfter: g.from, CreatedBefore: g.to}, budget)
 		if err != nil {
 			return fmt.Errorf("listing runs of a backlog: %w", err)
 		}
@@ -150,7 +150,7 @@ func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched
 		// recent history. The rest is read in the background (history.go).
 		q.Limit, pages = bulkPageSize, 1
 	}
-	runs, w, err := e.listRange(ctx, p, f, q, pages)
+	runs, w, err := e.listRange(ctx, p.id, f, q, pages)
 	if err != nil {
 		return fmt.Errorf("listing new runs: %w", err)
 	}
@@ -181,18 +181,18 @@ func (e *Exporter) fetchNewRuns(ctx context.Context, p *projectState, f *fetched
 
 // fetchInFlight lists in-flight runs by status, without a time bound (a run PAUSED for days
 // before start-up is tracked), in pages of bulkPageSize.
-func (e *Exporter) fetchInFlight(ctx context.Context, p *projectState, f *fetched) error {
+func (e *env) fetchInFlight(ctx context.Context, p *projectState, f *fetched) error {
 	statuses := apiclient.InFlightStatuses
 	if f.server.NoQueuedStatus {
 		statuses = statuses[1:]
 	}
 	pages := e.cfg.MaxTrackedRuns/bulkPageSize + 1
-	runs, _, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses, Limit: bulkPageSize}, pages)
+	runs, _, err := e.listRange(ctx, p.id, f, apiclient.ListFlowRunsParams{Statuses: statuses, Limit: bulkPageSize}, pages)
 	if errors.Is(err, apiclient.ErrValidation) && !f.server.NoQueuedStatus {
 		// Servers before QUEUED existed (shared <= 0.10) reject it as a status filter.
 		f.server.NoQueuedStatus = true
 		e.log.Info("server rejects the QUEUED status filter; listing RUNNING and PAUSED runs only", "project_id", p.id, "err", err)
-		runs, _, err = e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: statuses[1:], Limit: bulkPageSize}, pages)
+		runs, _, err = e.listRange(ctx, p.id, f, apiclient.ListFlowRunsParams{Statuses: statuses[1:], Limit: bulkPageSize}, pages)
 	}
 	if err != nil {
 		return fmt.Errorf("listing in-flight runs: %w", err)
@@ -213,13 +213,13 @@ var watchStatuses = [][]apiclient.RunStatus{
 // now in a retryable status (one request while there are fewer than bulkPageSize), and then, by
 // id, the watched runs that listing did not return: re-opened, finished again in another status,
 // archived or deleted. Runs whose times changed are retries (compareWatched).
-func (e *Exporter) fetchWatch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
+func (e *env) fetchWatch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
 	from := f.serverNow.Add(-e.cfg.RetryWindow)
 	var runs []apiclient.FlowRun
 	var w walk
 	var err error
 	for {
-		runs, w, err = e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{Statuses: watchStatuses[f.server.WatchLevel], CreatedAfter: from,
+		runs, w, err = e.listRange(ctx, p.id, f, apiclient.ListFlowRunsParams{Statuses: watchStatuses[f.server.WatchLevel], CreatedAfter: from,
 			IncludeArchived: true, Limit: bulkPageSize}, e.cfg.MaxPages)
 		if !errors.Is(err, apiclient.ErrValidation) || f.server.WatchLevel == len(watchStatuses)-1 {
 			break
@@ -262,7 +262,7 @@ func (e *Exporter) fetchWatch(ctx context.Context, p *projectState, now time.Tim
 // created at T that becomes visible up to overlap later is in the window of the first sweep after
 // that, however the sweeps fall (a window of [head − overlap, head] alone misses a run that
 // becomes visible just after one sweep, when the next comes more than overlap after T).
-func (e *Exporter) sweepOverlap(ctx context.Context, p *projectState, f *fetched) error {
+func (e *env) sweepOverlap(ctx context.Context, p *projectState, f *fetched) error {
 	from := p.head
 	if !p.overlapHead.IsZero() && p.overlapHead.Before(from) {
 		from = p.overlapHead
@@ -295,7 +295,7 @@ const maxSweepDepth = 6
 // the ledger knows there does it look closer: a window the ledger knows many runs of is halved
 // (a count each half) down to depth maxSweepDepth, and the halves that differ are re-read.
 // Servers without that endpoint get the re-read every time.
-func (e *Exporter) sweep(ctx context.Context, p *projectState, f *fetched, from, to time.Time, depth int) error {
+func (e *env) sweep(ctx context.Context, p *projectState, f *fetched, from, to time.Time, depth int) error {
 	if from.After(to) {
 		return nil
 	}
@@ -328,7 +328,7 @@ func (e *Exporter) sweep(ctx context.Context, p *projectState, f *fetched, from,
 	} else if depth == 0 {
 		return nil // the late window is not re-read in full on every flow refresh
 	}
-	runs, _, err := e.listRange(ctx, p, f, apiclient.ListFlowRunsParams{CreatedAfter: from, CreatedBefore: to, Limit: bulkPageSize}, e.cfg.MaxPages)
+	runs, _, err := e.listRange(ctx, p.id, f, apiclient.ListFlowRunsParams{CreatedAfter: from, CreatedBefore: to, Limit: bulkPageSize}, e.cfg.MaxPages)
 	if err != nil {
 		return fmt.Errorf("re-reading runs created %s to %s: %w", apiclient.FormatTime(from), apiclient.FormatTime(to), err)
 	}
@@ -373,7 +373,7 @@ func (p *projectState) knownIn(from, to time.Time, listed []apiclient.FlowRun) i
 
 func (p *projectState) ignoredFlow(id string) bool { return p.ignored != nil && p.ignored[id] }
 
-func (e *Exporter) fetchFlows(ctx context.Context, p *projectState, f *fetched) error {
+func (e *env) fetchFlows(ctx context.Context, p *projectState, f *fetched) error {
 	flows, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
 		// Flows carry their whole definition, but pages are decoded a flow at a time and only its
 		// id, name, status and folder are kept: a large page costs the server, not our memory.
@@ -411,8 +411,8 @@ type walk struct {
 // listRange lists a project's runs matching base (project and paging are set here), newest first,
 // for at most maxPages pages. On servers whose cursors have second granularity it re-reads each
 // page's boundary second, which plain paging there would skip.
-func (e *Exporter) listRange(ctx context.Context, p *projectState, f *fetched, base apiclient.ListFlowRunsParams, maxPages int) ([]apiclient.FlowRun, walk, error) {
-	base.ProjectID = p.id
+func (e *env) listRange(ctx context.Context, projectID string, f *fetched, base apiclient.ListFlowRunsParams, maxPages int) ([]apiclient.FlowRun, walk, error) {
+	base.ProjectID = projectID
 	if base.Limit == 0 {
 		base.Limit = e.cfg.PageSize
 	}
@@ -473,7 +473,7 @@ func (e *Exporter) listRange(ctx context.Context, p *projectState, f *fetched, b
 }
 
 // refreshTracked re-reads tracked runs no listing of this poll returned.
-func (e *Exporter) refreshTracked(ctx context.Context, p *projectState, f *fetched) error {
+func (e *env) refreshTracked(ctx context.Context, p *projectState, f *fetched) error {
 	returned := map[string]bool{}
 	for _, r := range f.listed {
 		returned[r.ID] = true
@@ -500,7 +500,7 @@ func (e *Exporter) refreshTracked(ctx context.Context, p *projectState, f *fetch
 // reread reads runs by id, apiclient.MaxFlowRunIDs a request, or one by one on servers that
 // ignore flowRunIds. Archived runs are included: a run archived while in flight still finishes.
 // gone lists the ids the server no longer has.
-func (e *Exporter) reread(ctx context.Context, p *projectState, f *fetched, ids []string, includeArchived bool) (runs []apiclient.FlowRun, gone []string, err error) {
+func (e *env) reread(ctx context.Context, p *projectState, f *fetched, ids []string, includeArchived bool) (runs []apiclient.FlowRun, gone []string, err error) {
 	for len(ids) > 0 {
 		n := min(len(ids), apiclient.MaxFlowRunIDs)
 		batch := ids[:n]

@@ -222,3 +222,11 @@ func (h *harness) text() string {
 	}
 	return b.String()
 }
+
+// m is the exporter's model, for a test that polls only from its own goroutine (PollOnce,
+// ReadHistory): between those calls nobody else owns it.
+func (e *Exporter) m() *model {
+	m, release := e.acquire()
+	release()
+	return m
+}

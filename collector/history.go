@@ -72,10 +72,10 @@ func (e *Exporter) ReadHistory(ctx context.Context, maxPages int) (pages int, er
 
 // historyPending lists the projects with history left to read, except those in skip.
 func (e *Exporter) historyPending(skip map[string]bool) []string {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+	m, release := e.acquire()
+	defer release()
 	var ids []string
-	for id, p := range e.projects {
+	for id, p := range m.projects {
 		if p.history != nil && !skip[id] {
 			ids = append(ids, id)
 		}
@@ -84,27 +84,47 @@ func (e *Exporter) historyPending(skip map[string]bool) []string {
 	return ids
 }
 
+// historyJob is a page of a project's history to read: taken from the model by its owner, read
+// from the API by the history reader without the model, applied by its owner again.
+type historyJob struct {
+	project *projectState // for identity only: the page applies only to the same project
+	id      string
+	h       historyRange
+	f       fetched
+}
+
 // readHistoryPage reads the newest page of a project's pending history and applies it.
 func (e *Exporter) readHistoryPage(ctx context.Context, id string) error {
-	e.mu.RLock()
-	p := e.projects[id]
-	var h historyRange
-	f := fetched{api: e.api, serverNow: e.serverNow()}
-	if p != nil && p.history != nil {
-		h, f.server = *p.history, p.server
-	}
-	e.mu.RUnlock()
-	if h.to.IsZero() {
+	m, release := e.acquire()
+	job, ok := m.historyJob(id)
+	release()
+	if !ok {
 		return nil // done, or the project gone, meanwhile
 	}
-	runs, w, err := e.listRange(ctx, p, &f, apiclient.ListFlowRunsParams{CreatedAfter: h.from, CreatedBefore: h.to, Limit: bulkPageSize}, 1)
+	runs, w, err := e.listRange(ctx, id, &job.f, apiclient.ListFlowRunsParams{CreatedAfter: job.h.from, CreatedBefore: job.h.to, Limit: bulkPageSize}, 1)
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.projects[id] != p || p.history == nil {
-		return nil
+	m, release = e.acquire()
+	defer release()
+	m.applyHistoryPage(job, runs, w)
+	return nil
+}
+
+// historyJob is the next page of project id's pending history, if any.
+func (e *model) historyJob(id string) (historyJob, bool) {
+	p := e.projects[id]
+	if p == nil || p.history == nil {
+		return historyJob{}, false
+	}
+	return historyJob{project: p, id: id, h: *p.history, f: fetched{api: e.api, serverNow: e.serverNow(), server: p.server}}, true
+}
+
+// applyHistoryPage applies a page of history that job read.
+func (e *model) applyHistoryPage(job historyJob, runs []apiclient.FlowRun, w walk) {
+	p, h := e.projects[job.id], job.h
+	if p != job.project || p.history == nil {
+		return
 	}
 	skip := map[string]bool{}
 	for _, b := range h.boundary {
@@ -139,13 +159,12 @@ func (e *Exporter) readHistoryPage(ctx context.Context, id string) error {
 		}
 		p.history = next
 	}
-	return nil
 }
 
 // observeHistoryLocked takes in one run of the look-back history: never counted; a run the ledger
 // has applied is skipped; one in flight is tracked; a finished one is remembered (so the late-window
 // check finds it known), watched for retries, and feeds the gauges.
-func (e *Exporter) observeHistoryLocked(p *projectState, r *apiclient.FlowRun, finished *[]pendingRun) {
+func (e *model) observeHistoryLocked(p *projectState, r *apiclient.FlowRun, finished *[]pendingRun) {
 	if r.Invalid != "" || r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
 		return
 	}

@@ -54,7 +54,7 @@ func withFlow(extra ...string) []string {
 // value is fixed by the golden scenario, a regenerated golden file.
 var familyTable = []family{
 	{name: "activepieces_exporter_flows_dropped", typ: gauge, help: "Flows not exported because --metrics.max-flows was reached.",
-		write: global(func(e *Exporter) (float64, bool) { return float64(e.droppedFlows), true })},
+		write: global(func(e *model) (float64, bool) { return float64(e.droppedFlows), true })},
 	{name: "activepieces_exporter_history_pending_projects", typ: gauge,
 		help: "Projects whose --poll.lookback history (last-run gauges only) is still being read in the background.",
 		write: func(v *view, s sink, f *family) {
@@ -97,11 +97,11 @@ var familyTable = []family{
 			}
 		}},
 	{name: "activepieces_exporter_state_save_failures_total", typ: counter, help: "Saves of --state.file that failed.", only: "with --state.file",
-		write: global(func(e *Exporter) (float64, bool) { return e.stateSaveFailures, e.cfg.StateFile != "" })},
+		write: global(func(e *model) (float64, bool) { return e.stateSaveFailures, e.cfg.StateFile != "" })},
 	{name: "activepieces_exporter_tracked_runs", typ: gauge, help: "In-flight runs being refreshed until they finish.",
 		write: func(v *view, s sink, f *family) { s.sample(f, float64(v.tracked)) }},
 	{name: "activepieces_exporter_tracked_runs_dropped_total", typ: counter, help: "In-flight runs not tracked because --poll.max-tracked-runs was reached.",
-		write: global(func(e *Exporter) (float64, bool) { return e.trackedDropped, true })},
+		write: global(func(e *model) (float64, bool) { return e.trackedDropped, true })},
 	{name: "activepieces_flow_active_runs", typ: gauge, labels: withFlow("status"),
 		help: "Runs in flight by status (QUEUED, RUNNING, PAUSED).",
 		write: func(v *view, s sink, f *family) {
@@ -299,7 +299,7 @@ var familyTable = []family{
 			}
 		}},
 	{name: "activepieces_up", typ: gauge, help: "1 when the last poll of every project (and project discovery) succeeded.",
-		write: global(func(e *Exporter) (float64, bool) { return b2f(e.up && e.polled), true })},
+		write: global(func(e *model) (float64, bool) { return b2f(e.up && e.polled), true })},
 }
 
 // newFamilies builds the exporter's families from familyTable.
@@ -355,7 +355,7 @@ type sink interface {
 // view is the exporter's state arranged for rendering: projects and exported flows in a stable
 // order, with each flow's runs in flight. Built under e.mu (read).
 type view struct {
-	e        *Exporter
+	e        *model
 	projects []*projectState
 	flows    []flowRef
 	tracked  int
@@ -382,7 +382,7 @@ func inFlightIndex(s apiclient.RunStatus) int {
 	return 2
 }
 
-func (e *Exporter) viewLocked() *view {
+func (e *model) viewLocked() *view {
 	v := &view{e: e, projects: make([]*projectState, 0, len(e.projects))}
 	for _, p := range e.projects {
 		v.projects = append(v.projects, p)
@@ -420,7 +420,7 @@ func (e *Exporter) viewLocked() *view {
 }
 
 // global writes one unlabelled sample when value says so.
-func global(value func(e *Exporter) (float64, bool)) func(*view, sink, *family) {
+func global(value func(e *model) (float64, bool)) func(*view, sink, *family) {
 	return func(v *view, s sink, f *family) {
 		if x, ok := value(v.e); ok {
 			s.sample(f, x)
@@ -477,7 +477,9 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 // poll; Collect renders the same samples for registries and tests. It does not count as a scrape
 // that served new flows' zero series: whoever serves them calls MarkServed.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
-	e.emit(&collectSink{ch: ch})
+	m, release := e.acquire()
+	defer release()
+	m.emit(&collectSink{ch: ch})
 }
 
 type collectSink struct {
@@ -523,9 +525,7 @@ func (c *collectSink) histogram(f *family, count uint64, sum float64, upper []fl
 }
 
 // emit renders every sample into s, family by family, in familyTable's order.
-func (e *Exporter) emit(s sink) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+func (e *model) emit(s sink) {
 	v := e.viewLocked()
 	for _, f := range e.fam {
 		f.write(v, s, f)
@@ -534,7 +534,7 @@ func (e *Exporter) emit(s sink) {
 
 // runURL links to a run in the Activepieces UI (docs/activepieces-api.md §9), or is empty when
 // no UI URL is known.
-func (e *Exporter) runURL(projectID, runID string) string {
+func (e *env) runURL(projectID, runID string) string {
 	if e.cfg.UIURL == "" {
 		return ""
 	}

@@ -34,9 +34,7 @@ func TestCutShortPollsMakeForwardProgress(t *testing.T) {
 	h.sim.InjectFault(simulator.Fault{Delay: 200 * time.Millisecond, Times: -1})
 	h.noHistory = true // read once the first read is done (it is not what is measured)
 	p := func() *projectState {
-		h.exp.mu.RLock()
-		defer h.exp.mu.RUnlock()
-		for _, p := range h.exp.projects {
+		for _, p := range h.exp.m().projects {
 			return p
 		}
 		return nil

@@ -393,9 +393,7 @@ func TestOverlapSweepCatchesEveryRunUpToTheOverlapLate(t *testing.T) {
 	h.mustPoll()
 	// Find a sweep, then create the late run just before the poll that follows it.
 	swept := func() time.Time {
-		h.exp.mu.RLock()
-		defer h.exp.mu.RUnlock()
-		return h.exp.projects[fx.project].lastOverlap
+		return h.exp.m().projects[fx.project].lastOverlap
 	}
 	for last := swept(); swept().Equal(last); {
 		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded})

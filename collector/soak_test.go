@@ -42,12 +42,12 @@ func TestSoakMillionRunsFlatHeap(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newProjectState("pppppppppppppppppppp1", "P", e.startedAt)
-	e.projects[p.id] = p
+	e.m().projects[p.id] = p
 	var flows []apiclient.Flow
 	for i := range 100 {
 		flows = append(flows, apiclient.Flow{ID: fmt.Sprintf("flow%017d", i), Status: "ENABLED", Version: &apiclient.FlowVersion{DisplayName: fmt.Sprintf("Flow %d", i)}})
 	}
-	e.applyLocked(p, &fetched{flowsListed: true, flows: flows, head: clk.Now(), started: true}, 1, clk.Now())
+	e.m().applyLocked(p, &fetched{flowsListed: true, flows: flows, head: clk.Now(), started: true}, 1, clk.Now())
 	e.expo.markServed(1) // scraped: runs of these flows are counted from the next poll on
 
 	const perPoll, polls = 200, 5000
@@ -80,9 +80,7 @@ func TestSoakMillionRunsFlatHeap(t *testing.T) {
 			f.listed = append(f.listed, r)
 			n++
 		}
-		e.mu.Lock()
-		e.applyLocked(p, f, uint64(poll), now)
-		e.mu.Unlock()
+		e.m().applyLocked(p, f, uint64(poll), now)
 		if n == 500_000 {
 			heapAtHalf = heapMB()
 		}

@@ -110,17 +110,17 @@ func TestTicksRenderAtMostAFifthOfTheTime(t *testing.T) {
 	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	_, before := h.exp.Exposition()
-	h.exp.renderedAt, h.exp.renderCost = time.Now(), time.Hour // as if the last render took an hour
+	h.exp.m().renderedAt, h.exp.m().renderCost = time.Now(), time.Hour // as if the last render took an hour
 	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
 	h.clock.Advance(h.exp.cfg.PollInterval)
-	if err := h.exp.poll(context.Background(), true); err != nil {
+	if err := h.exp.m().poll(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
 	if _, gen := h.exp.Exposition(); gen != before {
 		t.Errorf("a tick rendered (poll %d → %d) within five render times of the last render", before, gen)
 	}
-	h.exp.renderCost = 0                                           // the last render is long enough ago now
-	if err := h.exp.poll(context.Background(), true); err != nil { // nothing due: the pending render
+	h.exp.m().renderCost = 0                                           // the last render is long enough ago now
+	if err := h.exp.m().poll(context.Background(), true); err != nil { // nothing due: the pending render
 		t.Fatal(err)
 	}
 	if _, gen := h.exp.Exposition(); gen == before {

@@ -139,7 +139,7 @@ type lastSaved struct {
 }
 
 // snapshotLocked captures the state to save. Called with e.mu held (read is enough).
-func (e *Exporter) snapshotLocked() *stateFile {
+func (e *model) snapshotLocked() *stateFile {
 	sf := &stateFile{Version: StateVersion, Source: e.cfg.StateSource, SavedAt: e.now(), Buckets: e.cfg.DurationBuckets,
 		Dropped: e.trackedDropped, Projects: map[string]*projectSaved{}}
 	for id, p := range e.projects {
@@ -215,11 +215,9 @@ func (e *Exporter) snapshotLocked() *stateFile {
 
 // saveState writes the state file atomically: a temporary file in the same directory, fsync,
 // rename over the old one, fsync of the directory.
-func (e *Exporter) saveState() error {
+func (e *model) saveState() error {
 	path := e.cfg.StateFile
-	e.mu.RLock()
 	b, err := json.Marshal(e.snapshotLocked())
-	e.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}
@@ -256,7 +254,7 @@ func (e *Exporter) saveState() error {
 
 // loadState restores a state file written by saveState. A missing file is a fresh start; a
 // corrupt or incompatible one is an error that names the way out.
-func (e *Exporter) loadState() error {
+func (e *model) loadState() error {
 	path := e.cfg.StateFile
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -300,7 +298,7 @@ func (e *Exporter) loadState() error {
 }
 
 // restoreProject rebuilds a project's state from its saved form.
-func (e *Exporter) restoreProject(id string, ps *projectSaved) (*projectState, error) {
+func (e *model) restoreProject(id string, ps *projectSaved) (*projectState, error) {
 	p := newProjectState(id, ps.Name, time.Time{})
 	p.head, p.started, p.lastOverlap, p.overlapHead = ps.Head, true, ps.LastOverlap, ps.OverlapHead
 	p.failures, p.capHits, p.cutShort, p.invalidRuns = ps.Failures, ps.CapHits, ps.CutShort, ps.InvalidRuns

@@ -141,9 +141,9 @@ func TestStateRoundTripKeepsEveryField(t *testing.T) {
 		f.durBuckets = []uint64{1, 2, 3}
 		f.last.set, f.last.durationK, f.last.tasksK = true, true, true
 	}
-	e.projects[p.id] = p
-	e.trackedDropped = 42
-	if err := e.saveState(); err != nil {
+	e.m().projects[p.id] = p
+	e.m().trackedDropped = 42
+	if err := e.m().saveState(); err != nil {
 		t.Fatal(err)
 	}
 	e.Close()
@@ -153,7 +153,7 @@ func TestStateRoundTripKeepsEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close()
-	got := e2.projects[p.id]
+	got := e2.m().projects[p.id]
 	if got == nil {
 		t.Fatalf("project %s not restored", p.id)
 	}
@@ -163,8 +163,8 @@ func TestStateRoundTripKeepsEveryField(t *testing.T) {
 		t.Errorf("a field of the ledger does not survive the state file (add it to the file, or to notSaved with a reason):\n got %+v\nwant %+v",
 			dump(got), dump(p))
 	}
-	if e2.trackedDropped != 42 {
-		t.Errorf("tracked runs dropped = %v", e2.trackedDropped)
+	if e2.m().trackedDropped != 42 {
+		t.Errorf("tracked runs dropped = %v", e2.m().trackedDropped)
 	}
 }
 
@@ -197,7 +197,7 @@ func TestStateFileVersion1IsRead(t *testing.T) {
 		t.Fatalf("a version 1 state file is refused: %v", err)
 	}
 	defer e.Close()
-	p := e.projects["pppppppppppppppppppp1"]
+	p := e.m().projects["pppppppppppppppppppp1"]
 	if p == nil || !p.seen.has("rrrrrrrrrrrrrrrrrrrr1") || p.flows["ffffffffffffffffffff1"].runs["FAILED"] != 3 || len(p.watched) != 0 {
 		t.Errorf("version 1 state not carried over: %+v", p)
 	}
@@ -227,7 +227,7 @@ func TestUpgradeFromVersion1CountsNothingTwice(t *testing.T) {
 	}
 	// What version 1 kept: the ids of the runs of the overlap window, in clear.
 	seen := map[string]any{}
-	head := h.exp.projects[fx.project].head
+	head := h.exp.m().projects[fx.project].head
 	for _, id := range ids {
 		if c := h.sim.Run(id).Created; !c.Before(head.Add(-time.Minute - time.Second)) {
 			seen[id] = c

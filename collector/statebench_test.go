@@ -13,7 +13,7 @@ func BenchmarkSaveState(b *testing.B) {
 	populate(e, p, 10000)
 	e.cfg.StateFile = filepath.Join(b.TempDir(), "state.json")
 	for b.Loop() {
-		if err := e.saveState(); err != nil {
+		if err := e.m().saveState(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -85,10 +85,30 @@ type HourStatus struct {
 	Succeeded, Failed int
 }
 
-// Status returns a snapshot for a status page.
+// Status returns a snapshot for a status page, as of the latest rendered exposition: once a
+// status page has been asked for, every render publishes one (for statusWanted after the last
+// request). The snapshot is shared by every caller: read it, do not modify it.
 func (e *Exporter) Status() Status {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+	e.pub.statusAskedAt.Store(e.now().UnixNano())
+	if s := e.pub.status.Load(); s != nil {
+		return *s
+	}
+	m, release := e.acquire() // the first request: taken now, by the model's owner
+	defer release()
+	if s := e.pub.status.Load(); s != nil {
+		return *s
+	}
+	st := m.status()
+	e.pub.status.Store(&st)
+	return st
+}
+
+// statusWanted is how long after a status page was last asked for renders keep publishing its
+// snapshot.
+const statusWanted = 10 * time.Minute
+
+// status takes the status snapshot of the model.
+func (e *model) status() Status {
 	now := e.now()
 	v := e.viewLocked()
 	s := Status{Now: now, PollInterval: e.cfg.PollInterval, Up: e.up && e.polled, Polled: e.polled, DroppedFlows: e.droppedFlows,
@@ -123,7 +143,7 @@ func (e *Exporter) Status() Status {
 }
 
 // flowStatusLocked describes one flow (e.mu held for reading).
-func (e *Exporter) flowStatusLocked(r flowRef, now time.Time) FlowStatus {
+func (e *model) flowStatusLocked(r flowRef, now time.Time) FlowStatus {
 	f := r.f
 	fs := FlowStatus{ID: f.id, Name: f.name, Status: f.status, HasLast: f.last.set, LastStatus: f.last.status,
 		LastFinish: f.last.order, ConsecutiveFailures: f.consecFails, LastSuccess: f.lastSuccess,
