@@ -1,6 +1,7 @@
 package apiclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,9 @@ const (
 	EndpointFlows         = "flows"
 	EndpointFolders       = "folders"
 	EndpointProjects      = "projects"
+	EndpointUserProjects  = "user-projects" // GET /v1/users/projects
+	EndpointFlags         = "flags"         // GET /v1/flags (public)
+	EndpointSignIn        = "sign-in"       // POST /v1/authentication/sign-in (public)
 )
 
 // RequestObserver is told about every HTTP attempt: the endpoint name, the status code as text
@@ -36,8 +40,12 @@ type Config struct {
 	// BaseURL is the API root including /api, e.g. https://cloud.activepieces.com/api.
 	BaseURL string
 	// APIKey returns the key to send as a bearer token. Called for every attempt, so a rotated
-	// key is picked up without a new client. Required.
+	// key is picked up without a new client. Exactly one of APIKey and Auth must be set.
 	APIKey func() string
+	// Auth supplies the bearer token when the client signs in instead of using a static key
+	// (Community Edition, docs/activepieces-api.md §10), e.g. a *SignIn from NewSignIn. Exactly
+	// one of APIKey and Auth must be set.
+	Auth TokenSource
 	// HTTPClient defaults to a client with no overall timeout (Timeout bounds each attempt).
 	HTTPClient *http.Client
 	// Timeout bounds one attempt (default 10s).
@@ -106,8 +114,11 @@ func (c *Client) ServerDate() (time.Time, bool) {
 
 // New checks cfg and returns a client.
 func New(cfg Config) (*Client, error) {
-	if cfg.APIKey == nil {
-		return nil, errors.New("apiclient: no API key source")
+	switch {
+	case cfg.APIKey == nil && cfg.Auth == nil:
+		return nil, errors.New("apiclient: no credentials: set Config.APIKey or Config.Auth")
+	case cfg.APIKey != nil && cfg.Auth != nil:
+		return nil, errors.New("apiclient: both Config.APIKey and Config.Auth set: want one")
 	}
 	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil {
@@ -157,7 +168,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
 	}
-	return &Client{cfg: cfg, base: u}, nil
+	c := &Client{cfg: cfg, base: u}
+	if b, ok := cfg.Auth.(clientBinder); ok {
+		if err := b.bindClient(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // BaseURL is the API root the client talks to.
@@ -187,27 +204,64 @@ func (c *Client) valueLimits(bytes int64) bodyLimits {
 	return bodyLimits{total: b, item: b}
 }
 
+// request is one API call: what to send, how to authenticate it and how to read the answer.
+type request struct {
+	endpoint     string // the RequestObserver's name
+	method, path string // path below the base URL, e.g. /v1/flow-runs
+	query        url.Values
+	body         []byte        // a JSON body (nil: none)
+	public       bool          // send no Authorization header (and so never sign in)
+	once         bool          // no retries
+	timeout      time.Duration // one attempt (0: Config.Timeout)
+	secrets      []string      // redacted from every error, besides the bearer token
+	lim          bodyLimits
+	decode       decoder
+}
+
+func (r *request) name() string { return r.method + " " + r.path }
+
 // get sends GET path?query with retries and decodes a 2xx body with decode, within lim.
 func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values, lim bodyLimits, decode decoder) error {
+	return c.do(ctx, &request{endpoint: endpoint, method: http.MethodGet, path: path, query: q, lim: lim, decode: decode})
+}
+
+// do sends r with retries. A token the server rejects (INVALID_BEARER_TOKEN, SESSION_EXPIRED)
+// is reported to Config.Auth and the request sent once more with a new token; that retry does
+// not count against Config.Retries.
+func (c *Client) do(ctx context.Context, r *request) error {
 	u := *c.base
-	u.Path = c.base.Path + path
-	u.RawQuery = q.Encode()
+	u.Path = c.base.Path + r.path
+	u.RawQuery = r.query.Encode()
 	target := u.String()
+	reauthed := false
 	for attempt := 0; ; attempt++ {
 		if c.cfg.Limiter != nil {
 			if err := c.cfg.Limiter.Wait(ctx); err != nil {
 				if ctx.Err() == nil { // the wait would outlast the deadline: not sent
 					err = ErrOutOfTime
 				}
-				return fmt.Errorf("GET %s: rate limiter: %w", path, err)
+				return fmt.Errorf("%s: rate limiter: %w", r.name(), err)
 			}
 		}
-		err := c.attempt(ctx, endpoint, path, target, lim, decode)
+		bearer, err := c.bearer(ctx, r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.name(), err)
+		}
+		err = c.attempt(ctx, r, target, bearer)
 		if err == nil {
 			return nil
 		}
+		if code, ok := rejectedToken(err); ok && c.cfg.Auth != nil && bearer != "" {
+			c.cfg.Auth.Rejected(bearer, code)
+			if !reauthed {
+				reauthed = true
+				attempt--
+				continue
+			}
+			return err
+		}
 		wait, retry := c.retryDelay(err, attempt)
-		if !retry || attempt >= c.cfg.Retries {
+		if r.once || !retry || attempt >= c.cfg.Retries {
 			return err
 		}
 		if dl, ok := ctx.Deadline(); ok && dl.Sub(c.cfg.Clock.Now()) < wait {
@@ -219,6 +273,38 @@ func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values, l
 		case <-c.cfg.Clock.After(wait):
 		}
 	}
+}
+
+// bearer is the token to send with r ("" for none).
+func (c *Client) bearer(ctx context.Context, r *request) (string, error) {
+	switch {
+	case r.public:
+		return "", nil
+	case c.cfg.Auth != nil:
+		return c.cfg.Auth.Token(ctx)
+	}
+	return c.cfg.APIKey(), nil
+}
+
+// Server codes of a bearer token that stopped working (docs/activepieces-api.md §10).
+const (
+	codeInvalidBearerToken = "INVALID_BEARER_TOKEN"
+	codeSessionExpired     = "SESSION_EXPIRED"
+)
+
+// rejectedToken reports whether err is the server refusing the token itself (not the principal's
+// rights), with the server's code.
+func rejectedToken(err error) (string, bool) {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		return "", false
+	}
+	switch {
+	case apiErr.StatusCode == http.StatusUnauthorized && apiErr.Code == codeInvalidBearerToken,
+		apiErr.StatusCode == http.StatusForbidden && apiErr.Code == codeSessionExpired:
+		return apiErr.Code, true
+	}
+	return "", false
 }
 
 func (c *Client) retryDelay(err error, attempt int) (time.Duration, bool) {
@@ -254,25 +340,36 @@ const (
 	CodeRedirectError = "redirect_error" // a redirect to another origin (or too many) refused
 )
 
-func (c *Client) attempt(ctx context.Context, endpoint, path, target string, lim bodyLimits, decode decoder) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+func (c *Client) attempt(ctx context.Context, r *request, target, bearer string) (err error) {
+	timeout := r.timeout
+	if timeout <= 0 {
+		timeout = c.cfg.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	name := "GET " + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	name := r.name()
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	key := c.cfg.APIKey()
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	secrets := append([]string{bearer}, r.secrets...)
 	start := time.Now()
 	code := CodeNoResponse
 	defer func() {
 		if c.cfg.Observer != nil {
-			c.cfg.Observer(endpoint, code, time.Since(start))
+			c.cfg.Observer(r.endpoint, code, time.Since(start))
 		}
 	}()
 	resp, err := c.cfg.HTTPClient.Do(req)
@@ -281,7 +378,7 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, lim
 			code = CodeRedirectError
 		}
 		// *url.Error names the URL; it holds query parameters but never the key (a header).
-		return fmt.Errorf("%s: %w", name, redact(err, key))
+		return fmt.Errorf("%s: %w", name, redact(err, secrets...))
 	}
 	defer resp.Body.Close()
 	code = strconv.Itoa(resp.StatusCode)
@@ -289,41 +386,51 @@ func (c *Client) attempt(ctx context.Context, endpoint, path, target string, lim
 		c.serverDate.Store(d.Unix())
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)) // an error body is small; more is not read
-		apiErr := &APIError{Endpoint: name, StatusCode: resp.StatusCode}
-		var eb errorBody
-		if json.Unmarshal(body, &eb) == nil {
-			apiErr.Code = eb.Code
-			apiErr.Message = truncate(eb.message(), 300)
-			if eb.Params != nil {
-				apiErr.EntityType = eb.Params.EntityType
-			}
-		} else {
-			apiErr.Message = http.StatusText(resp.StatusCode)
-		}
-		if key != "" {
-			apiErr.Message = strings.ReplaceAll(apiErr.Message, key, "[REDACTED]")
-			apiErr.Code = strings.ReplaceAll(apiErr.Code, key, "[REDACTED]")
-		}
-		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Clock.Now()); ok {
-			apiErr.RetryAfter = d
-		}
-		return apiErr
+		return c.errorAnswer(resp, r, secrets)
 	}
+	lim := r.lim
 	cr := &capReader{r: resp.Body, totalMax: lim.total, itemMax: min(lim.total, lim.item), maxItems: lim.items}
-	if err := decode(cr); err != nil {
+	if err := r.decode(cr); err != nil {
 		switch {
 		case cr.tooLarge != nil:
 			code = CodeTooLarge
 			return fmt.Errorf("%s: %w", name, cr.tooLarge)
 		case cr.readErr != nil:
 			code = CodeReadError
-			return fmt.Errorf("%s: reading body: %w", name, redact(cr.readErr, key))
+			return fmt.Errorf("%s: reading body: %w", name, redact(cr.readErr, secrets...))
 		}
 		code = CodeInvalidBody
-		return fmt.Errorf("%s: %w: %w", name, ErrBadResponse, redact(err, key))
+		return fmt.Errorf("%s: %w: %w", name, ErrBadResponse, redact(err, secrets...))
 	}
 	return nil
+}
+
+// errorAnswer reads a non-2xx answer into an *APIError (a *RepeatLimitError wrapping one when
+// the server's query parser capped a repeated key), with every secret redacted.
+func (c *Client) errorAnswer(resp *http.Response, r *request, secrets []string) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)) // an error body is small; more is not read
+	apiErr := &APIError{Endpoint: r.name(), StatusCode: resp.StatusCode}
+	var eb errorBody
+	full := ""
+	if json.Unmarshal(body, &eb) == nil {
+		apiErr.Code = eb.Code
+		full = eb.message()
+		apiErr.Message = truncate(full, 300)
+		if eb.Params != nil {
+			apiErr.EntityType = eb.Params.EntityType
+		}
+	} else {
+		apiErr.Message = http.StatusText(resp.StatusCode)
+	}
+	apiErr.Message = redactString(apiErr.Message, secrets...)
+	apiErr.Code = redactString(apiErr.Code, secrets...)
+	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Clock.Now()); ok {
+		apiErr.RetryAfter = d
+	}
+	if key, ok := repeatLimitKey(apiErr, full); ok && len(r.query[key]) > SafeRepeatedValues {
+		return &RepeatLimitError{Key: key, Err: apiErr}
+	}
+	return apiErr
 }
 
 // maxRedirects is how many same-origin redirects a request follows.
@@ -365,11 +472,22 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-func redact(err error, key string) error {
-	if key == "" || !strings.Contains(err.Error(), key) {
-		return err
+func redact(err error, secrets ...string) error {
+	msg := err.Error()
+	if red := redactString(msg, secrets...); red != msg {
+		return &redactedError{msg: red, err: err}
 	}
-	return &redactedError{msg: strings.ReplaceAll(err.Error(), key, "[REDACTED]"), err: err}
+	return err
+}
+
+// redactString replaces every non-empty secret in s.
+func redactString(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[REDACTED]")
+		}
+	}
+	return s
 }
 
 // ListFlowRunsParams are the filters of GET /v1/flow-runs (docs/activepieces-api.md §3).
@@ -507,6 +625,21 @@ func (c *Client) ListProjects(ctx context.Context, limit int, cursor string) (*P
 	q := url.Values{}
 	setPaging(q, limit, cursor)
 	return getPage[Project](ctx, c, EndpointProjects, "/v1/projects", q, limit, c.cfg.MaxItemBytes)
+}
+
+// ListUserProjects fetches one page of the projects the signed-in user is a member of
+// (GET /v1/users/projects, servers of mid-2025 whose /v1/projects answers ErrRouteNotFound).
+// Such servers may send every project in one page whatever the limit, so the page is only
+// bounded by Config.MaxResponseBytes and MaxItemBytes per project.
+func (c *Client) ListUserProjects(ctx context.Context, limit int, cursor string) (*Page[Project], error) {
+	q := url.Values{}
+	setPaging(q, limit, cursor)
+	var page Page[Project]
+	if err := c.get(ctx, EndpointUserProjects, "/v1/users/projects", q, c.pageLimits(-1, c.cfg.MaxItemBytes),
+		func(cr *capReader) error { return decodePage(cr, &page) }); err != nil {
+		return nil, err
+	}
+	return &page, nil
 }
 
 // getPage fetches one page of a listing, decoding it item by item.

@@ -376,7 +376,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		cfg  apiclient.Config
 		want string
 	}{
-		{apiclient.Config{BaseURL: "http://x/api"}, "apiclient: no API key source"},
+		{apiclient.Config{BaseURL: "http://x/api"}, "apiclient: no credentials: set Config.APIKey or Config.Auth"},
 		{apiclient.Config{BaseURL: "ftp://x", APIKey: key}, `apiclient: base URL "ftp://x": want http(s)://host[/path]`},
 		{apiclient.Config{BaseURL: "https://u:p@x/api", APIKey: key}, "apiclient: base URL must not carry credentials"},
 	} {

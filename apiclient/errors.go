@@ -11,12 +11,16 @@ import (
 
 // Error kinds, for errors.Is on an *APIError or a wrapped one.
 var (
-	ErrAuthentication = errors.New("authentication failed")       // 401
-	ErrAuthorization  = errors.New("not authorized")              // 403
-	ErrNotFound       = errors.New("entity not found")            // 404
-	ErrValidation     = errors.New("request rejected as invalid") // 400
-	ErrRateLimited    = errors.New("rate limited")                // 429
-	ErrServer         = errors.New("server error")                // 5xx
+	ErrAuthentication = errors.New("authentication failed") // 401
+	ErrAuthorization  = errors.New("not authorized")        // 403
+	ErrNotFound       = errors.New("entity not found")      // 404, any (route or entity)
+	// ErrRouteNotFound is a 404 without a business error code: the server (or a proxy in front
+	// of it) has no such route, e.g. GET /v1/projects on servers of mid-2025 or GET /v1/flags
+	// behind a proxy. An unknown entity is a 404 with code ENTITY_NOT_FOUND and does not match.
+	ErrRouteNotFound = errors.New("route not found")
+	ErrValidation    = errors.New("request rejected as invalid") // 400
+	ErrRateLimited   = errors.New("rate limited")                // 429
+	ErrServer        = errors.New("server error")                // 5xx
 	// ErrCursorLoop is returned when a listing hands back a cursor it already handed out.
 	ErrCursorLoop = errors.New("pagination loop: the server returned a cursor already followed")
 	// ErrResponseTooLarge is returned when a body exceeds what the request can plausibly get back
@@ -65,6 +69,8 @@ func (e *APIError) Is(target error) bool {
 		return e.StatusCode == http.StatusForbidden
 	case ErrNotFound:
 		return e.StatusCode == http.StatusNotFound
+	case ErrRouteNotFound:
+		return e.StatusCode == http.StatusNotFound && e.Code == ""
 	case ErrValidation:
 		return e.StatusCode == http.StatusBadRequest
 	case ErrRateLimited:
@@ -137,4 +143,80 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 		return min(d, maxRetryAfter), true
 	}
 	return 0, true
+}
+
+// SafeRepeatedValues is how many values of one repeated query key (flowRunIds=a&flowRunIds=b…)
+// every server takes: servers whose query parser keeps qs's default arrayLimit refuse more
+// (docs/activepieces-api.md §1, "Servers in the field with a limit of 20 repeated values").
+const SafeRepeatedValues = 20
+
+// ErrRepeatLimit matches a *RepeatLimitError.
+var ErrRepeatLimit = errors.New("the server takes at most 20 values of a repeated query key")
+
+// RepeatLimitError is the 400 a server whose query parser caps repeated keys at
+// SafeRepeatedValues answers to a request with more values of Key than that:
+// "querystring/flowRunIds/0 Invalid input: expected string, received object". Sending the values
+// in batches of SafeRepeatedValues (see Batches) works on such a server. It unwraps to the
+// *APIError (a 400, ErrValidation) and matches ErrRepeatLimit.
+type RepeatLimitError struct {
+	Key string    // the query key, e.g. "flowRunIds"
+	Err *APIError // the server's answer
+}
+
+func (e *RepeatLimitError) Error() string {
+	msg := "HTTP 400"
+	if e.Err != nil {
+		msg = e.Err.Error()
+	}
+	return fmt.Sprintf("%s (the server takes at most %d values of %q per request)", msg, SafeRepeatedValues, e.Key)
+}
+
+// Unwrap returns the server's answer.
+func (e *RepeatLimitError) Unwrap() error { return e.Err }
+
+// Is matches ErrRepeatLimit.
+func (e *RepeatLimitError) Is(target error) bool { return target == ErrRepeatLimit }
+
+// repeatLimitKey reports whether e is a server's repeat-limit answer, and for which key; msg is
+// the server's full message. It looks for a validation issue on a query value that the parser
+// turned into an object: "querystring/<key>/<n> … received object" (or "querystring/<key> …"
+// when the schema checks the array itself).
+func repeatLimitKey(e *APIError, msg string) (string, bool) {
+	if e.StatusCode != http.StatusBadRequest || e.Code != "FST_ERR_VALIDATION" {
+		return "", false
+	}
+	const prefix = "querystring/"
+	for {
+		i := strings.Index(msg, prefix)
+		if i < 0 {
+			return "", false
+		}
+		msg = msg[i+len(prefix):]
+		issue := msg
+		if j := strings.Index(issue, prefix); j >= 0 {
+			issue = issue[:j]
+		}
+		key, rest, ok := strings.Cut(issue, " ")
+		key, _, _ = strings.Cut(key, "/")
+		if ok && key != "" && strings.Contains(rest, "received object") {
+			return key, true
+		}
+	}
+}
+
+// Batches splits s into consecutive batches of at most n items (n < 1: SafeRepeatedValues);
+// the batches share s's backing array.
+func Batches[T any](s []T, n int) [][]T {
+	if n < 1 {
+		n = SafeRepeatedValues
+	}
+	out := make([][]T, 0, (len(s)+n-1)/n)
+	for len(s) > n {
+		out = append(out, s[:n:n])
+		s = s[n:]
+	}
+	if len(s) > 0 {
+		out = append(out, s)
+	}
+	return out
 }
