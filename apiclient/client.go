@@ -653,3 +653,7 @@ func getPage[T any](ctx context.Context, c *Client, endpoint, path string, q url
 	}
 	return &page, nil
 }
+
+// SignsIn reports whether the client authenticates by signing in as a user (Config.Auth) rather
+// than with a platform API key.
+func (c *Client) SignsIn() bool { return c.cfg.Auth != nil }

@@ -503,11 +503,21 @@ func (e *env) refreshTracked(ctx context.Context, p *projectState, f *fetched) e
 func (e *env) reread(ctx context.Context, p *projectState, f *fetched, ids []string, includeArchived bool) (runs []apiclient.FlowRun, gone []string, err error) {
 	for len(ids) > 0 {
 		n := min(len(ids), apiclient.MaxFlowRunIDs)
+		if f.server.RepeatLimit > 0 {
+			n = min(n, f.server.RepeatLimit)
+		}
 		batch := ids[:n]
 		ids = ids[n:]
 		if !f.server.FlowRunIDsIgnored {
 			page, err := f.api.ListFlowRuns(ctx, apiclient.ListFlowRunsParams{ProjectID: p.id, FlowRunIDs: batch, Limit: len(batch),
 				IncludeArchived: includeArchived})
+			if errors.Is(err, apiclient.ErrRepeatLimit) && f.server.RepeatLimit == 0 {
+				// A server whose query parser caps repeated keys (API.md §1): 20 ids a request.
+				f.server.RepeatLimit = apiclient.SafeRepeatedValues
+				e.log.Info("server accepts at most 20 values of a repeated query key; reading runs by id 20 at a time", "project_id", p.id)
+				ids = append(slices.Clone(batch), ids...)
+				continue
+			}
 			if err != nil {
 				return nil, nil, err
 			}

@@ -153,6 +153,7 @@ type serverTraits struct {
 	CountUnsupported  bool `json:"countUnsupported,omitempty"`  // no usable count-by-status endpoint
 	NoQueuedStatus    bool `json:"noQueuedStatus,omitempty"`    // predates QUEUED: rejects it as a filter
 	WatchLevel        int  `json:"watchStatusLevel,omitempty"`  // index in watchStatuses of the filter it accepts
+	RepeatLimit       int  `json:"repeatLimit,omitempty"`       // values of one repeated query key it accepts at most (0: no known limit)
 }
 
 // watchedRun is a run that ended in a status the UI offers to retry (apiclient.IsRetryable),

@@ -47,6 +47,9 @@ type env struct {
 	historyLimiter *rate.Limiter
 	historyWake    chan struct{}
 	pub            *publisher
+	// defaultProject is the signed-in user's default project ("" when unknown): discovery's last
+	// resort on servers that list no projects.
+	defaultProject func() string
 }
 
 // Exporter polls the API and is the prometheus.Collector for everything it learns. Its methods
@@ -73,6 +76,7 @@ type model struct {
 	exportedFlows     int
 	droppedFlows      int
 	droppedLogged     map[string]bool
+	denied            map[string]bool // projects the signed-in user may not read: left out
 	trackedDropped    float64
 	stateSaveFailures float64
 	saveFailing       string    // the state save error last logged ("" when saving works)
@@ -89,6 +93,10 @@ type model struct {
 
 // Option changes an Exporter built by New.
 type Option func(*env)
+
+// WithDefaultProject gives discovery a project to fall back on when the server lists none (the
+// signed-in user's default project).
+func WithDefaultProject(id func() string) Option { return func(e *env) { e.defaultProject = id } }
 
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(e *env) { e.now = now } }
@@ -118,7 +126,7 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		Help:    pollDurationHelp,
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 	})
-	m := &model{env: v, projects: map[string]*projectState{}, droppedLogged: map[string]bool{}}
+	m := &model{env: v, projects: map[string]*projectState{}, droppedLogged: map[string]bool{}, denied: map[string]bool{}}
 	e := &Exporter{env: v, own: make(chan *model, 1)}
 	if cfg.StateFile != "" {
 		if !lockSupported {

@@ -183,9 +183,7 @@ func (e *model) discover(ctx context.Context) error {
 	if !due {
 		return nil
 	}
-	list, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Project], error) {
-		return e.api.ListProjects(ctx, e.cfg.PageSize, cursor)
-	})
+	list, err := e.listProjects(ctx)
 	if len(e.cfg.Projects) > 0 {
 		// Names are a nicety for configured projects: a key that cannot list projects still polls.
 		e.lastDiscovery = e.now()
@@ -218,7 +216,7 @@ func (e *model) discover(ctx context.Context) error {
 	e.lastDiscovery = e.now()
 	present := map[string]bool{}
 	for _, pr := range list {
-		if pr.ID == "" || !e.cfg.ownsProject(pr.ID) {
+		if pr.ID == "" || !e.cfg.ownsProject(pr.ID) || e.denied[pr.ID] {
 			continue
 		}
 		if len(pr.ID) > maxIDBytes {
@@ -242,6 +240,28 @@ func (e *model) discover(ctx context.Context) error {
 	}
 	e.checkRateLocked()
 	return nil
+}
+
+// listProjects lists the projects to watch: GET /v1/projects; on servers without that route
+// (mid-2025, API.md §10) the signed-in user's GET /v1/users/projects; without either, the user's
+// default project (from the sign-in answer), when there is one.
+func (e *model) listProjects(ctx context.Context) ([]apiclient.Project, error) {
+	list, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Project], error) {
+		return e.api.ListProjects(ctx, e.cfg.PageSize, cursor)
+	})
+	if !errors.Is(err, apiclient.ErrRouteNotFound) {
+		return list, err
+	}
+	list, err = apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Project], error) {
+		return e.api.ListUserProjects(ctx, e.cfg.PageSize, cursor)
+	})
+	if !errors.Is(err, apiclient.ErrRouteNotFound) || e.defaultProject == nil {
+		return list, err
+	}
+	if id := e.defaultProject(); id != "" {
+		return []apiclient.Project{{ID: id}}, nil
+	}
+	return nil, err
 }
 
 // pollMix is what the projects' polls cost beyond the listing of new runs, on average per
@@ -388,6 +408,16 @@ func (e *model) applyPoll(ctx, parent context.Context, pp *projectPoll, seq uint
 		if a.failures++; a.failures < maxAttemptFailures {
 			p.attempt = a // what it read is kept; the next poll asks again what failed
 		}
+	}
+	if errors.Is(err, apiclient.ErrAuthorization) && len(e.cfg.Projects) == 0 && e.api.SignsIn() {
+		// A project the signed-in user may not read: left out (logged once), not a poll that
+		// fails forever.
+		e.removeFlowsLocked(p, nil)
+		delete(e.projects, p.id)
+		e.denied[p.id] = true
+		e.log.Warn("the signed-in user may not read this project; it is left out (make the user a platform admin to watch it)",
+			"project_id", p.id, "project", p.name, "err", err)
+		return nil
 	}
 	var apiErr *apiclient.APIError
 	if errors.As(err, &apiErr) && apiErr.StatusCode == 404 && apiErr.EntityType == "project" && len(e.cfg.Projects) == 0 {

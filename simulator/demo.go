@@ -97,6 +97,34 @@ var DemoProjects = map[string][]string{
 	"Support":   {"Triage support email", "Escalate VIP tickets", "Daily SLA report"},
 }
 
+// The demo's platform admin, for a client that signs in (a Community Edition demo has no API
+// keys; docs/activepieces-api.md §10).
+const (
+	DemoEmail    = "demo@example.com"
+	DemoPassword = "demo-password-1"
+)
+
+// NewDemo returns the demo: a simulator with opts (Edition "community" for a Community Edition
+// server, signed in to with DemoEmail and DemoPassword; DefaultAPIKey works on the others),
+// seeded by NewGenerator with rate runs per second, and the demo admin user on every edition.
+func NewDemo(opts Options, rate float64, seed uint64) (*Server, *Generator) {
+	s := New(opts)
+	g := NewGenerator(s, rate, seed)
+	s.AddDemoUser()
+	return s, g
+}
+
+// AddDemoUser adds the platform admin DemoEmail (password DemoPassword, default project the
+// first demo project) unless it exists, and returns its id.
+func (s *Server) AddDemoUser() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.auth.byEmail[DemoEmail]; ok {
+		return u.id
+	}
+	return s.addUserLocked(UserSpec{Email: DemoEmail, Password: DemoPassword, FirstName: "Demo", LastName: "Admin", PlatformRole: RoleAdmin})
+}
+
 // NewGenerator seeds s with the demo projects, folders and flows, and an hour of history, and
 // returns a generator producing rate runs per second.
 func NewGenerator(s *Server, rate float64, seed uint64) *Generator {

@@ -63,14 +63,26 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/api")
-	if !ok || r.Method != http.MethodGet && path != "/v1/health" {
+	switch {
+	case !ok:
 		notFound(w)
-		return
+	case r.Method == http.MethodPost:
+		s.routePost(w, r, path)
+	case r.Method != http.MethodGet && path != "/v1/health":
+		notFound(w)
+	case s.repeatedTooOften(w, r, path):
+	default:
+		s.routeGet(w, r, path)
 	}
+}
+
+func (s *Server) routeGet(w http.ResponseWriter, r *http.Request, path string) {
 	q := normalizeQuery(r)
 	switch {
 	case path == "/v1/health":
 		writeJSON(w, 200, map[string]string{"status": "Healthy"})
+	case path == "/v1/flags" && !s.opts.NoFlags:
+		writeJSON(w, 200, s.flags())
 	case path == "/v1/flow-runs":
 		s.listRuns(w, r, q)
 	case path == "/v1/flow-runs/count-by-status":
@@ -81,8 +93,21 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.listFlows(w, r, q)
 	case path == "/v1/folders":
 		s.listFolders(w, r, q)
-	case path == "/v1/projects":
+	case path == "/v1/projects" && (s.opts.ProjectsRoute == "projects" || s.opts.Edition != EditionCommunity):
 		s.listProjects(w, r, q)
+	case path == "/v1/users/projects" && s.opts.ProjectsRoute == "users":
+		s.listUserProjects(w, r)
+	default:
+		notFound(w)
+	}
+}
+
+func (s *Server) routePost(w http.ResponseWriter, r *http.Request, path string) {
+	switch path {
+	case "/v1/authentication/sign-in":
+		s.signIn(w, r)
+	case "/v1/authentication/switch-platform":
+		s.switchPlatform(w, r)
 	default:
 		notFound(w)
 	}
@@ -105,7 +130,9 @@ func normalizeQuery(r *http.Request) map[string][]string {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // as JSON.stringify: "body/password Too big: expected string to have <=64 characters"
+	_ = enc.Encode(v)
 }
 
 func validationError(w http.ResponseWriter, msg string) {
@@ -210,38 +237,12 @@ func contains(list []string, s string) bool {
 
 // admit answers a request whose query failed validation with the 400 (validation runs before
 // authentication, as in fastify), then authorizes it; false means an error was written.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, v *validator, projectID string) bool {
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, v *validator, projectID string) (*principal, bool) {
 	if v.msg != "" {
 		validationError(w, v.msg)
-		return false
+		return nil, false
 	}
 	return s.authorize(w, r, projectID)
-}
-
-// authorize checks the bearer token and, for project-scoped routes, the project. It writes the
-// error and returns false on failure.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, projectID string) bool {
-	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	s.mu.Lock()
-	key := s.opts.APIKey
-	_, projectOK := s.projects[projectID]
-	s.mu.Unlock()
-	switch {
-	case !ok || token == "":
-		businessError(w, 403, "AUTHORIZATION", map[string]any{"message": "principal is not allowed for this route"})
-		return false
-	case token != key && strings.HasPrefix(token, "sk-"):
-		businessError(w, 401, "AUTHENTICATION", map[string]any{"message": "invalid api key"})
-		return false
-	case token != key:
-		businessError(w, 401, "INVALID_BEARER_TOKEN", map[string]any{"message": "invalid access token or session expired"})
-		return false
-	case projectID != "" && !projectOK:
-		businessError(w, 404, "ENTITY_NOT_FOUND", map[string]any{"entityId": projectID, "entityType": "project"})
-		return false
-	}
-	return true
 }
 
 func serverError(w http.ResponseWriter, msg string) {
@@ -269,7 +270,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][
 	statuses := v.enum("status", s.statuses())
 	runIDs := v.apIDs("flowRunIds")
 	limit := v.limit(10)
-	if !s.admit(w, r, v, projectID) {
+	if _, ok := s.admit(w, r, v, projectID); !ok {
 		return
 	}
 	after, ok1 := v.time("createdAfter")
@@ -331,6 +332,12 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][
 		}
 		page = append(page, run)
 	}
+	s.writeRunPage(w, page, more, cursor != "" && pos != nil)
+}
+
+// writeRunPage writes a page of runs with its cursors: next when more rows exist, previous on a
+// page reached with a cursor.
+func (s *Server) writeRunPage(w http.ResponseWriter, page []*Run, more, paged bool) {
 	data := make([]any, len(page))
 	for i, run := range page {
 		data[i] = s.runJSON(run, false)
@@ -339,7 +346,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, q map[string][
 	if more && len(page) > 0 {
 		resp["next"] = s.encodeRunCursor("next_", page[len(page)-1])
 	}
-	if cursor != "" && pos != nil && len(page) > 0 {
+	if paged && len(page) > 0 {
 		resp["previous"] = s.encodeRunCursor("prev_", page[0])
 	}
 	writeJSON(w, 200, resp)
@@ -466,7 +473,8 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request, id string) {
 		validationError(w, "params/id Invalid string: must match pattern /^[0-9a-zA-Z]{21}$/")
 		return
 	}
-	if !s.authorize(w, r, "") {
+	p, ok := s.authorize(w, r, "")
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -476,13 +484,17 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request, id string) {
 		businessError(w, 404, "ENTITY_NOT_FOUND", map[string]any{"entityId": id, "entityType": "flow_run"})
 		return
 	}
+	if !p.canRead(run.ProjectID) {
+		noRole(w, p, run.ProjectID)
+		return
+	}
 	writeJSON(w, 200, s.runJSON(run, true))
 }
 
 func (s *Server) countByStatus(w http.ResponseWriter, r *http.Request, q map[string][]string) {
 	v := &validator{q: q}
 	projectID := v.apID("projectId", true)
-	if !s.admit(w, r, v, projectID) {
+	if _, ok := s.admit(w, r, v, projectID); !ok {
 		return
 	}
 	after, _ := v.time("createdAfter")
@@ -539,7 +551,7 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request, q map[string]
 	projectID := v.apID("projectId", true)
 	statuses := v.enum("status", []string{"ENABLED", "DISABLED"})
 	limit := v.limit(10)
-	if !s.admit(w, r, v, projectID) {
+	if _, ok := s.admit(w, r, v, projectID); !ok {
 		return
 	}
 	s.mu.Lock()
@@ -584,7 +596,7 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, q map[strin
 	v := &validator{q: q}
 	projectID := v.apID("projectId", true)
 	limit := v.limit(10)
-	if !s.admit(w, r, v, projectID) {
+	if _, ok := s.admit(w, r, v, projectID); !ok {
 		return
 	}
 	s.mu.Lock()
@@ -610,16 +622,38 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, q map[strin
 func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, q map[string][]string) {
 	v := &validator{q: q}
 	limit := v.limit(50)
-	if !s.admit(w, r, v, "") {
+	p, ok := s.admit(w, r, v, "")
+	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var projects []*project
+	writePage(w, s.readableProjectsLocked(p), func(p *project) string { return p.ID }, v.str("cursor"), limit, projectJSON)
+}
+
+// listUserProjects answers GET /v1/users/projects (mid-2025 servers): a user's projects, all in
+// one page.
+func (s *Server) listUserProjects(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if p.userID == "" {
+		notAllowed(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	writePage(w, s.readableProjectsLocked(p), func(p *project) string { return p.ID }, "", -1, projectJSON)
+}
+
+// sortedProjectsLocked lists the projects in /v1/projects order: type ASC, displayName ASC, id ASC.
+func (s *Server) sortedProjectsLocked() []*project {
+	projects := make([]*project, 0, len(s.projects))
 	for _, p := range s.projects {
 		projects = append(projects, p)
 	}
-	sort.Slice(projects, func(i, j int) bool { // type ASC, displayName ASC, id ASC
+	sort.Slice(projects, func(i, j int) bool {
 		a, b := projects[i], projects[j]
 		if a.Type != b.Type {
 			return a.Type < b.Type
@@ -629,13 +663,28 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, q map[stri
 		}
 		return a.ID < b.ID
 	})
-	writePage(w, projects, func(p *project) string { return p.ID }, v.str("cursor"), limit, func(_ int, p *project) any {
-		return map[string]any{"id": p.ID, "created": apiclient.FormatTime(p.created), "updated": apiclient.FormatTime(p.created),
-			"ownerId": "0wnerSimu1ator0000001", "displayName": p.DisplayName, "platformId": p.PlatformID,
-			"maxConcurrentJobs": nil, "type": p.Type, "icon": map[string]string{"color": "#8f2cb0"}, "externalId": nil,
-			"releasesEnabled": false, "metadata": nil, "poolId": nil, "plan": map[string]any{},
-			"analytics": map[string]any{"totalUsers": 1, "activeUsers": 1, "totalFlows": 0, "activeFlows": 0}}
-	})
+	return projects
+}
+
+// readableProjectsLocked lists the projects p may read: all of them for the API key and
+// platform admins, its own for a member.
+func (s *Server) readableProjectsLocked(p *principal) []*project {
+	all := s.sortedProjectsLocked()
+	out := all[:0]
+	for _, pr := range all {
+		if p.canRead(pr.ID) {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+func projectJSON(_ int, p *project) any {
+	return map[string]any{"id": p.ID, "created": apiclient.FormatTime(p.created), "updated": apiclient.FormatTime(p.created),
+		"ownerId": "0wnerSimu1ator0000001", "displayName": p.DisplayName, "platformId": p.PlatformID,
+		"maxConcurrentJobs": nil, "type": p.Type, "icon": map[string]string{"color": "#8f2cb0"}, "externalId": nil,
+		"releasesEnabled": false, "metadata": nil, "poolId": nil, "plan": map[string]any{},
+		"analytics": map[string]any{"totalUsers": 1, "activeUsers": 1, "totalFlows": 0, "activeFlows": 0}}
 }
 
 // runPageTemplate stands in for the Activepieces UI's run page (/projects/<id>/runs/<id>), so

@@ -41,7 +41,50 @@ type Options struct {
 	DateSkew time.Duration
 	// Seed makes generated ids reproducible (default 1).
 	Seed uint64
+
+	// Edition is the server's edition: "" or "ee" (Enterprise, the default: platform API keys
+	// work), "cloud" (like ee) or "community" (no API keys: a `Bearer sk-…` token is looked up and
+	// not found, only user JWTs work; docs/activepieces-api.md §10).
+	Edition string
+	// ProjectsRoute is how projects are listed: "" or "projects" (newer servers: GET
+	// /v1/projects, a SeekPage) or "users" (mid-2025 servers: GET /v1/users/projects, all in one
+	// page, for USER principals; on community /v1/projects is then an unknown route, on ee and
+	// cloud it stays for API keys).
+	ProjectsRoute string
+	// TokenLifetime is how long a user's session token is valid (default 7 days), on the
+	// simulator's clock (Now + ClockSkew).
+	TokenLifetime time.Duration
+	// SignInRateLimit is how many auth requests (sign-in, switch-platform) one client IP may make
+	// a minute (default 50; negative: no limit), on the simulator's clock.
+	SignInRateLimit int
+	// RepeatLimit, when positive, is the most values one query key may have (20 on servers that
+	// parse with qs's defaults): more are a 400 (docs/activepieces-api.md §1). 0: no limit.
+	RepeatLimit int
+
+	// Version is CURRENT_VERSION in /v1/flags (default DefaultVersion); LatestVersion is
+	// LATEST_VERSION (default Version).
+	Version, LatestVersion string
+	// FlowRunTimeSeconds is FLOW_RUN_TIME_SECONDS in /v1/flags (default 600).
+	FlowRunTimeSeconds int
+	// NoFlags makes /v1/flags an unknown route (a server too old to have it).
+	NoFlags bool
+	// OmitFlags are flags /v1/flags leaves out; Flags adds flags or replaces the simulator's.
+	OmitFlags []string
+	Flags     map[string]any
 }
+
+// Editions, as Options.Edition takes them.
+const (
+	EditionEnterprise = "ee"
+	EditionCloud      = "cloud"
+	EditionCommunity  = "community"
+)
+
+// DefaultVersion is the server version /v1/flags reports by default.
+const DefaultVersion = "0.85.4"
+
+// PlatformID is the id of the simulator's one platform.
+const PlatformID = "p1atformSimu1ator0001"
 
 // DefaultAPIKey is a syntactically valid platform key for tests and the demo.
 const DefaultAPIKey = "sk-simulator0000000000000000000000000000000000000000000000000000"
@@ -100,6 +143,7 @@ type Server struct {
 	faults    []*Fault
 	requests  []Request
 	maxLog    int
+	auth      authState
 }
 
 // Request is one request the simulator received, for tests that assert what was asked.
@@ -121,7 +165,9 @@ func New(opts Options) *Server {
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
+	opts = withAuthDefaults(opts)
 	return &Server{
+		auth:      newAuthState(),
 		opts:      opts,
 		rng:       rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		projects:  map[string]*project{},
@@ -159,7 +205,7 @@ func (s *Server) AddProject(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.newID()
-	s.projects[id] = &project{Project: apiclient.Project{ID: id, DisplayName: name, PlatformID: "p1atformSimu1ator0001", Type: "TEAM"}, created: s.now()}
+	s.projects[id] = &project{Project: apiclient.Project{ID: id, DisplayName: name, PlatformID: PlatformID, Type: "TEAM"}, created: s.now()}
 	return id
 }
 

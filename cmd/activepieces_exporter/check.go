@@ -30,8 +30,20 @@ func (CheckCmd) Run(rc *runContext) error {
 		return err
 	}
 	out := rc.stdout
+	fmt.Fprintf(out, "Server: %s edition, version %s\n", editionName(w.server.edition), w.server.version)
 	fmt.Fprintf(out, "API: %s\n", w.client.BaseURL())
-	if err := w.exporter.PollOnce(ctx); err != nil {
+
+	err = w.exporter.PollOnce(ctx)
+	if w.creds.signIn != nil {
+		if s, ok := w.creds.signIn.Session(); ok {
+			fmt.Fprintf(out, "Signed in as %s (platform role %s), token valid until %s\n", s.Email, s.PlatformRole, s.Expires.UTC().Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(out, "Not signed in\n")
+		}
+	} else {
+		fmt.Fprintf(out, "Credential: platform API key\n")
+	}
+	if err != nil {
 		return fmt.Errorf("check failed: %w", err)
 	}
 	own := prometheus.NewRegistry()

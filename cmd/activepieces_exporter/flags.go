@@ -38,11 +38,13 @@ type CLI struct {
 
 // ActivepiecesFlags say which server and what of it to watch.
 type ActivepiecesFlags struct {
-	URL        string   `cfg:"StateSource" name:"url" env:"ACTIVEPIECES_URL" default:"https://cloud.activepieces.com/api" help:"Activepieces API root, including /api."`
-	APIKeyFile string   `name:"api-key-file" env:"ACTIVEPIECES_API_KEY_FILE" type:"path" help:"File holding the API key (re-read on SIGHUP and when it changes). Without it the key comes from ACTIVEPIECES_API_KEY."`
-	Projects   []string `cfg:"Projects" name:"project" env:"ACTIVEPIECES_PROJECTS" help:"Project id to watch (repeatable; none: discover every project the key can read)."`
-	Flows      []string `cfg:"Flows" name:"flow" env:"ACTIVEPIECES_FLOWS" help:"Only export flows with this id or display name (repeatable)."`
-	UIURL      string   `cfg:"UIURL" name:"ui-url" env:"ACTIVEPIECES_UI_URL" placeholder:"URL" help:"The Activepieces web app that run links (run_url) point into (default: --activepieces.url without its trailing /api)."`
+	URL          string   `cfg:"StateSource" name:"url" env:"ACTIVEPIECES_URL" default:"https://cloud.activepieces.com/api" help:"Activepieces API root, including /api."`
+	APIKeyFile   string   `name:"api-key-file" env:"ACTIVEPIECES_API_KEY_FILE" type:"path" help:"File holding the API key (re-read on SIGHUP and when it changes). Without it the key comes from ACTIVEPIECES_API_KEY."`
+	Email        string   `name:"email" env:"ACTIVEPIECES_EMAIL" placeholder:"EMAIL" help:"Sign in as this user instead of using an API key (Community Edition has none); the password comes from ACTIVEPIECES_PASSWORD or --activepieces.password-file."`
+	PasswordFile string   `name:"password-file" env:"ACTIVEPIECES_PASSWORD_FILE" type:"path" help:"File holding the password of --activepieces.email (re-read at every sign-in). Without it the password comes from ACTIVEPIECES_PASSWORD."`
+	Projects     []string `cfg:"Projects" name:"project" env:"ACTIVEPIECES_PROJECTS" help:"Project id to watch (repeatable; none: discover every project the key can read)."`
+	Flows        []string `cfg:"Flows" name:"flow" env:"ACTIVEPIECES_FLOWS" help:"Only export flows with this id or display name (repeatable)."`
+	UIURL        string   `cfg:"UIURL" name:"ui-url" env:"ACTIVEPIECES_UI_URL" placeholder:"URL" help:"The Activepieces web app that run links (run_url) point into (default: --activepieces.url without its trailing /api)."`
 }
 
 // PollFlags shape the background poll.
@@ -111,6 +113,7 @@ type LogFlags struct {
 type DemoFlags struct {
 	Enabled bool    `name:"demo" env:"ACTIVEPIECES_EXPORTER_DEMO" help:"Serve an embedded Activepieces simulator on loopback and watch it (no API key needed)."`
 	Rate    float64 `name:"demo.rate" env:"ACTIVEPIECES_EXPORTER_DEMO_RATE" default:"2" help:"Runs per second the demo simulator creates."`
+	Edition string  `name:"demo.edition" env:"ACTIVEPIECES_EXPORTER_DEMO_EDITION" default:"enterprise" enum:"enterprise,community" help:"The demo server's edition: enterprise (an API key) or community (no API keys: the exporter signs in as the demo user)."`
 }
 
 // The demo's poll and flow-refresh intervals, unless flags say otherwise: the demo is for

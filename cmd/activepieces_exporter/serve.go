@@ -26,7 +26,8 @@ type ServeCmd struct{}
 
 // wired is what serve and check share: an API client and an exporter, with their registry.
 type wired struct {
-	keys     *keySource
+	creds    *credentials
+	server   serverFacts
 	client   *apiclient.Client
 	exporter *collector.Exporter
 	registry *prometheus.Registry
@@ -39,34 +40,41 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	c := rc.cli
 	cfg := c.collectorConfig()
 	url := c.Activepieces.URL
-	var keys *keySource
+	var creds *credentials
 	var err error
 	if c.Demo.Enabled {
-		if url, err = startDemo(ctx, wg, c.Demo.Rate, rc.log); err != nil {
+		if url, err = startDemo(ctx, wg, c.Demo, rc.log); err != nil {
 			return nil, err
 		}
 		cfg.StateSource = url
-		keys = &keySource{}
-		k := simulator.DefaultAPIKey
-		keys.key.Store(&k)
-	} else if keys, err = newKeySource(c.Activepieces.APIKeyFile, rc.getenv); err != nil {
+		creds, err = demoCredentials(c.Demo.Edition, cfg.PollInterval)
+	} else {
+		creds, err = newCredentials(c.Activepieces, cfg.PollInterval, rc.getenv)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if o.noStateFile {
 		cfg.StateFile = ""
 	}
 	apiMetrics := collector.NewAPIMetrics()
-	client, err := apiclient.New(apiclient.Config{
-		BaseURL: url, APIKey: keys.Get, Timeout: c.API.Timeout, Retries: c.API.Retries,
+	acfg := apiclient.Config{
+		BaseURL: url, Timeout: c.API.Timeout, Retries: c.API.Retries,
 		MaxItemBytes: c.API.MaxItem, MaxFlowBytes: c.API.MaxFlow,
 		Limiter:   rate.NewLimiter(rate.Limit(c.API.RateLimit), max(1, int(c.API.RateLimit))),
 		Observer:  apiMetrics.Observe,
 		UserAgent: "activepieces_exporter/" + version,
-	})
+	}
+	creds.config(&acfg)
+	client, err := apiclient.New(acfg)
 	if err != nil {
 		return nil, err
 	}
-	exp, err := collector.New(cfg, client, rc.log)
+	var opts []collector.Option
+	if creds.signIn != nil {
+		opts = append(opts, collector.WithDefaultProject(func() string { s, _ := creds.signIn.Session(); return s.ProjectID }))
+	}
+	exp, err := collector.New(cfg, client, rc.log, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +83,12 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(apiMetrics, collector.NewBuildInfo(version, buildRevision(), runtime.Version()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &wired{keys: keys, client: client, exporter: exp, registry: reg, api: apiMetrics}, nil
+	if creds.signIns != nil {
+		reg.MustRegister(creds.signIns)
+	}
+	server := readServerFacts(ctx, client, rc.log)
+	reg.MustRegister(server.info())
+	return &wired{creds: creds, client: client, exporter: exp, registry: reg, api: apiMetrics, server: server}, nil
 }
 
 // wireOptions are what a command changes in the wiring.
@@ -85,9 +98,13 @@ type wireOptions struct {
 }
 
 // startDemo serves a simulator with a run generator on a loopback port until ctx ends.
-func startDemo(ctx context.Context, wg *sync.WaitGroup, runsPerSecond float64, log *slog.Logger) (string, error) {
-	sim := simulator.New(simulator.Options{Raw: true})
-	gen := simulator.NewGenerator(sim, runsPerSecond, uint64(time.Now().UnixNano()))
+func startDemo(ctx context.Context, wg *sync.WaitGroup, d DemoFlags, log *slog.Logger) (string, error) {
+	runsPerSecond := d.Rate
+	opts := simulator.Options{Raw: true}
+	if d.Edition == "community" {
+		opts.Edition = "community"
+	}
+	sim, gen := simulator.NewDemo(opts, runsPerSecond, uint64(time.Now().UnixNano()))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("demo simulator: %w", err)
@@ -101,7 +118,7 @@ func startDemo(ctx context.Context, wg *sync.WaitGroup, runsPerSecond float64, l
 		_ = srv.Close()
 	}()
 	url := "http://" + ln.Addr().String() + "/api"
-	log.Info("demo: serving the Activepieces simulator", "url", url, "runs_per_second", runsPerSecond)
+	log.Info("demo: serving the Activepieces simulator", "url", url, "runs_per_second", runsPerSecond, "edition", d.Edition)
 	return url, nil
 }
 
@@ -126,7 +143,7 @@ func (ServeCmd) Run(rc *runContext) error {
 
 	wg.Add(2)
 	go func() { defer wg.Done(); w.exporter.Run(ctx) }()
-	go func() { defer wg.Done(); w.keys.watch(ctx, rc.hup, 10*time.Second, rc.log) }()
+	go func() { defer wg.Done(); w.creds.watch(ctx, rc.hup, rc.log) }()
 
 	mux, err := newMux(c, w, rc.log)
 	if err != nil {

@@ -1,0 +1,170 @@
+package collector
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
+)
+
+// A server whose query parser caps repeated keys at 20 (API.md §1) answers a flowRunIds batch of
+// 21–100 ids with a 400: the exporter falls back to 20 ids a request for that server, remembers it,
+// and counts every run of 60 in flight that the listing does not return; up stays 1.
+func TestRepeatLimitOf20With60RunsInFlight(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{RepeatLimit: 20}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	var running []string
+	for i := range 60 { // created apart: the next listing of new runs returns only the newest
+		h.clock.Advance(10 * time.Millisecond)
+		running = append(running, h.sim.AddRun(simulator.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[i%2], Status: apiclient.StatusRunning}))
+	}
+	h.mustPoll()
+	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 60 {
+		t.Fatalf("tracked runs = %v, want 60", v)
+	}
+	for i, id := range running { // they finish: only a read by id finds them
+		h.sim.SetRunStatus(id, []apiclient.RunStatus{apiclient.StatusSucceeded, apiclient.StatusFailed}[i%3/2])
+	}
+	for range 3 {
+		h.mustPoll()
+		if v, _ := h.value("activepieces_up", nil); v != 1 {
+			t.Fatalf("activepieces_up = %v, want 1", v)
+		}
+	}
+	if n := h.assertTotals(); n != 60 {
+		t.Errorf("%d runs counted, want 60", n)
+	}
+	if v, _ := h.value("activepieces_exporter_tracked_runs", nil); v != 0 {
+		t.Errorf("tracked runs = %v after they finished, want 0", v)
+	}
+	for _, r := range h.sim.Requests() {
+		if n := len(r.Query["flowRunIds"]); n > 20 && r.Status != 400 {
+			t.Errorf("a request with %d ids was answered %d", n, r.Status)
+		}
+	}
+	if !strings.Contains(h.logs.String(), "at most 20 values") {
+		t.Errorf("the fallback was not logged")
+	}
+	if got := h.exp.m().projects[fx.project].server.RepeatLimit; got != 20 {
+		t.Errorf("remembered repeat limit = %d, want 20 (saved with the other server traits)", got)
+	}
+}
+
+// noSleepClock is the test clock for the API client: waits return at once.
+type noSleepClock struct{ *testkit.Clock }
+
+func (c noSleepClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ch <- c.Now().Add(d)
+	return ch
+}
+
+// signInAs restarts h's exporter with a client that signs in as email (Community Edition).
+func (h *harness) signInAs(email, password string, cfg Config) {
+	h.t.Helper()
+	si, err := apiclient.NewSignIn(apiclient.SignInConfig{Email: email, Password: func() (string, error) { return password, nil },
+		MinBackoff: 30 * time.Second})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	client, err := apiclient.New(apiclient.Config{BaseURL: h.client.BaseURL(), Auth: si, Clock: noSleepClock{h.clock},
+		Timeout: 2 * time.Second, Retries: 1, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, Observer: h.api.Observe})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.client = client
+	if err := h.start(cfg); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// A Community server (no API keys) whose tokens last 90 s of simulated time: the exporter signs
+// in, renews the token before it runs out and signs in again at once when the server rejects it
+// (here: the server's JWT secret changes), and every run is counted exactly across the sign-ins;
+// the password is in no log and no metric.
+func TestCommunityServerCountsEveryRunAcrossSignIns(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{Edition: "community", TokenLifetime: 90 * time.Second}, Config{},
+		func(h *harness) { fx = seedFixture(h); h.sim.AddDemoUser() })
+	h.signInAs(simulator.DemoEmail, simulator.DemoPassword, Config{})
+	h.mustPoll() // what is there before the first poll is history
+	for i := range 16 {
+		for j := range 3 {
+			st := apiclient.StatusSucceeded
+			if (i+j)%4 == 0 {
+				st = apiclient.StatusFailed
+			}
+			h.sim.AddRun(simulator.RunSpec{FlowID: []string{fx.flowA, fx.flowB}[j%2], Status: st})
+			h.clock.Advance(time.Millisecond)
+		}
+		if i == 9 {
+			h.sim.RotateJWTSecret() // every token now rejected: INVALID_BEARER_TOKEN
+		}
+		h.mustPoll()
+		if v, _ := h.value("activepieces_up", nil); v != 1 {
+			t.Fatalf("poll %d: activepieces_up = %v, want 1", i, v)
+		}
+	}
+	if n := h.assertTotals(); n != 48 {
+		t.Errorf("%d runs counted, want 48", n)
+	}
+	// 16 polls of 30 s: 8 minutes of 90-second tokens, and one rejection.
+	if n := h.sim.SignIns(); n < 6 || n > 12 {
+		t.Errorf("%d sign-ins in 8 minutes of 90 s tokens", n)
+	}
+	for name, out := range map[string]string{"logs": h.logs.String(), "metrics": h.text()} {
+		if strings.Contains(out, simulator.DemoPassword) {
+			t.Errorf("the password is in the %s", name)
+		}
+	}
+}
+
+// A wrong password: up 0, the error names the email and the fix (not the password), and sign-ins
+// back off (doubling from the poll interval) instead of hammering the rate-limited auth route.
+func TestWrongPasswordIsUpZeroWithFewSignIns(t *testing.T) {
+	h := newHarness(t, simulator.Options{Edition: "community"}, Config{}, func(h *harness) { seedFixture(h); h.sim.AddDemoUser() })
+	const wrong = "not-the-password-42"
+	h.signInAs(simulator.DemoEmail, wrong, Config{})
+	var err error
+	for range 20 { // 10 minutes
+		err = h.poll()
+	}
+	if err == nil || !strings.Contains(err.Error(), simulator.DemoEmail) || strings.Contains(err.Error(), wrong) {
+		t.Errorf("poll error %v: want one naming the email, never the password", err)
+	}
+	if v, _ := h.value("activepieces_up", nil); v != 0 {
+		t.Errorf("activepieces_up = %v, want 0", v)
+	}
+	// 30 s, 1 m, 2 m, 4 m, … : at most 6 attempts in 10 minutes (20 polls).
+	if n := h.sim.CountRequests("/api/v1/authentication/sign-in"); n < 2 || n > 6 {
+		t.Errorf("%d sign-in attempts in 10 minutes, want 2 to 6", n)
+	}
+	if strings.Contains(h.logs.String(), wrong) {
+		t.Error("the password is in the logs")
+	}
+}
+
+// Servers of mid-2025 have no GET /v1/projects (404 Route not found): the exporter lists the
+// user's projects at GET /v1/users/projects.
+func TestServerWithoutProjectsRouteListsTheUsersProjects(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{Edition: "community", ProjectsRoute: "users"}, Config{},
+		func(h *harness) { fx = seedFixture(h); h.sim.AddDemoUser() })
+	h.signInAs(simulator.DemoEmail, simulator.DemoPassword, Config{})
+	h.mustPoll()
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	if v, _ := h.value("activepieces_up", nil); v != 1 {
+		t.Errorf("activepieces_up = %v, want 1", v)
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 1 {
+		t.Errorf("FAILED = %v, want 1", v)
+	}
+	if h.sim.CountRequests("/api/v1/users/projects") == 0 {
+		t.Error("GET /v1/users/projects was never asked")
+	}
+}
