@@ -92,6 +92,9 @@ func checkPod(t *testing.T, what string, pod corev1.PodSpec) corev1.Container {
 		if v, ok := strings.CutPrefix(a, "--activepieces.api-key-file="); ok {
 			keyFile = v
 		}
+		if v, ok := strings.CutPrefix(a, "--activepieces.password-file="); ok {
+			keyFile = v // Community Edition: the user's password, like the key
+		}
 		if strings.Contains(a, "sk-") {
 			t.Errorf("%s: an API key in the args: %s", what, a)
 		}
@@ -179,6 +182,22 @@ func TestKubernetesManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The Community overlay signs in as a user: the email in the args, the password from the
+// mounted Secret as a file, and no API key.
+func TestCommunityManifests(t *testing.T) {
+	r := render(t, "kubernetes/community")
+	if len(r.deployments) != 1 {
+		t.Fatalf("kubernetes/community renders %d Deployments", len(r.deployments))
+	}
+	c := checkPod(t, "kubernetes/community", r.deployments[0].Spec.Template.Spec)
+	args := strings.Join(c.Args, " ")
+	if !strings.Contains(args, "--activepieces.email=") || !strings.Contains(args, "--activepieces.password-file=/etc/activepieces/password") ||
+		strings.Contains(args, "api-key") {
+		t.Errorf("kubernetes/community args %v: want an email and a password file, no API key", c.Args)
+	}
+	checkMonitoring(t, "kubernetes/community", r)
 }
 
 func TestShardedStatefulSet(t *testing.T) {

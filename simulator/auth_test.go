@@ -433,7 +433,7 @@ func TestCommunityDemo(t *testing.T) {
 	if a := do(t, s, http.MethodGet, "/api/v1/projects", "", DefaultAPIKey); a.code != 401 {
 		t.Errorf("community demo takes the API key: %d", a.code)
 	}
-	if s.AddDemoUser() != s.AddDemoUser() {
+	if first, again := s.AddDemoUser(), s.AddDemoUser(); first != again {
 		t.Error("AddDemoUser is not idempotent")
 	}
 	ee, _ := NewDemo(Options{Raw: true}, 20, 1)

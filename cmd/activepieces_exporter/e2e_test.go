@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
 	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
+	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // contractFamilies is every metric family the exporter promises (README): the collector's own
@@ -144,10 +146,32 @@ func TestCheckCommandAgainstTheDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check --demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Projects: 2", "Sales Ops", "Flaky webhook relay", "Cold start (until ready):", "Look-back history, read in the background:", "effective poll period 5s", "Series served:"} {
+	for _, want := range []string{"Server: Enterprise edition, version 0.85.4", "Credential: platform API key", "Projects: 2", "Sales Ops", "Flaky webhook relay", "Cold start (until ready):", "Look-back history, read in the background:", "effective poll period 5s", "Series served:"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
+	}
+	if !strings.HasPrefix(string(out), "Server: ") && !strings.Contains(string(out), "\nServer: ") {
+		t.Errorf("check does not print the server first:\n%s", out)
+	}
+}
+
+// check against a Community server: the edition and version first, then the signed-in user.
+func TestCheckCommandAgainstTheCommunityDemo(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "check", "--demo", "--demo.edition=community")
+	cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("check --demo --demo.edition=community: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Server: Community edition, version 0.85.4", "Signed in as demo@example.com (platform role ADMIN)", "Projects: 2", "Flaky webhook relay"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "demo-password-1") {
+		t.Errorf("check prints the password:\n%s", out)
 	}
 }
 
@@ -194,5 +218,26 @@ func checkWithPromtool(t *testing.T, text string) {
 	cmd.Stdin = strings.NewReader(text)
 	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("promtool check metrics on /metrics: %v\n%s", err, out)
+	}
+}
+
+// check against an older server without GET /v1/flags: edition and version are unknown, which
+// is normal, and the check passes.
+func TestCheckCommandAgainstAServerWithoutFlags(t *testing.T) {
+	bin := buildBinary(t)
+	sim := simulator.New(simulator.Options{NoFlags: true})
+	sim.AddFlow(sim.AddProject("Ops"), "", "relay")
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	cmd := exec.Command(bin, "check", "--activepieces.url="+srv.URL+"/api")
+	cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+simulator.DefaultAPIKey)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Server: unknown edition, version unknown", "Credential: platform API key", "Projects: 1"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
 	}
 }
