@@ -262,7 +262,15 @@ func promGet(base, path string, q url.Values) (promResult, error) {
 	return r, nil
 }
 
+// Against the demo of each edition: Enterprise (an API key) and Community (the exporter signs in
+// as the demo user).
 func TestRealPrometheusAlertsAndDashboardAgainstTheDemo(t *testing.T) {
+	for _, edition := range []string{"enterprise", "community"} {
+		t.Run(edition, func(t *testing.T) { realPrometheusAgainstTheDemo(t, edition) })
+	}
+}
+
+func realPrometheusAgainstTheDemo(t *testing.T, edition string) {
 	prometheus := testkit.RequireTool(t, "prometheus")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "activepieces_exporter")
@@ -270,7 +278,7 @@ func TestRealPrometheusAlertsAndDashboardAgainstTheDemo(t *testing.T) {
 
 	exporterAddr, promAddr := testkit.FreePort(t), testkit.FreePort(t)
 	var exporterLogs, promLogs testkit.LockedBuffer
-	start(t, &exporterLogs, bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--poll.flows-interval=3s", "--web.listen-address="+exporterAddr, "--log.level=warn")
+	start(t, &exporterLogs, bin, "--demo", "--demo.edition="+edition, "--demo.rate=20", "--poll.interval=1s", "--poll.flows-interval=3s", "--web.listen-address="+exporterAddr, "--log.level=warn")
 
 	fastRules(t, dir)
 	cfg := fmt.Sprintf(`global:
@@ -292,6 +300,9 @@ scrape_configs:
 
 	exprs := dashboardExprs(t)
 	exprs = append(exprs, ruleNames(t, "prometheus/recording.yml", "record")...)
+	if edition == "community" { // the server says what it is, and the exporter signed in
+		exprs = append(exprs, `activepieces_server_info{edition="ce"} == 1`, `activepieces_exporter_sign_ins_total{result="success"} > 0`)
+	}
 	for _, g := range readRules(t, "prometheus/recording.yml").Groups {
 		for _, r := range g.Rules {
 			exprs = append(exprs, r.Expr)
