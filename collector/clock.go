@@ -36,6 +36,10 @@ type serverClock struct {
 	// Evidence of the last clockWindow polls: lower and upper bounds of the offset.
 	lows, highs []time.Duration
 	rejected    bool // the Date offset is not applied (for logging the change only)
+	// dateRead is the Date last read: a Date read again (no answer since) says nothing new, and
+	// compared with a later moment of our clock it would look like an offset.
+	dateRead time.Time
+	logged   time.Duration // the offset last logged (0: none, or its end logged)
 }
 
 // clockEvidence is what one poll of one project says about the server's clock.
@@ -131,30 +135,44 @@ func (c *serverClock) decide() (applied time.Duration, dateApplied bool) {
 // what changed. Called with e.mu held.
 func (e *model) updateServerClockLocked(ev clockEvidence) {
 	c := &e.clock
-	if date, ok := e.api.ServerDate(); ok {
+	if date, ok := e.api.ServerDate(); ok && !date.Equal(c.dateRead) {
 		c.date, c.dateKnown = date.Add(500*time.Millisecond).Sub(e.now()).Round(time.Second/10), true // Date is truncated to the second
+		c.dateRead = date
 	}
 	c.addEvidence(ev)
 	applied, dateApplied := c.decide()
-	if applied.Abs() < 2*time.Second {
-		applied = 0
+	if applied.Abs() < minClockOffset {
+		applied = 0 // within what a Date of whole seconds and a request's time can resolve
 	}
 	lo, _ := maxOf(c.lows)
 	switch {
-	case !dateApplied && !c.rejected && c.dateKnown && c.date.Abs() >= 2*time.Second:
+	case !dateApplied && !c.rejected && c.dateKnown && c.date.Abs() >= minClockOffset:
 		e.log.Warn("the server's Date header disagrees with its runs' times (or is beyond bounds); not applied",
 			"date_offset", c.date, "applied_offset", applied, "runs_newest_offset", lo)
 	case dateApplied && c.rejected:
 		e.log.Info("the server's Date header agrees with its runs' times again", "offset", c.date)
 	}
 	if c.dateKnown {
-		c.rejected = !dateApplied && c.date.Abs() >= 2*time.Second
+		c.rejected = !dateApplied && c.date.Abs() >= minClockOffset
 	}
-	if (applied - c.applied).Abs() >= 2*time.Second {
+	// Logged when an offset starts and when it ends; how it moves meanwhile is the metric's
+	// (activepieces_exporter_server_clock_offset_seconds) and the debug log's.
+	switch {
+	case applied != 0 && c.logged == 0:
 		e.log.Warn("the server's clock differs from ours; comparing run times on the server's clock", "offset", applied)
+		c.logged = applied
+	case applied != 0 && applied != c.applied:
+		e.log.Debug("the server's clock offset moved", "offset", applied)
+	case applied == 0 && c.logged != 0:
+		e.log.Info("the server's clock agrees with ours again", "previous_offset", c.logged)
+		c.logged = 0
 	}
 	c.applied = applied
 }
+
+// minClockOffset is the smallest offset taken for one: below it, the Date header's whole seconds
+// and a request's duration explain the difference.
+const minClockOffset = 2 * time.Second
 
 // serverNow is the server's clock as far as the exporter knows it.
 func (e *model) serverNow() time.Time { return e.now().Add(e.clock.applied) }

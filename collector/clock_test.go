@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +12,7 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
@@ -112,5 +116,37 @@ func TestStateFilePositionFromTheFutureIsRepaired(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "poll position far ahead") {
 		t.Error("the repair was not logged")
+	}
+}
+
+// A server on our own clock (as --demo is) shows no offset, however long between ticks: the Date
+// of an answer a tick ago is not compared with the clock of now. No clock warning in 10 s of Run
+// with ticks 3 s apart (the old code logged one on most ticks).
+func TestSameClockLogsNoOffset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10 s of polling")
+	}
+	sim := simulator.New(simulator.Options{})
+	for _, name := range []string{"a", "b"} {
+		f := sim.AddFlow(sim.AddProject(name), "", "relay")
+		sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusSucceeded})
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	client, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testkit.LockedBuffer
+	exp, err := New(Config{PollInterval: 6 * time.Second, RateLimit: 1000}, client, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	exp.Run(ctx)
+	if strings.Contains(logs.String(), "clock") {
+		t.Errorf("clock warnings with the server on our own clock:\n%s", logs.String())
 	}
 }
