@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,7 +133,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)
 	cached, poll := h.exp.Exposition()
 	// The two formats served: OpenMetrics 1.0.0 when asked for, else the text format.
-	if expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeOpenMetrics), format).FormatType() == expfmt.TypeOpenMetrics {
+	if !refusesOpenMetrics(r) && expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeOpenMetrics), format).FormatType() == expfmt.TypeOpenMetrics {
 		format = expfmt.NewFormat(expfmt.TypeOpenMetrics)
 		if cached, poll, err = h.exp.OpenMetrics(); err != nil {
 			h.log.Error("rendering OpenMetrics", "err", err)
@@ -155,7 +156,8 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.write(w, r, cached, own.Bytes()); err != nil {
 		return
 	}
-	if err := rc.Flush(); err == nil || errors.Is(err, http.ErrNotSupported) {
+	// Only a whole GET answer is a scrape that served new flows' zero series: a HEAD has no body.
+	if err := rc.Flush(); r.Method == http.MethodGet && (err == nil || errors.Is(err, http.ErrNotSupported)) {
 		h.exp.MarkServed(poll) // the scrape has the metrics of that poll, new flows at 0 included
 	}
 }
@@ -190,10 +192,52 @@ func (h *metricsHandler) write(w http.ResponseWriter, r *http.Request, cached, o
 
 func acceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(q, " ", "") != "q=0" {
+		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && qualityOf(params) > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// refusesOpenMetrics reports whether the Accept header gives OpenMetrics a quality of 0 ("not
+// acceptable", RFC 9110 §12.4.2), which expfmt's negotiation does not heed.
+func refusesOpenMetrics(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "application/openmetrics-text") && qualityOf(params) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// qualityOf is the q parameter among a header element's parameters (1 when absent, 0 when
+// unreadable): "q=0", "Q=0", "q=0.000" are all 0.
+func qualityOf(params string) float64 {
+	for _, p := range strings.Split(params, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
+			continue
+		}
+		q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || q < 0 || q > 1 {
+			return 0
+		}
+		return q
+	}
+	return 1
+}
+
+// methods answers 405 (with Allow) to any method but GET and HEAD: /metrics, /status and the
+// probes have nothing else to offer.
+func methods(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -189,3 +189,49 @@ func TestMetricsHandlerNegotiatesOpenMetrics(t *testing.T) {
 		t.Errorf("plain scrape: %q %q", ct, rec.Body.String())
 	}
 }
+
+// A HEAD answer has no body: it does not count as a scrape that served new flows' zero series
+// (else the first GET would already see a new flow's first failure). Other methods get 405.
+func TestOnlyAWholeGETCountsAsServed(t *testing.T) {
+	exp := &fixedExposition{gz: gz(t, "text\n")}
+	h := methods(newMetricsHandler(exp, prometheus.NewRegistry(), 1, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, "/metrics", nil))
+	if rec.Code != 200 || exp.served.Load() != 0 {
+		t.Errorf("HEAD: %d, served poll %d; want 200 and nothing marked served", rec.Code, exp.served.Load())
+	}
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, "PROPFIND"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(m, "/metrics", nil))
+		if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" || exp.served.Load() != 0 {
+			t.Errorf("%s: %d Allow %q served %d", m, rec.Code, rec.Header().Get("Allow"), exp.served.Load())
+		}
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if exp.served.Load() != 7 {
+		t.Errorf("GET: served poll %d, want 7", exp.served.Load())
+	}
+}
+
+// A quality of 0 refuses, however it is spelt: no gzip for gzip;q=0.0, Q=0 or q=0.000, and no
+// OpenMetrics for an OpenMetrics Accept with q=0.
+func TestQualityZeroRefuses(t *testing.T) {
+	exp := &fixedExposition{gz: gz(t, "text\n"), om: gz(t, "om\n")}
+	h := newMetricsHandler(exp, prometheus.NewRegistry(), 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, enc := range []string{"gzip;q=0.0", "gzip; Q=0", "gzip;q=0.000", "GZIP;q=0"} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Accept-Encoding", enc)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Header().Get("Content-Encoding") != "" || rec.Body.String() != "text\n" {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q", enc, rec.Header().Get("Content-Encoding"))
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0;q=0,text/plain;version=0.0.4;q=0.2")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("OpenMetrics at q=0: Content-Type %q", ct)
+	}
+}

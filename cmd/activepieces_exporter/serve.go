@@ -178,20 +178,20 @@ func (ServeCmd) Run(rc *runContext) error {
 
 func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(c.Web.TelemetryPath, newMetricsHandler(w.exporter, w.registry, c.Web.MaxRequests, log))
-	mux.HandleFunc("/-/healthy", func(rw http.ResponseWriter, _ *http.Request) {
+	mux.Handle(c.Web.TelemetryPath, methods(newMetricsHandler(w.exporter, w.registry, c.Web.MaxRequests, log)))
+	mux.Handle("/-/healthy", methods(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		_, _ = rw.Write([]byte("Healthy\n"))
-	})
-	mux.HandleFunc("/-/ready", func(rw http.ResponseWriter, _ *http.Request) {
+	})))
+	mux.Handle("/-/ready", methods(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		if err := w.exporter.Ready(); err != nil {
 			http.Error(rw, "Not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = rw.Write([]byte("Ready\n"))
-	})
+	})))
 	links := []web.LandingLinks{{Address: c.Web.TelemetryPath, Text: "Metrics"}}
 	if c.Web.StatusPage && c.Web.TelemetryPath != "/status" {
-		mux.Handle("/status", newStatusPage(w.exporter, w.api))
+		mux.Handle("/status", methods(newStatusPage(w.exporter, w.api)))
 		links = append(links, web.LandingLinks{Address: "/status", Text: "Status of every flow"})
 	}
 	links = append(links, web.LandingLinks{Address: "/-/healthy", Text: "Health"}, web.LandingLinks{Address: "/-/ready", Text: "Readiness"})

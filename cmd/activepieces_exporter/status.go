@@ -24,6 +24,9 @@ type statusPage struct {
 	tmpl *template.Template
 }
 
+// maxStatusPage is the highest page asked for that is taken as such (beyond: that page, empty).
+const maxStatusPage = 1 << 20
+
 // statusPageSize is the flows shown on one page: about 250 KB of HTML.
 const statusPageSize = 200
 
@@ -91,7 +94,7 @@ func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := statusView{Status: st, Refresh: max(5, int(st.PollInterval.Seconds())), APIErrors: s.errs.ErrorsLastHour(),
 		Query: q.Get("q"), Project: q.Get("project"), Only: q.Get("only"), Page: 1}
 	if p, err := strconv.Atoi(q.Get("page")); err == nil && p > 1 {
-		v.Page = p
+		v.Page = min(p, maxStatusPage) // (page-1) × statusPageSize must not overflow to page 1
 	}
 	v.Problems = problems(st)
 	needle := strings.ToLower(v.Query)
@@ -139,8 +142,9 @@ func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.NextURL = page(v.Page + 1)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
 	if err := s.tmpl.Execute(w, v); err != nil {
 		http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
 	}

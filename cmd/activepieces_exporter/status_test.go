@@ -100,7 +100,7 @@ func TestStatusPageShowsEveryFlowByHealth(t *testing.T) {
 	if strings.Contains(body, "<script>") || strings.Contains(body, "<b>") {
 		t.Error("user text reached the page unescaped")
 	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
 		t.Errorf("Content-Security-Policy %q", csp)
 	}
 	// Filters.
@@ -148,6 +148,11 @@ func TestStatusPageOfABigPlatformIsPaged(t *testing.T) {
 	body, _ = get(t, page, "/status?page=50")
 	if strings.Count(body, `class="flow `) != statusPageSize || !strings.Contains(body, "← previous") || strings.Contains(body, "next →") {
 		t.Errorf("last page: %d flows", strings.Count(body, `class="flow `))
+	}
+	// A page number that would overflow (page-1)×size is a page beyond the last, not page 1.
+	body, _ = get(t, page, "/status?page=1199038364791120856")
+	if n := strings.Count(body, `class="flow `); n != 0 {
+		t.Errorf("?page=1199038364791120856 shows %d flows, want none (beyond the last page)", n)
 	}
 }
 
