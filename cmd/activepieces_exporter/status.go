@@ -22,7 +22,13 @@ type statusPage struct {
 	src  interface{ Status() collector.Status }
 	errs interface{ ErrorsLastHour() int }
 	tmpl *template.Template
+	// slots bounds the pages rendered at once: the page is for people, a few at a time, and a
+	// crowd of clients must not take the CPU and memory the scrape and the probes need.
+	slots chan struct{}
 }
+
+// statusConcurrency is how many status pages are rendered at once; more wait briefly, then get 503.
+const statusConcurrency = 4
 
 // maxStatusPage is the highest page asked for that is taken as such (beyond: that page, empty).
 const maxStatusPage = 1 << 20
@@ -42,7 +48,7 @@ func newStatusPage(src interface{ Status() collector.Status }, errs interface{ E
 			return []string{collector.Failing.String(), collector.Stuck.String(), collector.Silent.String(), collector.Healthy.String(), collector.Disabled.String()}
 		},
 	}
-	return &statusPage{src: src, errs: errs, tmpl: template.Must(template.New("status").Funcs(funcs).Parse(statusTemplate))}
+	return &statusPage{src: src, errs: errs, slots: make(chan struct{}, statusConcurrency), tmpl: template.Must(template.New("status").Funcs(funcs).Parse(statusTemplate))}
 }
 
 // statusView is what the template renders.
@@ -89,6 +95,18 @@ type stripBar struct {
 }
 
 func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-t.C:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the status page is busy; try again in a few seconds", http.StatusServiceUnavailable)
+		return
+	case <-r.Context().Done():
+		return
+	}
 	st := s.src.Status()
 	q := r.URL.Query()
 	v := statusView{Status: st, Refresh: max(5, int(st.PollInterval.Seconds())), APIErrors: s.errs.ErrorsLastHour(),

@@ -182,3 +182,23 @@ func BenchmarkStatusPage(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "page-bytes")
 }
+
+// At most statusConcurrency pages are rendered at once; a crowd beyond that gets 503 with
+// Retry-After after a second instead of piling up.
+func TestStatusPageRendersAFewAtATime(t *testing.T) {
+	page, _ := statusFixture(t, func(s *simulator.Server) { s.AddFlow(s.AddProject("p"), "", "f") })
+	for range statusConcurrency {
+		page.slots <- struct{}{} // as if that many pages were being rendered
+	}
+	rec := httptest.NewRecorder()
+	page.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("a request beyond the limit: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	<-page.slots
+	rec = httptest.NewRecorder()
+	page.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	if rec.Code != 200 {
+		t.Errorf("with a slot free: %d", rec.Code)
+	}
+}
