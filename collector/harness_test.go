@@ -34,6 +34,7 @@ type harness struct {
 	// Run does).
 	noHistory bool
 	logs      *testkit.LockedBuffer
+	opts      []Option // given to New besides the clock
 	reg       *prometheus.Registry
 }
 
@@ -80,7 +81,7 @@ func (h *harness) start(cfg Config) error {
 	if h.exp != nil {
 		h.exp.Close() // the previous process is gone, and its lock with it
 	}
-	exp, err := New(cfg, h.client, logger, WithClock(h.clock.Now))
+	exp, err := New(cfg, h.client, logger, append([]Option{WithClock(h.clock.Now)}, h.opts...)...)
 	if err != nil {
 		return err
 	}

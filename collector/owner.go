@@ -50,6 +50,8 @@ type env struct {
 	// defaultProject is the signed-in user's default project ("" when unknown): discovery's last
 	// resort on servers that list no projects.
 	defaultProject func() string
+	// runTimeout is the server's run timeout (0: not known): a run RUNNING longer is stuck.
+	runTimeout time.Duration
 }
 
 // Exporter polls the API and is the prometheus.Collector for everything it learns. Its methods
@@ -97,6 +99,10 @@ type Option func(*env)
 // WithDefaultProject gives discovery a project to fall back on when the server lists none (the
 // signed-in user's default project).
 func WithDefaultProject(id func() string) Option { return func(e *env) { e.defaultProject = id } }
+
+// WithRunTimeout gives the server's run timeout (FLOW_RUN_TIME_SECONDS): the status page counts
+// a flow stuck when a run has been RUNNING longer (default StuckAfter).
+func WithRunTimeout(d time.Duration) Option { return func(e *env) { e.runTimeout = d } }
 
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(e *env) { e.now = now } }

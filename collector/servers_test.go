@@ -168,3 +168,38 @@ func TestServerWithoutProjectsRouteListsTheUsersProjects(t *testing.T) {
 		t.Error("GET /v1/users/projects was never asked")
 	}
 }
+
+// The status page counts a flow stuck after the server's own run timeout when /v1/flags says it
+// (here 2 minutes), not after the default 10 minutes.
+func TestStuckFollowsTheServersRunTimeout(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
+	h.mustPoll()
+	for range 8 { // 4 minutes RUNNING
+		h.mustPoll()
+	}
+	health := func() Health {
+		for _, p := range h.exp.Status().Projects {
+			for _, f := range p.Flows {
+				if f.ID == fx.flowA {
+					return f.Health
+				}
+			}
+		}
+		t.Fatal("flow A not on the status page")
+		return 0
+	}
+	if got := health(); got == Stuck {
+		t.Fatalf("stuck after 4 minutes with the default %s", StuckAfter)
+	}
+	h.opts = []Option{WithRunTimeout(2 * time.Minute)}
+	if err := h.start(Config{}); err != nil {
+		t.Fatal(err)
+	}
+	h.mustPoll()
+	if got := health(); got != Stuck {
+		t.Errorf("health %s after 4 minutes RUNNING with a 2-minute run timeout, want stuck", got)
+	}
+}

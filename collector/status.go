@@ -29,6 +29,15 @@ func (h Health) String() string {
 // default flow timeout (AP_FLOW_TIMEOUT_SECONDS, 600 s), as ActivepiecesRunStuck uses it.
 const StuckAfter = 10 * time.Minute
 
+// stuckAfter is the server's run timeout when it said it (GET /v1/flags FLOW_RUN_TIME_SECONDS,
+// WithRunTimeout), else StuckAfter.
+func (e *env) stuckAfter() time.Duration {
+	if e.runTimeout > 0 {
+		return e.runTimeout
+	}
+	return StuckAfter
+}
+
 // SilentAfter is how long an enabled flow may go without a finished run before it counts as
 // silent.
 const SilentAfter = 24 * time.Hour
@@ -168,7 +177,7 @@ func (e *model) flowStatusLocked(r flowRef, now time.Time) FlowStatus {
 		fs.Health = Disabled
 	case f.last.set && f.last.status.IsFailure():
 		fs.Health = Failing
-	case !r.a.oldestRunning.IsZero() && now.Sub(r.a.oldestRunning) > StuckAfter:
+	case !r.a.oldestRunning.IsZero() && now.Sub(r.a.oldestRunning) > e.stuckAfter():
 		fs.Health = Stuck
 	case !f.last.set || now.Sub(f.last.order) > SilentAfter:
 		fs.Health = Silent

@@ -74,6 +74,10 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if creds.signIn != nil {
 		opts = append(opts, collector.WithDefaultProject(func() string { s, _ := creds.signIn.Session(); return s.ProjectID }))
 	}
+	server := readServerFacts(ctx, client, rc.log)
+	if server.runTimeout > 0 {
+		opts = append(opts, collector.WithRunTimeout(server.runTimeout))
+	}
 	exp, err := collector.New(cfg, client, rc.log, opts...)
 	if err != nil {
 		return nil, err
@@ -86,7 +90,6 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if creds.signIns != nil {
 		reg.MustRegister(creds.signIns)
 	}
-	server := readServerFacts(ctx, client, rc.log)
 	reg.MustRegister(server.info())
 	return &wired{creds: creds, client: client, exporter: exp, registry: reg, api: apiMetrics, server: server}, nil
 }
