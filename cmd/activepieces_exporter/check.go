@@ -34,15 +34,7 @@ func (CheckCmd) Run(rc *runContext) error {
 	fmt.Fprintf(out, "API: %s\n", w.client.BaseURL())
 
 	err = w.exporter.PollOnce(ctx)
-	if w.creds.signIn != nil {
-		if s, ok := w.creds.signIn.Session(); ok {
-			fmt.Fprintf(out, "Signed in as %s (platform role %s), token valid until %s\n", s.Email, s.PlatformRole, s.Expires.UTC().Format(time.RFC3339))
-		} else {
-			fmt.Fprintf(out, "Not signed in\n")
-		}
-	} else {
-		fmt.Fprintf(out, "Credential: platform API key\n")
-	}
+	printCredential(out, w.creds)
 	if err != nil {
 		return fmt.Errorf("check failed: %w", err)
 	}
@@ -126,4 +118,17 @@ func label(m *dto.Metric, name string) string {
 		}
 	}
 	return ""
+}
+
+// printCredential says how check authenticated: the API key, or the signed-in user.
+func printCredential(out io.Writer, c *credentials) {
+	if c.signIn == nil {
+		fmt.Fprintf(out, "Credential: platform API key\n")
+		return
+	}
+	if s, ok := c.signIn.Session(); ok {
+		fmt.Fprintf(out, "Signed in as %s (platform role %s), token valid until %s\n", s.Email, s.PlatformRole, s.Expires.UTC().Format(time.RFC3339))
+		return
+	}
+	fmt.Fprintf(out, "Not signed in\n")
 }
