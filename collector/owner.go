@@ -50,8 +50,6 @@ type env struct {
 	// defaultProject is the signed-in user's default project ("" when unknown): discovery's last
 	// resort on servers that list no projects.
 	defaultProject func() string
-	// runTimeout is the server's run timeout (0: not known): a run RUNNING longer is stuck.
-	runTimeout time.Duration
 }
 
 // Exporter polls the API and is the prometheus.Collector for everything it learns. Its methods
@@ -79,6 +77,7 @@ type model struct {
 	droppedFlows      int
 	droppedLogged     map[string]bool
 	denied            map[string]bool // projects the signed-in user may not read: left out
+	server            serverState     // what GET /v1/flags said
 	trackedDropped    float64
 	stateSaveFailures float64
 	saveFailing       string    // the state save error last logged ("" when saving works)
@@ -99,10 +98,6 @@ type Option func(*env)
 // WithDefaultProject gives discovery a project to fall back on when the server lists none (the
 // signed-in user's default project).
 func WithDefaultProject(id func() string) Option { return func(e *env) { e.defaultProject = id } }
-
-// WithRunTimeout gives the server's run timeout (FLOW_RUN_TIME_SECONDS): the status page counts
-// a flow stuck when a run has been RUNNING longer (default StuckAfter).
-func WithRunTimeout(d time.Duration) Option { return func(e *env) { e.runTimeout = d } }
 
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(e *env) { e.now = now } }
@@ -132,7 +127,8 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		Help:    pollDurationHelp,
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 	})
-	m := &model{env: v, projects: map[string]*projectState{}, droppedLogged: map[string]bool{}, denied: map[string]bool{}}
+	m := &model{env: v, projects: map[string]*projectState{}, droppedLogged: map[string]bool{}, denied: map[string]bool{},
+		server: serverState{Server: Server{Edition: unknown, Version: unknown}}}
 	e := &Exporter{env: v, own: make(chan *model, 1)}
 	if cfg.StateFile != "" {
 		if !lockSupported {
@@ -218,6 +214,14 @@ func (e *Exporter) PollOnce(ctx context.Context) error {
 	m, release := e.acquire()
 	defer release()
 	return m.poll(ctx, false)
+}
+
+// Server is what the server last said of itself (GET /v1/flags, read with each discovery). It
+// waits for the model's owner: for check, not for a request handler.
+func (e *Exporter) Server() Server {
+	m, release := e.acquire()
+	defer release()
+	return m.server.Server
 }
 
 // tick is how often Run looks for projects due: PollInterval split into as many ticks as there

@@ -183,7 +183,9 @@ func (e *model) discover(ctx context.Context) error {
 	if !due {
 		return nil
 	}
+	flags := e.askServer(ctx)
 	list, err := e.listProjects(ctx)
+	e.learnServer(flags)
 	if len(e.cfg.Projects) > 0 {
 		// Names are a nicety for configured projects: a key that cannot list projects still polls.
 		e.lastDiscovery = e.now()

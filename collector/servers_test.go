@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"bytes"
+	"github.com/prometheus/common/expfmt"
 	"strings"
 	"testing"
 	"time"
@@ -169,14 +171,15 @@ func TestServerWithoutProjectsRouteListsTheUsersProjects(t *testing.T) {
 	}
 }
 
-// The status page counts a flow stuck after the server's own run timeout when /v1/flags says it
-// (here 2 minutes), not after the default 10 minutes.
-func TestStuckFollowsTheServersRunTimeout(t *testing.T) {
+// The status page counts a flow stuck after the server's own run timeout, as /v1/flags says it
+// (read again with each project discovery), and /metrics says which server it is: here the
+// server starts with the default 10 minutes, then is upgraded with a 2-minute timeout while a
+// run has been RUNNING for 4 minutes.
+func TestServerFactsFollowTheServer(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{Version: "0.70.0"}, Config{ProjectsInterval: 5 * time.Minute}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusRunning})
-	h.mustPoll()
 	for range 8 { // 4 minutes RUNNING
 		h.mustPoll()
 	}
@@ -191,15 +194,78 @@ func TestStuckFollowsTheServersRunTimeout(t *testing.T) {
 		t.Fatal("flow A not on the status page")
 		return 0
 	}
-	if got := health(); got == Stuck {
-		t.Fatalf("stuck after 4 minutes with the default %s", StuckAfter)
+	const before = `activepieces_server_info{edition="ee",version="0.70.0"} 1
+activepieces_server_run_timeout_seconds 600
+`
+	if got := h.samples("activepieces_server_"); got != before {
+		t.Errorf("before the upgrade:\n%s\nwant\n%s", got, before)
 	}
-	h.opts = []Option{WithRunTimeout(2 * time.Minute)}
-	if err := h.start(Config{}); err != nil {
-		t.Fatal(err)
+	if got := health(); got == Stuck {
+		t.Fatalf("stuck after 4 minutes with a 10-minute run timeout")
+	}
+	h.sim.Upgrade("0.71.2", 120)
+	h.mustPoll() // 4.5 minutes after the last discovery: not read again yet
+	if got := h.samples("activepieces_server_"); got != before {
+		t.Errorf("read again before --projects.interval:\n%s", got)
 	}
 	h.mustPoll()
-	if got := health(); got != Stuck {
-		t.Errorf("health %s after 4 minutes RUNNING with a 2-minute run timeout, want stuck", got)
+	const after = `activepieces_server_info{edition="ee",version="0.71.2"} 1
+activepieces_server_run_timeout_seconds 120
+`
+	if got := h.samples("activepieces_server_"); got != after {
+		t.Errorf("after the upgrade:\n%s\nwant\n%s", got, after)
 	}
+	if got := health(); got != Stuck {
+		t.Errorf("health %s after 5 minutes RUNNING with a 2-minute run timeout, want stuck", got)
+	}
+	if got := h.exp.Server(); got != (Server{Edition: "ee", Version: "0.71.2", RunTimeout: 2 * time.Minute}) {
+		t.Errorf("Server() = %+v", got)
+	}
+	if n := strings.Count(h.logs.String(), "Activepieces server"); n != 2 {
+		t.Errorf("the server logged %d times, want 2 (start, upgrade):\n%s", n, h.logs.String())
+	}
+}
+
+// A server without /v1/flags (older, or behind a proxy that only passes the API) is normal:
+// edition and version unknown, no run timeout served, the stuck threshold the default, one log
+// line however many discoveries.
+func TestServerWithoutFlags(t *testing.T) {
+	h := newHarness(t, simulator.Options{NoFlags: true}, Config{ProjectsInterval: time.Minute}, func(h *harness) { seedFixture(h) })
+	for range 6 {
+		h.mustPoll()
+	}
+	const want = `activepieces_server_info{edition="unknown",version="unknown"} 1
+`
+	if got := h.samples("activepieces_server_"); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if n := strings.Count(h.logs.String(), "does not say its edition"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, h.logs.String())
+	}
+	if got := h.samples("activepieces_up "); got != "activepieces_up 1\n" {
+		t.Errorf("up: %q", got)
+	}
+}
+
+// samples is the sample lines of the exposition text that start with prefix (no HELP or TYPE).
+func (h *harness) samples(prefix string) string {
+	h.t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var text bytes.Buffer
+	enc := expfmt.NewEncoder(&text, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	var b strings.Builder
+	for line := range strings.Lines(text.String()) {
+		if strings.HasPrefix(line, prefix) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }

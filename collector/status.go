@@ -29,15 +29,6 @@ func (h Health) String() string {
 // default flow timeout (AP_FLOW_TIMEOUT_SECONDS, 600 s), as ActivepiecesRunStuck uses it.
 const StuckAfter = 10 * time.Minute
 
-// stuckAfter is the server's run timeout when it said it (GET /v1/flags FLOW_RUN_TIME_SECONDS,
-// WithRunTimeout), else StuckAfter.
-func (e *env) stuckAfter() time.Duration {
-	if e.runTimeout > 0 {
-		return e.runTimeout
-	}
-	return StuckAfter
-}
-
 // SilentAfter is how long an enabled flow may go without a finished run before it counts as
 // silent.
 const SilentAfter = 24 * time.Hour

@@ -11,13 +11,14 @@ import (
 func (s *Server) flags() map[string]any {
 	s.mu.Lock()
 	users := len(s.auth.users)
+	version, latest, timeout := s.opts.Version, s.opts.LatestVersion, s.opts.FlowRunTimeSeconds
 	s.mu.Unlock()
 	edition := map[string]string{EditionEnterprise: "ee", EditionCloud: "cloud", EditionCommunity: "ce"}[s.opts.Edition]
 	f := map[string]any{
 		"EDITION":                       edition,
-		"CURRENT_VERSION":               s.opts.Version,
-		"LATEST_VERSION":                s.opts.LatestVersion,
-		"FLOW_RUN_TIME_SECONDS":         s.opts.FlowRunTimeSeconds,
+		"CURRENT_VERSION":               version,
+		"LATEST_VERSION":                latest,
+		"FLOW_RUN_TIME_SECONDS":         timeout,
 		"PAUSED_FLOW_TIMEOUT_DAYS":      30,
 		"EXECUTION_DATA_RETENTION_DAYS": 30,
 		"FLOW_RUN_MEMORY_LIMIT_KB":      1048576,
@@ -38,6 +39,19 @@ func (s *Server) flags() map[string]any {
 		f[k] = v
 	}
 	return f
+}
+
+// Upgrade is what an operator's upgrade (a new version) or a changed AP_FLOW_TIMEOUT_SECONDS does
+// to /v1/flags: CURRENT_VERSION (and LATEST_VERSION, when it was behind) and
+// FLOW_RUN_TIME_SECONDS change; the runs stay.
+func (s *Server) Upgrade(version string, flowRunTimeSeconds int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.LatestVersion == s.opts.Version {
+		s.opts.LatestVersion = version
+	}
+	s.opts.Version = version
+	s.opts.FlowRunTimeSeconds = flowRunTimeSeconds
 }
 
 // hasQuerySchema reports whether a GET route validates its querystring (and so is subject to the

@@ -30,10 +30,10 @@ func (CheckCmd) Run(rc *runContext) error {
 		return err
 	}
 	out := rc.stdout
-	fmt.Fprintf(out, "Server: %s edition, version %s\n", editionName(w.server.edition), w.server.version)
+	err = w.exporter.PollOnce(ctx) // reads /v1/flags first: the server is known even when the poll fails
+	server := w.exporter.Server()
+	fmt.Fprintf(out, "Server: %s edition, version %s\n", editionName(server.Edition), server.Version)
 	fmt.Fprintf(out, "API: %s\n", w.client.BaseURL())
-
-	err = w.exporter.PollOnce(ctx)
 	printCredential(out, w.creds)
 	if err != nil {
 		return fmt.Errorf("check failed: %w", err)

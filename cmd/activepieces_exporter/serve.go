@@ -27,7 +27,6 @@ type ServeCmd struct{}
 // wired is what serve and check share: an API client and an exporter, with their registry.
 type wired struct {
 	creds    *credentials
-	server   serverFacts
 	client   *apiclient.Client
 	exporter *collector.Exporter
 	registry *prometheus.Registry
@@ -74,10 +73,6 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if creds.signIn != nil {
 		opts = append(opts, collector.WithDefaultProject(func() string { s, _ := creds.signIn.Session(); return s.ProjectID }))
 	}
-	server := readServerFacts(ctx, client, rc.log)
-	if server.runTimeout > 0 {
-		opts = append(opts, collector.WithRunTimeout(server.runTimeout))
-	}
 	exp, err := collector.New(cfg, client, rc.log, opts...)
 	if err != nil {
 		return nil, err
@@ -90,8 +85,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if creds.signIns != nil {
 		reg.MustRegister(creds.signIns)
 	}
-	reg.MustRegister(server.info())
-	return &wired{creds: creds, client: client, exporter: exp, registry: reg, api: apiMetrics, server: server}, nil
+	return &wired{creds: creds, client: client, exporter: exp, registry: reg, api: apiMetrics}, nil
 }
 
 // wireOptions are what a command changes in the wiring.
