@@ -299,10 +299,10 @@ var familyTable = []family{
 			}
 		}},
 	{name: "activepieces_server_info", typ: gauge, labels: []string{"edition", "version"},
-		help: "The Activepieces server watched, as GET /v1/flags says (\"unknown\" when it does not): edition (ce, ee, cloud) and version; always 1.",
+		help:  "The Activepieces server watched, as GET /v1/flags says (\"unknown\" when it does not): edition (ce, ee, cloud) and version; always 1.",
 		write: func(v *view, s sink, f *family) { s.sample(f, 1, v.e.server.Edition, v.e.server.Version) }},
 	{name: "activepieces_server_run_timeout_seconds", typ: gauge, only: "when the server says it",
-		help: "How long a run may run on the server (FLOW_RUN_TIME_SECONDS in GET /v1/flags): a run RUNNING longer is stuck (ActivepiecesRunStuck; 600 s when the server does not say).",
+		help:  "How long a run may run on the server (FLOW_RUN_TIME_SECONDS in GET /v1/flags): a run RUNNING longer is stuck (ActivepiecesRunStuck; 600 s when the server does not say).",
 		write: global(func(e *model) (float64, bool) { return e.server.RunTimeout.Seconds(), e.server.RunTimeout > 0 })},
 	{name: "activepieces_up", typ: gauge, help: "1 when the last poll of every project (and project discovery) succeeded.",
 		write: global(func(e *model) (float64, bool) { return b2f(e.up && e.polled), true })},

@@ -26,7 +26,7 @@ type serverState struct {
 	Server
 	read   bool      // /v1/flags answered at least once
 	at     time.Time // when /v1/flags was last asked
-	failed string // the error last logged for /v1/flags ("" when it answers)
+	failed string    // the error last logged for /v1/flags ("" when it answers)
 }
 
 // flagsTimeout bounds a read of /v1/flags: a slow or missing route must not hold up discovery.
