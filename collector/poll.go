@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"fmt"
 	"net/url"
 	"sort"
@@ -218,7 +219,7 @@ func (e *model) discover(ctx context.Context) error {
 	e.lastDiscovery = e.now()
 	present := map[string]bool{}
 	for _, pr := range list {
-		if pr.ID == "" || !e.cfg.ownsProject(pr.ID) || e.denied[pr.ID] {
+		if pr.ID == "" || !e.cfg.ownsProject(pr.ID) {
 			continue
 		}
 		if len(pr.ID) > maxIDBytes {
@@ -412,12 +413,16 @@ func (e *model) applyPoll(ctx, parent context.Context, pp *projectPoll, seq uint
 		}
 	}
 	if errors.Is(err, apiclient.ErrAuthorization) && len(e.cfg.Projects) == 0 && e.api.SignsIn() {
-		// A project the signed-in user may not read: left out (logged once), not a poll that
-		// fails forever.
+		// A project the signed-in user may not read (removed from it since discovery): left
+		// out until a discovery lists it again, not a poll that fails forever. Logged once.
 		e.removeFlowsLocked(p, nil)
 		delete(e.projects, p.id)
-		e.denied[p.id] = true
-		e.log.Warn("the signed-in user may not read this project; it is left out (make the user a platform admin to watch it)",
+		level := slog.LevelWarn
+		if e.deniedLogged[p.id] {
+			level = slog.LevelDebug
+		}
+		e.deniedLogged[p.id] = true
+		e.log.Log(context.Background(), level, "the signed-in user may not read this project; it is left out until a discovery lists it again (make the user a platform admin to watch every project)",
 			"project_id", p.id, "project", p.name, "err", err)
 		return nil
 	}

@@ -171,6 +171,60 @@ func TestServerWithoutProjectsRouteListsTheUsersProjects(t *testing.T) {
 	}
 }
 
+// A member signed in: removed from a project after discovery, the project's next poll is a 403.
+// The project is left out (its series go, logged once, up stays 1), not a poll that fails
+// forever; the other project is counted throughout; added back, the project returns with the
+// next discovery.
+func TestProjectTheUserMayNoLongerReadIsLeftOut(t *testing.T) {
+	var fx fixture
+	var other, otherFlow string
+	const email, password = "watcher@example.com", "watcher-password-1"
+	h := newHarness(t, simulator.Options{Edition: "community"}, Config{ProjectsInterval: 2 * time.Minute}, func(h *harness) {
+		fx = seedFixture(h)
+		other = h.sim.AddProject("Finance")
+		otherFlow = h.sim.AddFlow(other, "", "Ledger sync")
+		h.sim.AddUser(simulator.UserSpec{Email: email, Password: password, Projects: []string{fx.project, other}})
+	})
+	h.signInAs(email, password, Config{ProjectsInterval: 2 * time.Minute})
+	h.mustPoll()
+	failed := func(flow string) float64 {
+		v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": flow, "status": "FAILED"})
+		return v
+	}
+	h.sim.AddRun(simulator.RunSpec{FlowID: otherFlow, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	if failed(otherFlow) != 1 {
+		t.Fatalf("Finance not watched before the change: FAILED = %v", failed(otherFlow))
+	}
+	h.sim.SetUserProjects(email, fx.project) // removed from Finance
+	for i := range 6 {                       // 3 minutes: a discovery in between
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+		h.mustPoll()
+		if v, _ := h.value("activepieces_up", nil); v != 1 {
+			t.Fatalf("poll %d after the removal: activepieces_up = %v, want 1", i, v)
+		}
+	}
+	if _, ok := h.value("activepieces_project_info", map[string]string{"project_id": other}); ok {
+		t.Error("Finance's series are still served after the user lost it")
+	}
+	if failed(fx.flowA) != 6 {
+		t.Errorf("Sales Ops FAILED = %v, want 6", failed(fx.flowA))
+	}
+	if n := strings.Count(h.logs.String(), "may not read this project"); n != 1 {
+		t.Errorf("logged %d times, want once", n)
+	}
+	if n, _ := h.value("activepieces_exporter_poll_failures_total", nil); n != 0 {
+		t.Errorf("poll failures %v", n)
+	}
+	h.sim.SetUserProjects(email, fx.project, other) // added back
+	for range 5 {
+		h.mustPoll()
+	}
+	if _, ok := h.value("activepieces_project_info", map[string]string{"project_id": other}); !ok {
+		t.Error("Finance not watched again after the user was added back (and a discovery ran)")
+	}
+}
+
 // The status page counts a flow stuck after the server's own run timeout, as /v1/flags says it
 // (read again with each project discovery), and /metrics says which server it is: here the
 // server starts with the default 10 minutes, then is upgraded with a 2-minute timeout while a

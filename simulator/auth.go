@@ -158,6 +158,18 @@ func (s *Server) SetUserPassword(email, password string) {
 	u.password, u.tokenVersion = sha256.Sum256([]byte(password)), s.newID()
 }
 
+// SetUserProjects replaces a user's project memberships (an admin adds the user to projects or
+// removes it): a removed project is no longer listed to the user and its routes answer 403.
+func (s *Server) SetUserProjects(email string, projects ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]bool{}
+	for _, p := range projects {
+		m[p] = true
+	}
+	s.mustUser(email).projects = m
+}
+
 // SetUserStatus sets UserActive or UserInactive (an inactive user's tokens are SESSION_EXPIRED).
 func (s *Server) SetUserStatus(email, status string) {
 	s.mu.Lock()
