@@ -3,8 +3,8 @@ package collector
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sort"
 	"sync"
