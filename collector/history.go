@@ -130,14 +130,16 @@ func (e *model) applyHistoryPage(job historyJob, runs []apiclient.FlowRun, w wal
 	for _, b := range h.boundary {
 		skip[b] = true
 	}
-	var finished []pendingRun
+	rules := e.ledgerRules(p, e.pollSeq)
+	var news ledgerNews
 	for i := range runs {
 		r := &runs[i]
 		if !skip[r.ID] && !r.Created.After(h.to) {
-			e.observeHistoryLocked(p, r, &finished)
+			p.observeHistory(r, p.id, rules, &news)
 		}
 	}
-	recordHistoryLocked(p, finished, e.cfg.DurationBuckets, e.cfg.MaxFailedStepsPerFlow)
+	e.noteNewsLocked(p, &news)
+	recordHistoryLocked(p, news.finished, e.cfg.DurationBuckets, e.cfg.MaxFailedStepsPerFlow)
 	switch {
 	case !w.capped:
 		p.history = nil
@@ -159,39 +161,6 @@ func (e *model) applyHistoryPage(job historyJob, runs []apiclient.FlowRun, w wal
 		}
 		p.history = next
 	}
-}
-
-// observeHistoryLocked takes in one run of the look-back history: never counted; a run the ledger
-// has applied is skipped; one in flight is tracked; a finished one is remembered (so the late-window
-// check finds it known), watched for retries, and feeds the gauges.
-func (e *model) observeHistoryLocked(p *projectState, r *apiclient.FlowRun, finished *[]pendingRun) {
-	if r.Invalid != "" || r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
-		return
-	}
-	_, tracked := p.tracked[r.ID]
-	_, untracked := p.untracked[r.ID]
-	if tracked || untracked || p.seen.has(r.ID) || p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil {
-		return
-	}
-	if _, watched := p.watched[r.ID]; watched {
-		// Watched since the first poll's retry watch listed it, but not yet applied to the
-		// gauges: the watch keeps its baseline (a retry is the watch's to see).
-		p.seen.add(r.ID, r.Created.Time)
-		*finished = append(*finished, pendingRun{run: *r, backfill: true})
-		return
-	}
-	if r.Status.IsInFlight() {
-		if len(p.tracked) < e.cfg.MaxTrackedRuns {
-			p.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time, touched: e.pollSeq}
-		}
-		return
-	}
-	if !r.Status.IsTerminal() {
-		return
-	}
-	p.seen.add(r.ID, r.Created.Time)
-	e.watchLocked(p, r)
-	*finished = append(*finished, pendingRun{run: *r, backfill: true})
 }
 
 // recordHistoryLocked applies history to the flows newest first, as it is read: older runs only

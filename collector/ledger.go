@@ -235,18 +235,11 @@ type projectState struct {
 	watchFullLogged     bool // the watched-runs cap was reported
 	droppedFieldsLogged bool // a run with undecodable optional fields was reported
 
-	// Ledger: ids of finished runs recently read (bounded by the overlap window), and runs in flight.
-	seen idSet
-	// prunedAt is the horizon the ledgers were last pruned to (pruning walks them all, so it
-	// waits until the horizon has moved by a fraction of the window).
+	// The run accounting: runs in flight, finished runs recently read, runs watched for retries.
+	runLedger
+	// prunedAt is the horizon the ledger was last pruned to (pruning walks it all, so it waits
+	// until the horizon has moved by a fraction of the window).
 	prunedAt time.Time
-	// untracked holds in-flight runs deliberately not tracked (no room, or paused beyond the
-	// pause limit), so a re-read neither tracks them nor counts them as dropped again (bounded
-	// like seen).
-	untracked map[string]time.Time
-	tracked   map[string]*trackedRun
-	// watched holds finished runs that may be retried on the same row (see watchedRun).
-	watched map[string]watchedRun
 	// deferred holds finished runs of flows first listed in the last poll.
 	deferred []pendingRun
 	// ignored holds flows excluded by the flow filter, and flows runs named that the last flow
@@ -272,9 +265,8 @@ type projectState struct {
 }
 
 func newProjectState(id, name string, countFrom time.Time) *projectState {
-	return &projectState{id: id, name: name, countFrom: countFrom, seen: idSet{}, untracked: map[string]time.Time{}, tracked: map[string]*trackedRun{},
-		watched: map[string]watchedRun{},
-		flows:   map[string]*flowState{}, folders: map[string]string{}}
+	return &projectState{id: id, name: name, countFrom: countFrom, runLedger: newRunLedger(),
+		flows: map[string]*flowState{}, folders: map[string]string{}}
 }
 
 // MaxLabelBytes bounds a label value taken from the API (names, ids): a name of a megabyte would
