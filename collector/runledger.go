@@ -189,11 +189,14 @@ func (l *runLedger) observeWatchListing(r *apiclient.FlowRun, projectID string, 
 	switch {
 	case known || tracked || untracked || l.seen.has(r.ID) || r.ID == "" || r.Created.IsZero():
 		l.observe(r, projectID, false, rules, news)
-	case r.Created.After(head) || rules.skip(r.FlowID):
-		// Newer than the poll position: the next listing reads it. Or a flow not exported.
+	case rules.skip(r.FlowID):
+		// A flow not exported.
+	case r.Created.After(head) && !rules.counting:
+		// Newer than the first poll's position: the next listing reads it, and counts it.
 	case !r.Created.Before(rules.floor) && !r.Created.Before(rules.countFrom):
 		// Created after the exporter started, within the ledger's window, never listed: a row
-		// that became visible late. Counted now.
+		// that became visible late, or one newer than this poll's listing. Counted now: were it
+		// left to the next listing, a retry in between would hide this execution.
 		l.observe(r, projectID, true, rules, news)
 	default:
 		// Finished before the exporter knew the project (or beyond the ledger): the baseline a

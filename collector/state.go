@@ -146,9 +146,8 @@ func (e *model) snapshotLocked() *stateFile {
 		if !p.started {
 			continue // nothing learned yet: a restart starts it afresh
 		}
-		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, OverlapHead: p.overlapHead, Untracked: p.untracked,
-			Server:  p.server,
-			Tracked: map[string]trackedSave{}, Flows: map[string]*flowSaved{}, Folders: p.folders,
+		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, OverlapHead: p.overlapHead,
+			Server: p.server, Flows: map[string]*flowSaved{}, Folders: p.folders,
 			Failures: p.failures, CapHits: p.capHits, CutShort: p.cutShort, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
 			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
@@ -160,20 +159,7 @@ func (e *model) snapshotLocked() *stateFile {
 		if p.ledgerFrom.After(ps.LedgerFrom) {
 			ps.LedgerFrom = p.ledgerFrom
 		}
-		ps.SeenIDs = make([][2]int64, 0, len(p.seen))
-		for k, c := range p.seen {
-			ps.SeenIDs = append(ps.SeenIDs, [2]int64{int64(k), c})
-		}
-		for rid, t := range p.tracked {
-			ps.Tracked[rid] = trackedSave{FlowID: t.flowID, Status: t.status, Created: t.created, Start: t.start,
-				Reopened: t.reopened, OrigStart: t.origStart}
-		}
-		if len(p.watched) > 0 {
-			ps.Watched = make(map[string]watchSave, len(p.watched))
-			for rid, w := range p.watched {
-				ps.Watched[rid] = watchSave{FlowID: w.flowID, Status: w.status, Created: w.created, Start: w.start, Finish: w.finish}
-			}
-		}
+		p.runLedger.saveTo(ps)
 		for _, d := range p.deferred {
 			ps.Deferred = append(ps.Deferred, pendingSave{Run: d.run, Count: d.count, Retry: d.retry, NoDuration: d.noDuration, NoWait: d.noQueueWait})
 		}
@@ -297,6 +283,43 @@ func (e *model) loadState() error {
 	return nil
 }
 
+// saveTo writes the ledger into a project's saved form.
+func (l *runLedger) saveTo(ps *projectSaved) {
+	ps.SeenIDs = make([][2]int64, 0, len(l.seen))
+	for k, c := range l.seen {
+		ps.SeenIDs = append(ps.SeenIDs, [2]int64{int64(k), c})
+	}
+	ps.Untracked = l.untracked
+	ps.Tracked = make(map[string]trackedSave, len(l.tracked))
+	for rid, t := range l.tracked {
+		ps.Tracked[rid] = trackedSave{FlowID: t.flowID, Status: t.status, Created: t.created, Start: t.start,
+			Reopened: t.reopened, OrigStart: t.origStart}
+	}
+	if len(l.watched) > 0 {
+		ps.Watched = make(map[string]watchSave, len(l.watched))
+		for rid, w := range l.watched {
+			ps.Watched[rid] = watchSave{FlowID: w.flowID, Status: w.status, Created: w.created, Start: w.start, Finish: w.finish}
+		}
+	}
+}
+
+// restoreFrom adds what a project's saved form holds of the ledger (format 2 on).
+func (l *runLedger) restoreFrom(ps *projectSaved) {
+	for _, kc := range ps.SeenIDs {
+		l.seen[uint64(kc[0])] = kc[1]
+	}
+	for rid, c := range ps.Untracked {
+		l.untracked[rid] = c
+	}
+	for rid, t := range ps.Tracked {
+		l.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start,
+			reopened: t.Reopened, origStart: t.OrigStart}
+	}
+	for rid, w := range ps.Watched {
+		l.watched[rid] = watchedRun{flowID: w.FlowID, status: w.Status, created: w.Created, start: w.Start, finish: w.Finish}
+	}
+}
+
 // restoreProject rebuilds a project's state from its saved form.
 func (e *model) restoreProject(id string, ps *projectSaved) (*projectState, error) {
 	p := newProjectState(id, ps.Name, time.Time{})
@@ -318,21 +341,9 @@ func (e *model) restoreProject(id string, ps *projectSaved) (*projectState, erro
 	if len(ps.Seen) > 0 || ps.LedgerFrom.IsZero() {
 		p.ledgerFrom = ps.Head.Add(-e.cfg.Overlap - time.Second)
 	}
-	for _, kc := range ps.SeenIDs {
-		p.seen[uint64(kc[0])] = kc[1]
-	}
-	for rid, c := range ps.Untracked {
-		p.untracked[rid] = c
-	}
+	p.runLedger.restoreFrom(ps)
 	p.server = ps.Server
 	p.server.WatchLevel = min(max(p.server.WatchLevel, 0), len(watchStatuses)-1)
-	for rid, t := range ps.Tracked {
-		p.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start,
-			reopened: t.Reopened, origStart: t.OrigStart}
-	}
-	for rid, w := range ps.Watched {
-		p.watched[rid] = watchedRun{flowID: w.FlowID, status: w.Status, created: w.Created, start: w.Start, finish: w.Finish}
-	}
 	for _, d := range ps.Deferred {
 		p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count, retry: d.Retry, noDuration: d.NoDuration, noQueueWait: d.NoWait})
 	}
