@@ -52,8 +52,8 @@ type ledgerWorld struct {
 	// baseline: runs first shown already finished (for a run of the history, that execution
 	// finished before the exporter knew it: not counted).
 	baseline map[string]bool
-	trace   []string
-	reading string // the read under way (for the trace)
+	trace    []string
+	reading  string // the read under way (for the trace)
 }
 
 func ledgerScenario(seed uint64) string {
