@@ -182,7 +182,7 @@ func (e *env) fetchNewRuns(ctx context.Context, p *projectState, f *fetched) err
 // fetchInFlight lists in-flight runs by status, without a time bound (a run PAUSED for days
 // before start-up is tracked), in pages of bulkPageSize.
 func (e *env) fetchInFlight(ctx context.Context, p *projectState, f *fetched) error {
-	statuses := apiclient.InFlightStatuses
+	statuses := apiclient.InFlightStatuses[:]
 	if f.server.NoQueuedStatus {
 		statuses = statuses[1:]
 	}

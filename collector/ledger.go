@@ -53,13 +53,16 @@ type hourOutcome struct {
 	ok, fail uint32
 }
 
+// hourSlot is where unix hour h is kept in a 24-hour ring (flowState.hours).
+func hourSlot(h int64) int { return int(((h % 24) + 24) % 24) }
+
 // noteHour adds a finished execution to the hour it finished in.
 func (f *flowState) noteHour(status apiclient.RunStatus, at time.Time) {
 	if at.IsZero() || !(status == apiclient.StatusSucceeded || status.IsFailure()) {
 		return
 	}
 	h := at.Unix() / 3600
-	b := &f.hours[((h%24)+24)%24]
+	b := &f.hours[hourSlot(h)]
 	if b.hour != h {
 		if b.hour > h {
 			return // older than what that slot holds now

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -76,7 +75,7 @@ var familyTable = []family{
 		help:  "Polls of the project cut short by --poll.timeout (or the rate limit within it); what they read is kept and the next poll continues from there.",
 		write: perProject(func(p *projectState) (float64, bool) { return p.cutShort, true })},
 	{name: "activepieces_exporter_poll_duration_seconds", typ: histogramType, volatile: true,
-		help: "Duration of background polls of every project.", write: writePollHistogram},
+		help: pollDurationHelp, write: writePollHistogram},
 	{name: "activepieces_exporter_poll_failures_total", typ: counter, labels: projectLabels,
 		help:  "Polls of the project that failed after the API client's retries.",
 		write: perProject(func(p *projectState) (float64, bool) { return p.failures, true })},
@@ -374,18 +373,17 @@ type flowRef struct {
 }
 
 type activeCount struct {
-	n             [3]int
+	n             [len(apiclient.InFlightStatuses)]int
 	oldestRunning time.Time
 }
 
+// inFlightIndex is where a status is in apiclient.InFlightStatuses, the one order of the
+// in-flight statuses (activeCount, active_runs' status label, the status page).
 func inFlightIndex(s apiclient.RunStatus) int {
-	switch s {
-	case apiclient.StatusQueued:
-		return 0
-	case apiclient.StatusRunning:
-		return 1
+	if i := slices.Index(apiclient.InFlightStatuses[:], s); i >= 0 {
+		return i
 	}
-	return 2
+	return len(apiclient.InFlightStatuses) - 1 // not reached: tracked runs are in flight
 }
 
 func (e *model) viewLocked() *view {
@@ -540,13 +538,6 @@ func (e *model) emit(s sink) {
 
 // runURL links to a run in the Activepieces UI (docs/activepieces-api.md §9), or is empty when
 // no UI URL is known.
-func (e *env) runURL(projectID, runID string) string {
-	if e.cfg.UIURL == "" {
-		return ""
-	}
-	return capLabel(e.cfg.UIURL + "/projects/" + url.PathEscape(projectID) + "/runs/" + url.PathEscape(runID))
-}
-
 func isKnownTerminal(s apiclient.RunStatus) bool {
 	return slices.Contains(apiclient.TerminalStatuses, s)
 }

@@ -374,7 +374,7 @@ func restoreFlow(projectID, id string, fs *flowSaved) *flowState {
 		f.runs = map[apiclient.RunStatus]float64{}
 	}
 	for _, h := range fs.Hours {
-		f.hours[((h[0]%24)+24)%24] = hourOutcome{hour: h[0], ok: uint32(h[1]), fail: uint32(h[2])}
+		f.hours[hourSlot(h[0])] = hourOutcome{hour: h[0], ok: uint32(h[1]), fail: uint32(h[2])}
 	}
 	if lf := fs.LastFailure; lf != nil {
 		f.lastFail = failure{runID: lf.RunID, status: lf.Status, step: lf.Step, stepName: lf.StepName, at: lf.At}
