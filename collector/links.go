@@ -22,7 +22,9 @@ func (e *env) projectLink(projectID string, below ...string) string {
 func (e *env) runsURL(projectID string) string { return e.projectLink(projectID, "runs") }
 
 // flowURL is the flow's builder page.
-func (e *env) flowURL(projectID, flowID string) string { return e.projectLink(projectID, "flows", flowID) }
+func (e *env) flowURL(projectID, flowID string) string {
+	return e.projectLink(projectID, "flows", flowID)
+}
 
 // runURL is the run's page, bounded like any label value (run_url of last_failure_info).
 func (e *env) runURL(projectID, runID string) string {
