@@ -202,11 +202,11 @@ func (e *model) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 				}
 			}
 		}
-		if st.name != name || st.labels == nil {
-			st.name = name
+		if st.Name != name || st.labels == nil {
+			st.Name = name
 			st.labels = []string{capLabel(p.id), capLabel(fl.ID), capLabel(name)}
 		}
-		st.status, st.folderID = capLabel(fl.Status), capLabel(fl.FolderID)
+		st.Status, st.FolderID = capLabel(fl.Status), capLabel(fl.FolderID)
 	}
 	// Runs named flows this listing lacks: remember them so they do not trigger listings.
 	for _, r := range f.listed {

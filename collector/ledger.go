@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"encoding/json"
 	"regexp"
 	"slices"
 	"sort"
@@ -13,7 +14,9 @@ import (
 // flowState is everything exported about one flow. Counts belong to the flow id: a rename only
 // changes name.
 type flowState struct {
-	id, name, status, folderID string
+	id string
+	// flowCounts is what the state file keeps of the flow, as it is.
+	flowCounts
 	// bornPoll is the poll that first listed the flow (0 for flows restored from state). Its
 	// counted runs wait until an exposition rendered after that poll has been scraped, so its zero
 	// series are served first.
@@ -21,29 +24,37 @@ type flowState struct {
 	bornAt   time.Time // when (for the bound on that wait)
 	exported bool
 	labels   []string // project_id, flow_id, flow_name: rebuilt on rename, reused on every scrape
-
-	runs        map[apiclient.RunStatus]float64
-	durCount    uint64
-	durSum      float64
-	durBuckets  []uint64 // non-cumulative
-	tasks       float64
-	retries     float64 // re-openings of its finished runs seen
-	last        lastRun
-	lastSuccess time.Time
-	consecFails int
-	// lastFail is the most recent execution that ended in a failure status, with its run and
-	// failed step (activepieces_flow_last_failure_info).
-	lastFail failure
-	// stepFails counts counted failed executions by the failed step's name ("" when the server
-	// did not say, "other" beyond Config.MaxFailedStepsPerFlow names).
-	stepFails map[string]*stepFailures
 	// Exemplars (OpenMetrics): the latest counted FAILED and TIMEOUT executions, and the latest
 	// run observed in each duration bucket.
 	exFailed, exTimeout exemplar
 	exBuckets           []exemplar
-	// hours counts finished executions (counted or history) by the hour they finished in, the
-	// last 24 hours (index: unix hour mod 24), for the status page's strip of outcomes.
-	hours [24]hourOutcome
+}
+
+// flowCounts is a flow's name and counts: declared once, and saved in the state file as they are
+// (their JSON is the state file's format for a flow).
+type flowCounts struct {
+	Name     string `json:"name"`
+	Status   string `json:"status"`
+	FolderID string `json:"folderId"`
+
+	Runs        map[apiclient.RunStatus]float64 `json:"runs"`
+	DurCount    uint64                          `json:"durationCount"`
+	DurSum      float64                         `json:"durationSum"`
+	DurBuckets  []uint64                        `json:"durationBuckets"` // non-cumulative
+	Tasks       float64                         `json:"tasks"`
+	Retries     float64                         `json:"retries,omitempty"` // re-openings of its finished runs seen
+	Last        lastRun                         `json:"last,omitzero"`
+	LastSuccess time.Time                       `json:"lastSuccess"`
+	ConsecFails int                             `json:"consecutiveFailures"`
+	// LastFail is the most recent execution that ended in a failure status, with its run and
+	// failed step (activepieces_flow_last_failure_info).
+	LastFail failure `json:"lastFailure,omitzero"`
+	// StepFails counts counted failed executions by the failed step's name ("" when the server
+	// did not say, "other" beyond Config.MaxFailedStepsPerFlow names).
+	StepFails map[string]*stepFailures `json:"failuresByStep,omitempty"`
+	// Hours counts finished executions (counted or history) by the hour they finished in, the
+	// last 24 hours (index: hourSlot of the unix hour), for the status page's strip of outcomes.
+	Hours hourRing `json:"hours,omitzero"`
 }
 
 // hourOutcome is one hour of a flow's finished executions: succeeded and failed (the failure
@@ -51,6 +62,33 @@ type flowState struct {
 type hourOutcome struct {
 	hour     int64 // unix hour
 	ok, fail uint32
+}
+
+// hourRing is a flow's last 24 hours of outcomes, by hourSlot. Saved as [unix hour, succeeded,
+// failed] for each hour that has any.
+type hourRing [24]hourOutcome
+
+// MarshalJSON implements json.Marshaler.
+func (r hourRing) MarshalJSON() ([]byte, error) {
+	var out [][3]int64
+	for _, h := range r {
+		if h.hour != 0 {
+			out = append(out, [3]int64{h.hour, int64(h.ok), int64(h.fail)})
+		}
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *hourRing) UnmarshalJSON(b []byte) error {
+	var in [][3]int64
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	for _, h := range in {
+		r[hourSlot(h[0])] = hourOutcome{hour: h[0], ok: uint32(h[1]), fail: uint32(h[2])}
+	}
+	return nil
 }
 
 // hourSlot is where unix hour h is kept in a 24-hour ring (flowState.hours).
@@ -62,7 +100,7 @@ func (f *flowState) noteHour(status apiclient.RunStatus, at time.Time) {
 		return
 	}
 	h := at.Unix() / 3600
-	b := &f.hours[hourSlot(h)]
+	b := &f.Hours[hourSlot(h)]
 	if b.hour != h {
 		if b.hour > h {
 			return // older than what that slot holds now
@@ -96,16 +134,18 @@ func exemplarOf(r *apiclient.FlowRun, v float64) exemplar {
 
 // failure is a failed execution, as the last-failure metrics show it.
 type failure struct {
-	runID, status  string
-	step, stepName string // the failed step's display name and name ("" when not said)
-	at             time.Time
+	RunID    string    `json:"runId"`
+	Status   string    `json:"status"`
+	Step     string    `json:"step"`     // the failed step's display name ("" when not said)
+	StepName string    `json:"stepName"` // and name
+	At       time.Time `json:"at"`
 }
 
 // stepFailures is the failures of one step of a flow, by status, and the step's display name as
 // last seen.
 type stepFailures struct {
-	display string
-	n       map[apiclient.RunStatus]float64
+	Display string                          `json:"displayName"`
+	Runs    map[apiclient.RunStatus]float64 `json:"runs"`
 }
 
 // otherStep is the step name failures go under once a flow has Config.MaxFailedStepsPerFlow.
@@ -315,7 +355,7 @@ func orderTime(r *apiclient.FlowRun) time.Time {
 // counted apart.
 func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 	if pr.retry {
-		f.retries++
+		f.Retries++
 	}
 	r := &pr.run
 	if !r.Status.IsTerminal() {
@@ -326,7 +366,7 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 	durOK = durOK && !pr.noDuration
 	tasks, tasksOK := r.TaskCount()
 	if pr.count {
-		f.runs[status]++
+		f.Runs[status]++
 		switch status {
 		case apiclient.StatusFailed:
 			f.exFailed = exemplarOf(r, 1)
@@ -334,17 +374,17 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 			f.exTimeout = exemplarOf(r, 1)
 		}
 		if durOK {
-			f.durCount++
-			f.durSum += dur
+			f.DurCount++
+			f.DurSum += dur
 			i := sort.SearchFloat64s(buckets, dur) // first bucket with upper bound >= dur
-			f.durBuckets[i]++
-			if len(f.exBuckets) != len(f.durBuckets) {
-				f.exBuckets = make([]exemplar, len(f.durBuckets))
+			f.DurBuckets[i]++
+			if len(f.exBuckets) != len(f.DurBuckets) {
+				f.exBuckets = make([]exemplar, len(f.DurBuckets))
 			}
 			f.exBuckets[i] = exemplarOf(r, dur)
 		}
 		if tasksOK {
-			f.tasks += tasks
+			f.Tasks += tasks
 		}
 	}
 	at := orderTime(r)
@@ -352,36 +392,36 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 	if status.IsFailure() {
 		f.recordFailure(r, status, at, pr.count, maxSteps)
 	}
-	if !f.last.set || !at.Before(f.last.order) {
-		f.last = lastRun{set: true, status: status, finish: r.FinishTime.Time, order: at,
+	if !f.Last.set || !at.Before(f.Last.order) {
+		f.Last = lastRun{set: true, status: status, finish: r.FinishTime.Time, order: at,
 			duration: dur, durationK: durOK, tasks: tasks, tasksK: tasksOK}
 	}
 	switch {
 	case pr.backfill && status == apiclient.StatusSucceeded:
 		// History read newest first: the failures already known since are newer than this
 		// success, unless a newer success is known.
-		if f.lastSuccess.IsZero() {
-			f.lastSuccess = at
+		if f.LastSuccess.IsZero() {
+			f.LastSuccess = at
 			if !r.FinishTime.IsZero() {
-				f.lastSuccess = r.FinishTime.Time
+				f.LastSuccess = r.FinishTime.Time
 			}
 		}
 	case pr.backfill && status.IsFailure():
-		if f.lastSuccess.IsZero() || at.After(f.lastSuccess) {
-			f.consecFails++
+		if f.LastSuccess.IsZero() || at.After(f.LastSuccess) {
+			f.ConsecFails++
 		}
 	case status == apiclient.StatusSucceeded:
-		if at.After(f.lastSuccess) || f.lastSuccess.IsZero() {
+		if at.After(f.LastSuccess) || f.LastSuccess.IsZero() {
 			if !r.FinishTime.IsZero() {
-				f.lastSuccess = r.FinishTime.Time
+				f.LastSuccess = r.FinishTime.Time
 			} else {
-				f.lastSuccess = at
+				f.LastSuccess = at
 			}
-			f.consecFails = 0
+			f.ConsecFails = 0
 		}
 	case status.IsFailure():
-		if !at.Before(f.lastSuccess) {
-			f.consecFails++
+		if !at.Before(f.LastSuccess) {
+			f.ConsecFails++
 		}
 	}
 }
@@ -390,32 +430,32 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 // and when counted, counts it by its failed step.
 func (f *flowState) recordFailure(r *apiclient.FlowRun, status apiclient.RunStatus, at time.Time, count bool, maxSteps int) {
 	display, name := failedStepOf(r)
-	if f.lastFail.runID == "" || !at.Before(f.lastFail.at) {
-		f.lastFail = failure{runID: capLabel(r.ID), status: string(status), step: display, stepName: name, at: at}
+	if f.LastFail.RunID == "" || !at.Before(f.LastFail.At) {
+		f.LastFail = failure{RunID: capLabel(r.ID), Status: string(status), Step: display, StepName: name, At: at}
 	}
 	if !count {
 		return
 	}
-	if f.stepFails == nil {
-		f.stepFails = map[string]*stepFailures{}
+	if f.StepFails == nil {
+		f.StepFails = map[string]*stepFailures{}
 	}
-	sf := f.stepFails[name]
-	if sf == nil && name != "" && len(f.stepFails) >= maxSteps { // failures without a step stay apart
+	sf := f.StepFails[name]
+	if sf == nil && name != "" && len(f.StepFails) >= maxSteps { // failures without a step stay apart
 		name, display = otherStep, otherStep
-		sf = f.stepFails[name]
+		sf = f.StepFails[name]
 	}
 	if sf == nil {
-		sf = &stepFailures{n: map[apiclient.RunStatus]float64{}}
-		f.stepFails[name] = sf
+		sf = &stepFailures{Runs: map[apiclient.RunStatus]float64{}}
+		f.StepFails[name] = sf
 	}
-	sf.display = display
-	sf.n[status]++
+	sf.Display = display
+	sf.Runs[status]++
 }
 
 func (f *flowState) resetCounts(nBuckets int) {
-	f.runs = map[apiclient.RunStatus]float64{}
-	f.durCount, f.durSum, f.tasks = 0, 0, 0
-	f.durBuckets = make([]uint64, nBuckets+1)
+	f.Runs = map[apiclient.RunStatus]float64{}
+	f.DurCount, f.DurSum, f.Tasks = 0, 0, 0
+	f.DurBuckets = make([]uint64, nBuckets+1)
 }
 
 // sortByFinish orders runs so that the "last run" and consecutive-failure logic see them in the

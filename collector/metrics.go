@@ -112,58 +112,58 @@ var familyTable = []family{
 		}},
 	{name: "activepieces_flow_consecutive_failures", typ: gauge, labels: flowLabels,
 		help:  "Runs ending FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED since the last SUCCEEDED.",
-		write: perFlow(func(r flowRef) (float64, bool) { return float64(r.f.consecFails), true })},
+		write: perFlow(func(r flowRef) (float64, bool) { return float64(r.f.ConsecFails), true })},
 	{name: "activepieces_flow_info", typ: gauge, labels: withFlow("flow_status", "folder_id"), help: "Flow metadata; always 1.",
 		write: func(v *view, s sink, f *family) {
 			for _, r := range v.flows {
 				l := r.f.labels
-				s.sample(f, 1, l[0], l[1], l[2], r.f.status, r.f.folderID)
+				s.sample(f, 1, l[0], l[1], l[2], r.f.Status, r.f.FolderID)
 			}
 		}},
 	{name: "activepieces_flow_last_failure_info", typ: gauge, labels: withFlow("run_id", "status", "failed_step", "failed_step_name", "run_url"),
 		help: "The flow's most recent execution that ended FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED: its run, the step it failed in (display name and name; empty when the server does not say) and a link to the run in the Activepieces UI; always 1, one series per flow that has failed, replaced when a newer execution fails.",
 		write: func(v *view, s sink, f *family) {
 			for _, r := range v.flows {
-				lf, l := r.f.lastFail, r.f.labels
-				if lf.runID != "" {
-					s.sample(f, 1, l[0], l[1], l[2], lf.runID, lf.status, lf.step, lf.stepName, v.e.runURL(r.project.id, lf.runID))
+				lf, l := r.f.LastFail, r.f.labels
+				if lf.RunID != "" {
+					s.sample(f, 1, l[0], l[1], l[2], lf.RunID, lf.Status, lf.Step, lf.StepName, v.e.runURL(r.project.id, lf.RunID))
 				}
 			}
 		}},
 	{name: "activepieces_flow_last_failure_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "When the flow's most recent failed execution finished (activepieces_flow_last_failure_info says which).",
-		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.lastFail.at), r.f.lastFail.runID != "" })},
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.LastFail.At), r.f.LastFail.RunID != "" })},
 	{name: "activepieces_flow_last_run_duration_seconds", typ: gauge, labels: flowLabels,
 		help:  "Duration of the flow's most recently finished run.",
-		write: perFlow(func(r flowRef) (float64, bool) { return r.f.last.duration, r.f.last.set && r.f.last.durationK })},
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.Last.duration, r.f.Last.set && r.f.Last.durationK })},
 	{name: "activepieces_flow_last_run_finish_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "Finish time of the flow's most recently finished run.",
-		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.last.finish), r.f.last.set && !r.f.last.finish.IsZero() })},
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.Last.finish), r.f.Last.set && !r.f.Last.finish.IsZero() })},
 	{name: "activepieces_flow_last_run_status", typ: gauge, labels: withFlow("status"),
 		help: "1 for the status of the flow's most recently finished run, 0 for the other terminal statuses.",
 		write: func(v *view, s sink, f *family) {
 			for _, r := range v.flows {
 				fl, l := r.f, r.f.labels
-				if !fl.last.set {
+				if !fl.Last.set {
 					continue
 				}
 				if v.e.cfg.CompactSeries { // only the status that is, at 1
-					s.sample(f, 1, l[0], l[1], l[2], string(fl.last.status))
+					s.sample(f, 1, l[0], l[1], l[2], string(fl.Last.status))
 					continue
 				}
 				for _, st := range apiclient.TerminalStatuses {
-					s.sample(f, b2f(fl.last.status == st), l[0], l[1], l[2], string(st))
+					s.sample(f, b2f(fl.Last.status == st), l[0], l[1], l[2], string(st))
 				}
-				if !isKnownTerminal(fl.last.status) {
-					s.sample(f, 1, l[0], l[1], l[2], string(fl.last.status))
+				if !isKnownTerminal(fl.Last.status) {
+					s.sample(f, 1, l[0], l[1], l[2], string(fl.Last.status))
 				}
 			}
 		}},
 	{name: "activepieces_flow_last_run_tasks", typ: gauge, labels: flowLabels, help: "Tasks of the flow's most recently finished run.",
-		write: perFlow(func(r flowRef) (float64, bool) { return r.f.last.tasks, r.f.last.set && r.f.last.tasksK })},
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.Last.tasks, r.f.Last.set && r.f.Last.tasksK })},
 	{name: "activepieces_flow_last_success_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "Finish time of the flow's most recent SUCCEEDED run.",
-		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.lastSuccess), !r.f.lastSuccess.IsZero() })},
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.LastSuccess), !r.f.LastSuccess.IsZero() })},
 	{name: "activepieces_flow_oldest_running_run_start_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "Start time of the oldest run still RUNNING.",
 		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.a.oldestRunning), !r.a.oldestRunning.IsZero() })},
@@ -175,7 +175,7 @@ var familyTable = []family{
 			}
 			for _, r := range v.flows {
 				s.exemplars(r.f.exBuckets...)
-				s.histogram(f, r.f.durCount, r.f.durSum, v.e.cfg.DurationBuckets, r.f.durBuckets, r.f.labels...)
+				s.histogram(f, r.f.DurCount, r.f.DurSum, v.e.cfg.DurationBuckets, r.f.DurBuckets, r.f.labels...)
 			}
 		}},
 	{name: "activepieces_flow_run_failures_by_step_total", typ: counter, labels: withFlow("step", "step_name", "status"), only: "without --metrics.compact",
@@ -185,20 +185,20 @@ var familyTable = []family{
 				return
 			}
 			for _, r := range v.flows {
-				names := make([]string, 0, len(r.f.stepFails))
-				for n := range r.f.stepFails {
+				names := make([]string, 0, len(r.f.StepFails))
+				for n := range r.f.StepFails {
 					names = append(names, n)
 				}
 				sort.Strings(names)
 				for _, n := range names {
-					sf := r.f.stepFails[n]
-					statuses := make([]string, 0, len(sf.n))
-					for st := range sf.n {
+					sf := r.f.StepFails[n]
+					statuses := make([]string, 0, len(sf.Runs))
+					for st := range sf.Runs {
 						statuses = append(statuses, string(st))
 					}
 					sort.Strings(statuses)
 					for _, st := range statuses {
-						s.sample(f, sf.n[apiclient.RunStatus(st)], r.f.labels[0], r.f.labels[1], r.f.labels[2], sf.display, n, st)
+						s.sample(f, sf.Runs[apiclient.RunStatus(st)], r.f.labels[0], r.f.labels[1], r.f.labels[2], sf.Display, n, st)
 					}
 				}
 			}
@@ -216,9 +216,9 @@ var familyTable = []family{
 		}},
 	{name: "activepieces_flow_run_retries_total", typ: counter, labels: flowLabels,
 		help:  "Re-openings of the flow's finished runs seen (retry from the failed step, the job queue's automatic retry); each new finish also counts in activepieces_flow_runs_total.",
-		write: perFlow(func(r flowRef) (float64, bool) { return r.f.retries, true })},
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.Retries, true })},
 	{name: "activepieces_flow_run_tasks_total", typ: counter, labels: flowLabels, help: "Tasks (steps executed) of counted runs.",
-		write: perFlow(func(r flowRef) (float64, bool) { return r.f.tasks, true })},
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.Tasks, true })},
 	{name: "activepieces_flow_runs_total", typ: counter, labels: withFlow("status"),
 		help: "Finished flow run executions by terminal status: a run counts once each time it finishes (again after a retry).",
 		write: func(v *view, s sink, f *family) {
@@ -231,17 +231,17 @@ var familyTable = []family{
 					case apiclient.StatusTimeout:
 						s.exemplars(fl.exTimeout)
 					}
-					s.sample(f, fl.runs[st], l[0], l[1], l[2], string(st))
+					s.sample(f, fl.Runs[st], l[0], l[1], l[2], string(st))
 				}
 				var extra []string
-				for st := range fl.runs {
+				for st := range fl.Runs {
 					if !isKnownTerminal(st) {
 						extra = append(extra, string(st))
 					}
 				}
 				sort.Strings(extra)
 				for _, st := range extra {
-					s.sample(f, fl.runs[apiclient.RunStatus(st)], l[0], l[1], l[2], st)
+					s.sample(f, fl.Runs[apiclient.RunStatus(st)], l[0], l[1], l[2], st)
 				}
 			}
 		}},
@@ -283,9 +283,9 @@ var familyTable = []family{
 					a = &agg{buckets: make([]uint64, len(v.e.cfg.DurationBuckets)+1)}
 					byProject[r.project.id] = a
 				}
-				a.count += r.f.durCount
-				a.sum += r.f.durSum
-				for i, c := range r.f.durBuckets {
+				a.count += r.f.DurCount
+				a.sum += r.f.DurSum
+				for i, c := range r.f.DurBuckets {
 					a.buckets[i] += c
 				}
 			}

@@ -287,7 +287,7 @@ func (e *model) pollMixLocked() pollMix {
 			if folders {
 				break
 			}
-			folders = f.folderID != ""
+			folders = f.FolderID != ""
 		}
 		if folders {
 			refresh++

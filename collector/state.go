@@ -50,7 +50,7 @@ type projectSaved struct {
 	Tracked     map[string]trackedSave `json:"tracked"`
 	Watched     map[string]watchSave   `json:"watched,omitempty"`
 	Deferred    []pendingSave          `json:"deferred,omitempty"`
-	Flows       map[string]*flowSaved  `json:"flows"`
+	Flows       map[string]*flowCounts  `json:"flows"`
 	Folders     map[string]string      `json:"folders"`
 	Failures    float64                `json:"pollFailures"`
 	CapHits     float64                `json:"pageCapHits"`
@@ -93,43 +93,13 @@ type pendingSave struct {
 	NoWait     bool              `json:"noQueueWait,omitempty"`
 }
 
-type failureSaved struct {
-	RunID    string    `json:"runId"`
-	Status   string    `json:"status"`
-	Step     string    `json:"step"`
-	StepName string    `json:"stepName"`
-	At       time.Time `json:"at"`
-}
-
-type stepFailSaved struct {
-	Display string                          `json:"displayName"`
-	Runs    map[apiclient.RunStatus]float64 `json:"runs"`
-}
-
 type queueWaitSaved struct {
 	Count   uint64   `json:"count"`
 	Sum     float64  `json:"sum"`
 	Buckets []uint64 `json:"buckets"`
 }
 
-type flowSaved struct {
-	Name        string                          `json:"name"`
-	Status      string                          `json:"status"`
-	FolderID    string                          `json:"folderId"`
-	Runs        map[apiclient.RunStatus]float64 `json:"runs"`
-	DurCount    uint64                          `json:"durationCount"`
-	DurSum      float64                         `json:"durationSum"`
-	DurBuckets  []uint64                        `json:"durationBuckets"`
-	Tasks       float64                         `json:"tasks"`
-	Retries     float64                         `json:"retries,omitempty"`
-	Last        *lastSaved                      `json:"last,omitempty"`
-	LastSuccess time.Time                       `json:"lastSuccess"`
-	ConsecFails int                             `json:"consecutiveFailures"`
-	LastFailure *failureSaved                   `json:"lastFailure,omitempty"`
-	StepFails   map[string]stepFailSaved        `json:"failuresByStep,omitempty"`
-	Hours       [][3]int64                      `json:"hours,omitempty"` // unix hour, succeeded, failed
-}
-
+// lastSaved is how a lastRun is saved (its JSON).
 type lastSaved struct {
 	Status   apiclient.RunStatus `json:"status"`
 	Finish   time.Time           `json:"finish"`
@@ -147,7 +117,7 @@ func (e *model) snapshotLocked() *stateFile {
 			continue // nothing learned yet: a restart starts it afresh
 		}
 		ps := &projectSaved{Name: p.name, Head: p.head, LastOverlap: p.lastOverlap, OverlapHead: p.overlapHead,
-			Server: p.server, Flows: map[string]*flowSaved{}, Folders: p.folders,
+			Server: p.server, Flows: map[string]*flowCounts{}, Folders: p.folders,
 			Failures: p.failures, CapHits: p.capHits, CutShort: p.cutShort, InvalidRuns: p.invalidRuns}
 		for _, g := range p.gaps {
 			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
@@ -164,32 +134,7 @@ func (e *model) snapshotLocked() *stateFile {
 			ps.Deferred = append(ps.Deferred, pendingSave{Run: d.run, Count: d.count, Retry: d.retry, NoDuration: d.noDuration, NoWait: d.noQueueWait})
 		}
 		for fid, f := range p.flows {
-			fs := &flowSaved{Name: f.name, Status: f.status, FolderID: f.folderID, Runs: f.runs, DurCount: f.durCount,
-				DurSum: f.durSum, DurBuckets: f.durBuckets, Tasks: f.tasks, Retries: f.retries, LastSuccess: f.lastSuccess, ConsecFails: f.consecFails}
-			if f.last.set {
-				fs.Last = &lastSaved{Status: f.last.status, Finish: f.last.finish, Order: f.last.order}
-				if f.last.durationK {
-					fs.Last.Duration = &f.last.duration
-				}
-				if f.last.tasksK {
-					fs.Last.Tasks = &f.last.tasks
-				}
-			}
-			for _, h := range f.hours {
-				if h.hour != 0 {
-					fs.Hours = append(fs.Hours, [3]int64{h.hour, int64(h.ok), int64(h.fail)})
-				}
-			}
-			if lf := f.lastFail; lf.runID != "" {
-				fs.LastFailure = &failureSaved{RunID: lf.runID, Status: lf.status, Step: lf.step, StepName: lf.stepName, At: lf.at}
-			}
-			for name, sf := range f.stepFails {
-				if fs.StepFails == nil {
-					fs.StepFails = map[string]stepFailSaved{}
-				}
-				fs.StepFails[name] = stepFailSaved{Display: sf.display, Runs: sf.n}
-			}
-			ps.Flows[fid] = fs
+			ps.Flows[fid] = &f.flowCounts
 		}
 		if q := p.queueWait; q.count > 0 {
 			ps.QueueWait = &queueWaitSaved{Count: q.count, Sum: q.sum, Buckets: q.buckets}
@@ -366,33 +311,38 @@ func (e *model) restoreProject(id string, ps *projectSaved) (*projectState, erro
 	return p, nil
 }
 
-func restoreFlow(projectID, id string, fs *flowSaved) *flowState {
-	f := &flowState{id: id, name: fs.Name, status: fs.Status, folderID: fs.FolderID, runs: fs.Runs,
-		durCount: fs.DurCount, durSum: fs.DurSum, durBuckets: fs.DurBuckets, tasks: fs.Tasks, retries: fs.Retries,
-		lastSuccess: fs.LastSuccess, consecFails: fs.ConsecFails, labels: []string{capLabel(projectID), capLabel(id), capLabel(fs.Name)}}
-	if f.runs == nil {
-		f.runs = map[apiclient.RunStatus]float64{}
-	}
-	for _, h := range fs.Hours {
-		f.hours[hourSlot(h[0])] = hourOutcome{hour: h[0], ok: uint32(h[1]), fail: uint32(h[2])}
-	}
-	if lf := fs.LastFailure; lf != nil {
-		f.lastFail = failure{runID: lf.RunID, status: lf.Status, step: lf.Step, stepName: lf.StepName, at: lf.At}
-	}
-	for name, sf := range fs.StepFails {
-		if f.stepFails == nil {
-			f.stepFails = map[string]*stepFailures{}
-		}
-		f.stepFails[name] = &stepFailures{display: sf.Display, n: sf.Runs}
-	}
-	if fs.Last != nil {
-		f.last = lastRun{set: true, status: fs.Last.Status, finish: fs.Last.Finish, order: fs.Last.Order}
-		if fs.Last.Duration != nil {
-			f.last.duration, f.last.durationK = *fs.Last.Duration, true
-		}
-		if fs.Last.Tasks != nil {
-			f.last.tasks, f.last.tasksK = *fs.Last.Tasks, true
-		}
+func restoreFlow(projectID, id string, fc *flowCounts) *flowState {
+	f := &flowState{id: id, flowCounts: *fc, labels: []string{capLabel(projectID), capLabel(id), capLabel(fc.Name)}}
+	if f.Runs == nil {
+		f.Runs = map[apiclient.RunStatus]float64{}
 	}
 	return f
+}
+
+// MarshalJSON implements json.Marshaler: a lastRun is saved as a lastSaved.
+func (l lastRun) MarshalJSON() ([]byte, error) {
+	s := lastSaved{Status: l.status, Finish: l.finish, Order: l.order}
+	if l.durationK {
+		s.Duration = &l.duration
+	}
+	if l.tasksK {
+		s.Tasks = &l.tasks
+	}
+	return json.Marshal(s)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (l *lastRun) UnmarshalJSON(b []byte) error {
+	var s lastSaved
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*l = lastRun{set: true, status: s.Status, finish: s.Finish, order: s.Order}
+	if s.Duration != nil {
+		l.duration, l.durationK = *s.Duration, true
+	}
+	if s.Tasks != nil {
+		l.tasks, l.tasksK = *s.Tasks, true
+	}
+	return nil
 }

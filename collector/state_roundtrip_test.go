@@ -138,8 +138,8 @@ func TestStateRoundTripKeepsEveryField(t *testing.T) {
 	p.queueWait.buckets[3] = 7
 	for id, f := range p.flows {
 		f.id = id
-		f.durBuckets = []uint64{1, 2, 3}
-		f.last.set, f.last.durationK, f.last.tasksK = true, true, true
+		f.DurBuckets = []uint64{1, 2, 3}
+		f.Last.set, f.Last.durationK, f.Last.tasksK = true, true, true
 	}
 	e.m().projects[p.id] = p
 	e.m().trackedDropped = 42
@@ -198,7 +198,7 @@ func TestStateFileVersion1IsRead(t *testing.T) {
 	}
 	defer e.Close()
 	p := e.m().projects["pppppppppppppppppppp1"]
-	if p == nil || !p.seen.has("rrrrrrrrrrrrrrrrrrrr1") || p.flows["ffffffffffffffffffff1"].runs["FAILED"] != 3 || len(p.watched) != 0 {
+	if p == nil || !p.seen.has("rrrrrrrrrrrrrrrrrrrr1") || p.flows["ffffffffffffffffffff1"].Runs["FAILED"] != 3 || len(p.watched) != 0 {
 		t.Errorf("version 1 state not carried over: %+v", p)
 	}
 }
