@@ -50,7 +50,7 @@ type projectSaved struct {
 	Tracked     map[string]trackedSave `json:"tracked"`
 	Watched     map[string]watchSave   `json:"watched,omitempty"`
 	Deferred    []pendingSave          `json:"deferred,omitempty"`
-	Flows       map[string]*flowCounts  `json:"flows"`
+	Flows       map[string]*flowCounts `json:"flows"`
 	Folders     map[string]string      `json:"folders"`
 	Failures    float64                `json:"pollFailures"`
 	CapHits     float64                `json:"pageCapHits"`
