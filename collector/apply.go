@@ -117,19 +117,19 @@ func (e *model) noteNewsLocked(p *projectState, n *ledgerNews) {
 func (e *model) recordLocked(p *projectState, finished []pendingRun, seq uint64) {
 	sortByFinish(finished)
 	for _, pr := range finished {
-		fl := p.flows[pr.run.FlowID]
+		fl := p.flows[pr.Run.FlowID]
 		switch {
 		case fl == nil:
-			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.run.FlowID)
-		case (pr.count || pr.retry) && !e.zeroServed(fl, seq):
+			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.Run.FlowID)
+		case (pr.Count || pr.Retry) && !e.zeroServed(fl, seq):
 			// The flow's zero series have not been scraped yet: apply in a later poll, so that
 			// the first sample Prometheus sees is 0 and increase() sees the run.
 			p.deferred = append(p.deferred, pr)
 		case !fl.exported:
 		default:
 			fl.record(&pr, e.cfg.DurationBuckets, e.cfg.MaxFailedStepsPerFlow)
-			if pr.count && !pr.retry && !pr.noQueueWait {
-				p.queueWait.observe(&pr.run)
+			if pr.Count && !pr.Retry && !pr.NoQueueWait {
+				p.queueWait.observe(&pr.Run)
 			}
 		}
 	}

@@ -163,7 +163,7 @@ func populate(e *Exporter, p *projectState, inflight int) {
 	}
 	slices.Sort(ids)
 	for i := range inflight {
-		p.tracked[fmt.Sprintf("run%018d", i)] = &trackedRun{flowID: ids[i%len(ids)], status: apiclient.InFlightStatuses[i%3], created: epoch, start: epoch}
+		p.tracked[fmt.Sprintf("run%018d", i)] = &trackedRun{FlowID: ids[i%len(ids)], Status: apiclient.InFlightStatuses[i%3], Created: epoch, Start: epoch}
 	}
 }
 

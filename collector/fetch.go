@@ -164,10 +164,10 @@ func (e *env) fetchNewRuns(ctx context.Context, p *projectState, f *fetched) err
 	}
 	switch {
 	case w.capped && !p.started:
-		f.history = &historyRange{from: from, to: w.oldest}
+		f.history = &historyRange{From: from, To: w.oldest}
 		for _, r := range runs {
 			if r.Created.Equal(w.oldest) {
-				f.history.boundary = append(f.history.boundary, r.ID)
+				f.history.Boundary = append(f.history.Boundary, r.ID)
 			}
 		}
 	case w.capped:
@@ -245,7 +245,7 @@ func (e *env) fetchWatch(ctx context.Context, p *projectState, now time.Time, f 
 	}
 	var ids []string
 	for id, wr := range p.watched {
-		if !returned[id] && (!w.capped || wr.created >= unixMS(listedFrom)) {
+		if !returned[id] && (!w.capped || wr.Created >= unixMS(listedFrom)) {
 			ids = append(ids, id)
 		}
 	}
@@ -348,7 +348,7 @@ func (p *projectState) knownIn(from, to time.Time, listed []apiclient.FlowRun) i
 		}
 	}
 	for _, t := range p.tracked {
-		if in(t.created) {
+		if in(t.Created) {
 			n++
 		}
 	}

@@ -176,16 +176,16 @@ type lastRun struct {
 
 // trackedRun is a run seen QUEUED, RUNNING or PAUSED, refreshed until it finishes.
 type trackedRun struct {
-	flowID  string
-	status  apiclient.RunStatus
-	created time.Time
-	start   time.Time
-	touched uint64 // poll in which a listing last returned it
-	// reopened: a finished run re-opened by a retry. origStart is the startTime of the execution
+	FlowID  string              `json:"flowId"`
+	Status  apiclient.RunStatus `json:"status"`
+	Created time.Time           `json:"created"`
+	Start   time.Time           `json:"start"`
+	touched uint64              // poll in which a listing last returned it (not saved)
+	// Reopened: a finished run re-opened by a retry. origStart is the startTime of the execution
 	// before (unix ms): when the retry finishes with the same startTime (servers before
 	// 2026-04-22 keep it), its duration cannot be known.
-	reopened  bool
-	origStart int64
+	Reopened  bool  `json:"reopened,omitempty"`
+	OrigStart int64 `json:"origStart,omitempty"`
 }
 
 // serverTraits is what the exporter learned about a project's server on the way (saved in the
@@ -203,9 +203,11 @@ type serverTraits struct {
 // remembered for Config.RetryWindow so that a retry re-opening its row is noticed: times are
 // unix milliseconds (0: none), compact because a busy platform watches many.
 type watchedRun struct {
-	flowID                 string
-	status                 apiclient.RunStatus
-	created, start, finish int64
+	FlowID  string              `json:"flowId"`
+	Status  apiclient.RunStatus `json:"status"`
+	Created int64               `json:"created"`
+	Start   int64               `json:"start,omitempty"`
+	Finish  int64               `json:"finish,omitempty"`
 }
 
 // idSet holds run ids with their creation times (unix ms), compactly: a 64-bit FNV-1a hash of
@@ -235,8 +237,8 @@ func unixMS(t time.Time) int64 {
 }
 
 func watchedOf(r *apiclient.FlowRun) watchedRun {
-	return watchedRun{flowID: r.FlowID, status: r.Status, created: unixMS(r.Created.Time),
-		start: unixMS(r.StartTime.Time), finish: unixMS(r.FinishTime.Time)}
+	return watchedRun{FlowID: r.FlowID, Status: r.Status, Created: unixMS(r.Created.Time),
+		Start: unixMS(r.StartTime.Time), Finish: unixMS(r.FinishTime.Time)}
 }
 
 // gap is a range of creation times [from, to] (inclusive) not yet fully read, left when a poll
@@ -354,18 +356,18 @@ func orderTime(r *apiclient.FlowRun) time.Time {
 // counters (when pr.count) and always the "last run" gauges. maxSteps caps the failed steps
 // counted apart.
 func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
-	if pr.retry {
+	if pr.Retry {
 		f.Retries++
 	}
-	r := &pr.run
+	r := &pr.Run
 	if !r.Status.IsTerminal() {
 		return // a re-opening seen in flight: the finish comes later
 	}
 	status := statusLabel(r.Status)
 	dur, durOK := r.DurationSeconds()
-	durOK = durOK && !pr.noDuration
+	durOK = durOK && !pr.NoDuration
 	tasks, tasksOK := r.TaskCount()
-	if pr.count {
+	if pr.Count {
 		f.Runs[status]++
 		switch status {
 		case apiclient.StatusFailed:
@@ -390,7 +392,7 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 	at := orderTime(r)
 	f.noteHour(status, at)
 	if status.IsFailure() {
-		f.recordFailure(r, status, at, pr.count, maxSteps)
+		f.recordFailure(r, status, at, pr.Count, maxSteps)
 	}
 	if !f.Last.set || !at.Before(f.Last.order) {
 		f.Last = lastRun{set: true, status: status, finish: r.FinishTime.Time, order: at,
@@ -462,35 +464,35 @@ func (f *flowState) resetCounts(nBuckets int) {
 // order they finished.
 func sortByFinish(runs []pendingRun) {
 	slices.SortStableFunc(runs, func(a, b pendingRun) int {
-		if c := orderTime(&a.run).Compare(orderTime(&b.run)); c != 0 {
+		if c := orderTime(&a.Run).Compare(orderTime(&b.Run)); c != 0 {
 			return c
 		}
-		return a.run.Created.Compare(b.run.Created.Time)
+		return a.Run.Created.Compare(b.Run.Created.Time)
 	})
 }
 
 // pendingRun is a run event waiting to be applied to its flow: a finished run (counted, or
 // history for the gauges only) and/or a retry that re-opened it.
 type pendingRun struct {
-	run   apiclient.FlowRun
-	count bool
-	// retry: the run was re-opened after it had finished (counted in retries_total).
-	retry bool
-	// noDuration: the run's times still belong partly to an execution before, so its duration
+	Run   apiclient.FlowRun `json:"run"`
+	Count bool              `json:"count"`
+	// Retry: the run was re-opened after it had finished (counted in retries_total).
+	Retry bool `json:"retry,omitempty"`
+	// NoDuration: the run's times still belong partly to an execution before, so its duration
 	// is not observed.
-	noDuration bool
+	NoDuration bool `json:"noDuration,omitempty"`
 	// backfill: look-back history read after newer runs (newest first), never counted.
-	backfill bool
-	// noQueueWait: the run was re-opened, so startTime − created is not its wait.
-	noQueueWait bool
+	backfill bool // (not saved: history is applied at once, never deferred)
+	// NoQueueWait: the run was re-opened, so startTime − created is not its wait.
+	NoQueueWait bool `json:"noQueueWait,omitempty"`
 }
 
 // queueWait is a histogram of startTime − created of a project's counted executions
 // (DefaultQueueWaitBuckets; counts not cumulative).
 type queueWait struct {
-	count   uint64
-	sum     float64
-	buckets []uint64
+	Count   uint64   `json:"count"`
+	Sum     float64  `json:"sum"`
+	Buckets []uint64 `json:"buckets"`
 }
 
 // observe adds a run's wait; unknown or negative waits are skipped.
@@ -499,10 +501,10 @@ func (q *queueWait) observe(r *apiclient.FlowRun) {
 		return
 	}
 	w := r.StartTime.Sub(r.Created.Time).Seconds()
-	if len(q.buckets) != len(DefaultQueueWaitBuckets)+1 {
-		q.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+	if len(q.Buckets) != len(DefaultQueueWaitBuckets)+1 {
+		q.Buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
 	}
-	q.count++
-	q.sum += w
-	q.buckets[sort.SearchFloat64s(DefaultQueueWaitBuckets, w)]++
+	q.Count++
+	q.Sum += w
+	q.Buckets[sort.SearchFloat64s(DefaultQueueWaitBuckets, w)]++
 }

@@ -208,10 +208,10 @@ var familyTable = []family{
 		write: func(v *view, s sink, f *family) {
 			for _, p := range v.projects {
 				q := p.queueWait
-				if q.buckets == nil {
-					q.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+				if q.Buckets == nil {
+					q.Buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
 				}
-				s.histogram(f, q.count, q.sum, DefaultQueueWaitBuckets, q.buckets, p.id)
+				s.histogram(f, q.Count, q.Sum, DefaultQueueWaitBuckets, q.Buckets, p.id)
 			}
 		}},
 	{name: "activepieces_flow_run_retries_total", typ: counter, labels: flowLabels,
@@ -397,14 +397,14 @@ func (e *model) viewLocked() *view {
 		v.tracked += len(p.tracked)
 		active := map[string]*activeCount{}
 		for _, t := range p.tracked {
-			a := active[t.flowID]
+			a := active[t.FlowID]
 			if a == nil {
 				a = &activeCount{}
-				active[t.flowID] = a
+				active[t.FlowID] = a
 			}
-			a.n[inFlightIndex(t.status)]++
-			if t.status == apiclient.StatusRunning && !t.start.IsZero() && (a.oldestRunning.IsZero() || t.start.Before(a.oldestRunning)) {
-				a.oldestRunning = t.start
+			a.n[inFlightIndex(t.Status)]++
+			if t.Status == apiclient.StatusRunning && !t.Start.IsZero() && (a.oldestRunning.IsZero() || t.Start.Before(a.oldestRunning)) {
+				a.oldestRunning = t.Start
 			}
 		}
 		start := len(v.flows)

@@ -104,7 +104,7 @@ func (l *runLedger) observe(r *apiclient.FlowRun, projectID string, listed bool,
 			news.trackedDropped++
 			return
 		}
-		l.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time, touched: rules.seq}
+		l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time, touched: rules.seq}
 		return
 	}
 	if !listed || r.Created.Before(rules.floor) {
@@ -114,21 +114,21 @@ func (l *runLedger) observe(r *apiclient.FlowRun, projectID string, listed bool,
 	l.watch(r, rules, news)
 	// Runs that finished before the exporter started are history: gauges only. All that the first
 	// poll of a project lists is (whatever its times, which a wrong clock can put anywhere).
-	news.finished = append(news.finished, pendingRun{run: *r, count: rules.counting && !r.Created.Before(rules.countFrom)})
+	news.finished = append(news.finished, pendingRun{Run: *r, Count: rules.counting && !r.Created.Before(rules.countFrom)})
 }
 
 // observeTracked updates a tracked run; one that has finished leaves the tracked runs and is counted.
 func (l *runLedger) observeTracked(r *apiclient.FlowRun, t *trackedRun, rules *ledgerRules, news *ledgerNews) {
 	if !r.Status.IsTerminal() {
-		t.status, t.start, t.touched = r.Status, r.StartTime.Time, rules.seq
+		t.Status, t.Start, t.touched = r.Status, r.StartTime.Time, rules.seq
 		return
 	}
 	delete(l.tracked, r.ID)
 	l.seen.add(r.ID, r.Created.Time)
-	pr := pendingRun{run: *r, count: true}
+	pr := pendingRun{Run: *r, Count: true}
 	// A retry on a server that keeps startTime: finishTime − startTime spans both executions.
-	pr.noDuration = t.reopened && unixMS(r.StartTime.Time) == t.origStart
-	pr.noQueueWait = t.reopened // its startTime − created spans the execution before
+	pr.NoDuration = t.Reopened && unixMS(r.StartTime.Time) == t.OrigStart
+	pr.NoQueueWait = t.Reopened // its startTime − created spans the execution before
 	l.watch(r, rules, news)
 	news.finished = append(news.finished, pr)
 }
@@ -148,7 +148,7 @@ func (l *runLedger) watch(r *apiclient.FlowRun, rules *ledgerRules, news *ledger
 		return
 	}
 	w := watchedOf(r)
-	w.flowID = rules.intern(r.FlowID)
+	w.FlowID = rules.intern(r.FlowID)
 	l.watched[r.ID] = w
 }
 
@@ -162,17 +162,17 @@ func (l *runLedger) compareWatched(r *apiclient.FlowRun, w watchedRun, rules *le
 	switch {
 	case r.Status.IsInFlight():
 		delete(l.watched, r.ID)
-		l.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time,
-			touched: rules.seq, reopened: true, origStart: w.start}
-		news.finished = append(news.finished, pendingRun{run: *r, retry: true})
+		l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time,
+			touched: rules.seq, Reopened: true, OrigStart: w.Start}
+		news.finished = append(news.finished, pendingRun{Run: *r, Retry: true})
 		news.reopened++
-	case finish != w.finish || start != w.start:
+	case finish != w.Finish || start != w.Start:
 		l.seen.add(r.ID, r.Created.Time)
 		l.watch(r, rules, news)
-		news.finished = append(news.finished, pendingRun{run: *r, count: true, retry: true, noDuration: start == w.start})
+		news.finished = append(news.finished, pendingRun{Run: *r, Count: true, Retry: true, NoDuration: start == w.Start})
 		news.reopened++
-	case r.Status != w.status:
-		w.status = r.Status
+	case r.Status != w.Status:
+		w.Status = r.Status
 		l.watched[r.ID] = w
 		if !r.Status.IsRetryable() {
 			delete(l.watched, r.ID)
@@ -208,9 +208,9 @@ func (l *runLedger) observeWatchListing(r *apiclient.FlowRun, projectID string, 
 // unwatchBefore stops watching runs that ended before oldest (unix ms): beyond the retry window.
 func (l *runLedger) unwatchBefore(oldest int64) {
 	for id, w := range l.watched {
-		end := w.finish
+		end := w.Finish
 		if end == 0 {
-			end = w.created
+			end = w.Created
 		}
 		if end < oldest {
 			delete(l.watched, id)
@@ -234,12 +234,12 @@ func (l *runLedger) observeHistory(r *apiclient.FlowRun, projectID string, rules
 		// Watched since the first poll's retry watch listed it, but not yet applied to the
 		// gauges: the watch keeps its baseline (a retry is the watch's to see).
 		l.seen.add(r.ID, r.Created.Time)
-		news.finished = append(news.finished, pendingRun{run: *r, backfill: true})
+		news.finished = append(news.finished, pendingRun{Run: *r, backfill: true})
 		return
 	}
 	if r.Status.IsInFlight() {
 		if len(l.tracked) < rules.maxTracked {
-			l.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time, touched: rules.seq}
+			l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time, touched: rules.seq}
 		}
 		return
 	}
@@ -248,7 +248,7 @@ func (l *runLedger) observeHistory(r *apiclient.FlowRun, projectID string, rules
 	}
 	l.seen.add(r.ID, r.Created.Time)
 	l.watch(r, rules, news)
-	news.finished = append(news.finished, pendingRun{run: *r, backfill: true})
+	news.finished = append(news.finished, pendingRun{Run: *r, backfill: true})
 }
 
 // dropGone stops tracking in-flight runs the server no longer has (gone, unless a listing of
@@ -262,9 +262,9 @@ func (l *runLedger) dropGone(gone []string, seq uint64, now time.Time, pauseLimi
 		}
 	}
 	for id, t := range l.tracked {
-		if t.status == apiclient.StatusPaused && now.Sub(t.created) > pauseLimit {
+		if t.Status == apiclient.StatusPaused && now.Sub(t.Created) > pauseLimit {
 			delete(l.tracked, id)
-			l.untracked[id] = t.created // a re-read must not track it again
+			l.untracked[id] = t.Created // a re-read must not track it again
 		}
 	}
 	return dropped
@@ -289,7 +289,7 @@ func (l *runLedger) forgetBefore(horizon time.Time) {
 // forgetFlow stops tracking the runs of a flow that is gone.
 func (l *runLedger) forgetFlow(flowID string) {
 	for rid, t := range l.tracked {
-		if t.flowID == flowID {
+		if t.FlowID == flowID {
 			delete(l.tracked, rid)
 		}
 	}

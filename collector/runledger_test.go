@@ -231,8 +231,8 @@ func (w *ledgerWorld) showAs(r *simRun, record bool, observe func(*apiclient.Flo
 
 func (w *ledgerWorld) apply(news *ledgerNews, how string) {
 	for _, pr := range news.finished {
-		if pr.count {
-			key := pr.run.ID + "@" + pr.run.FinishTime.Format(time.RFC3339Nano)
+		if pr.Count {
+			key := pr.Run.ID + "@" + pr.Run.FinishTime.Format(time.RFC3339Nano)
 			w.counted[key]++
 			w.trace = append(w.trace, fmt.Sprintf("  %s counted %s", how, key))
 		}

@@ -36,7 +36,7 @@ type projectSaved struct {
 	Name        string         `json:"name"`
 	Head        time.Time      `json:"head"`
 	Gaps        [][2]time.Time `json:"gaps,omitempty"`
-	History     *historySaved  `json:"history,omitempty"`
+	History     *historyRange  `json:"history,omitempty"`
 	LastOverlap time.Time      `json:"lastOverlap"`
 	OverlapHead time.Time      `json:"overlapHead,omitempty"`
 	// SeenIDs is the ledger of finished runs: [FNV-1a-64 of the id (as int64), created unix ms].
@@ -47,56 +47,16 @@ type projectSaved struct {
 	Seen        map[string]time.Time   `json:"seen,omitempty"`
 	Untracked   map[string]time.Time   `json:"untracked,omitempty"`
 	Server      serverTraits           `json:"server"`
-	Tracked     map[string]trackedSave `json:"tracked"`
-	Watched     map[string]watchSave   `json:"watched,omitempty"`
-	Deferred    []pendingSave          `json:"deferred,omitempty"`
+	Tracked     map[string]*trackedRun `json:"tracked"`
+	Watched     map[string]watchedRun  `json:"watched,omitempty"`
+	Deferred    []pendingRun           `json:"deferred,omitempty"`
 	Flows       map[string]*flowCounts `json:"flows"`
 	Folders     map[string]string      `json:"folders"`
 	Failures    float64                `json:"pollFailures"`
 	CapHits     float64                `json:"pageCapHits"`
 	CutShort    float64                `json:"pollsCutShort,omitempty"`
-	QueueWait   *queueWaitSaved        `json:"queueWait,omitempty"`
+	QueueWait   *queueWait             `json:"queueWait,omitempty"`
 	InvalidRuns float64                `json:"invalidRuns"`
-}
-
-// watchSave is a watchedRun (times in unix milliseconds).
-type watchSave struct {
-	FlowID  string              `json:"flowId"`
-	Status  apiclient.RunStatus `json:"status"`
-	Created int64               `json:"created"`
-	Start   int64               `json:"start,omitempty"`
-	Finish  int64               `json:"finish,omitempty"`
-}
-
-// historySaved is the look-back history still to read (historyRange).
-type historySaved struct {
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
-	Boundary []string  `json:"boundary,omitempty"`
-}
-
-type trackedSave struct {
-	FlowID  string              `json:"flowId"`
-	Status  apiclient.RunStatus `json:"status"`
-	Created time.Time           `json:"created"`
-	Start   time.Time           `json:"start"`
-	// A run re-opened by a retry, and the startTime of its execution before (unix ms).
-	Reopened  bool  `json:"reopened,omitempty"`
-	OrigStart int64 `json:"origStart,omitempty"`
-}
-
-type pendingSave struct {
-	Run        apiclient.FlowRun `json:"run"`
-	Count      bool              `json:"count"`
-	Retry      bool              `json:"retry,omitempty"`
-	NoDuration bool              `json:"noDuration,omitempty"`
-	NoWait     bool              `json:"noQueueWait,omitempty"`
-}
-
-type queueWaitSaved struct {
-	Count   uint64   `json:"count"`
-	Sum     float64  `json:"sum"`
-	Buckets []uint64 `json:"buckets"`
 }
 
 // lastSaved is how a lastRun is saved (its JSON).
@@ -123,7 +83,7 @@ func (e *model) snapshotLocked() *stateFile {
 			ps.Gaps = append(ps.Gaps, [2]time.Time{g.from, g.to})
 		}
 		if h := p.history; h != nil {
-			ps.History = &historySaved{From: h.from, To: h.to, Boundary: h.boundary}
+			ps.History = h
 		}
 		ps.LedgerFrom = p.ledgerHorizon(e.ledgerWindow())
 		if p.ledgerFrom.After(ps.LedgerFrom) {
@@ -131,13 +91,13 @@ func (e *model) snapshotLocked() *stateFile {
 		}
 		p.runLedger.saveTo(ps)
 		for _, d := range p.deferred {
-			ps.Deferred = append(ps.Deferred, pendingSave{Run: d.run, Count: d.count, Retry: d.retry, NoDuration: d.noDuration, NoWait: d.noQueueWait})
+			ps.Deferred = append(ps.Deferred, d)
 		}
 		for fid, f := range p.flows {
 			ps.Flows[fid] = &f.flowCounts
 		}
-		if q := p.queueWait; q.count > 0 {
-			ps.QueueWait = &queueWaitSaved{Count: q.count, Sum: q.sum, Buckets: q.buckets}
+		if q := p.queueWait; q.Count > 0 {
+			ps.QueueWait = &q
 		}
 		sf.Projects[id] = ps
 	}
@@ -235,16 +195,9 @@ func (l *runLedger) saveTo(ps *projectSaved) {
 		ps.SeenIDs = append(ps.SeenIDs, [2]int64{int64(k), c})
 	}
 	ps.Untracked = l.untracked
-	ps.Tracked = make(map[string]trackedSave, len(l.tracked))
-	for rid, t := range l.tracked {
-		ps.Tracked[rid] = trackedSave{FlowID: t.flowID, Status: t.status, Created: t.created, Start: t.start,
-			Reopened: t.reopened, OrigStart: t.origStart}
-	}
+	ps.Tracked = l.tracked
 	if len(l.watched) > 0 {
-		ps.Watched = make(map[string]watchSave, len(l.watched))
-		for rid, w := range l.watched {
-			ps.Watched[rid] = watchSave{FlowID: w.flowID, Status: w.status, Created: w.created, Start: w.start, Finish: w.finish}
-		}
+		ps.Watched = l.watched
 	}
 }
 
@@ -257,11 +210,12 @@ func (l *runLedger) restoreFrom(ps *projectSaved) {
 		l.untracked[rid] = c
 	}
 	for rid, t := range ps.Tracked {
-		l.tracked[rid] = &trackedRun{flowID: t.FlowID, status: t.Status, created: t.Created, start: t.Start,
-			reopened: t.Reopened, origStart: t.OrigStart}
+		if t != nil {
+			l.tracked[rid] = t
+		}
 	}
 	for rid, w := range ps.Watched {
-		l.watched[rid] = watchedRun{flowID: w.FlowID, status: w.Status, created: w.Created, start: w.Start, finish: w.Finish}
+		l.watched[rid] = w
 	}
 }
 
@@ -274,11 +228,9 @@ func (e *model) restoreProject(id string, ps *projectSaved) (*projectState, erro
 		p.gaps = append(p.gaps, gap{from: g[0], to: g[1]})
 	}
 	if q := ps.QueueWait; q != nil && len(q.Buckets) == len(DefaultQueueWaitBuckets)+1 {
-		p.queueWait = queueWait{count: q.Count, sum: q.Sum, buckets: q.Buckets}
+		p.queueWait = *q
 	}
-	if h := ps.History; h != nil {
-		p.history = &historyRange{from: h.From, to: h.To, boundary: h.Boundary}
-	}
+	p.history = ps.History
 	p.ledgerFrom = ps.LedgerFrom
 	for rid, c := range ps.Seen { // format version 1: the ledger covered the overlap window
 		p.seen.add(rid, c)
@@ -289,9 +241,7 @@ func (e *model) restoreProject(id string, ps *projectSaved) (*projectState, erro
 	p.runLedger.restoreFrom(ps)
 	p.server = ps.Server
 	p.server.WatchLevel = min(max(p.server.WatchLevel, 0), len(watchStatuses)-1)
-	for _, d := range ps.Deferred {
-		p.deferred = append(p.deferred, pendingRun{run: d.Run, count: d.Count, retry: d.Retry, noDuration: d.NoDuration, noQueueWait: d.NoWait})
-	}
+	p.deferred = ps.Deferred
 	if ps.Folders != nil {
 		p.folders = ps.Folders
 	}

@@ -134,8 +134,8 @@ func TestStateRoundTripKeepsEveryField(t *testing.T) {
 	// What the ledger's own rules fix.
 	p.started = true
 	p.server.WatchLevel = 1
-	p.queueWait.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
-	p.queueWait.buckets[3] = 7
+	p.queueWait.Buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+	p.queueWait.Buckets[3] = 7
 	for id, f := range p.flows {
 		f.id = id
 		f.DurBuckets = []uint64{1, 2, 3}
