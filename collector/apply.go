@@ -9,6 +9,7 @@ func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Ti
 	if !p.started {
 		// What the first poll lists is history; what appears after it is counted.
 		p.countFrom = f.head.Add(time.Millisecond)
+		p.finishedFrom = f.serverNow // when the first read began, by the server's clock
 		p.history = f.history
 		if p.history != nil {
 			select { // wake the history reader
@@ -64,7 +65,7 @@ func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Ti
 
 // ledgerRules are the rules p's ledger applies in poll seq.
 func (e *model) ledgerRules(p *projectState, seq uint64) *ledgerRules {
-	r := &ledgerRules{seq: seq, counting: p.started, countFrom: p.countFrom, serverNow: e.serverNow(),
+	r := &ledgerRules{seq: seq, counting: p.started, countFrom: p.countFrom, finishedFrom: p.finishedFrom, serverNow: e.serverNow(),
 		retryWindow: e.cfg.RetryWindow, maxTracked: e.cfg.MaxTrackedRuns,
 		skip: func(id string) bool { return p.ignoredFlow(id) || len(e.flowSet) > 0 && p.flows[id] == nil },
 		intern: func(id string) string {

@@ -94,7 +94,7 @@ func (e *env) fetch(ctx context.Context, p *projectState, now time.Time, f *fetc
 	}
 	if refresh && p.started && e.cfg.LateWindow > 0 {
 		// A restored ledger knows nothing older than ledgerFrom: its counts would never match.
-		from := latest(p.head.Add(-e.cfg.LateWindow), p.ledgerFrom, p.countFrom)
+		from := latest(p.head.Add(-e.cfg.LateWindow), p.ledgerFrom, e.sweepFloor(p, f.serverNow, e.cfg.LateWindow))
 		if err := e.sweep(ctx, p, f, from, p.head, 0); err != nil {
 			return fmt.Errorf("checking the late window: %w", err)
 		}
@@ -269,13 +269,25 @@ func (e *env) sweepOverlap(ctx context.Context, p *projectState, f *fetched) err
 	}
 	// Never beyond what the ledger remembers (after a long pause between sweeps): a run there
 	// could not be told from one already counted.
-	return e.sweep(ctx, p, f, latest(from.Add(-e.cfg.Overlap), p.countFrom, p.ledgerHorizon(e.ledgerWindow()).Add(time.Second), p.ledgerFrom),
-		p.head, maxSweepDepth)
+	return e.sweep(ctx, p, f, latest(from.Add(-e.cfg.Overlap), e.sweepFloor(p, f.serverNow, e.cfg.Overlap),
+		p.ledgerHorizon(e.ledgerWindow()).Add(time.Second), p.ledgerFrom), p.head, maxSweepDepth)
 }
 
-// latest is the latest of ts. Sweeps start no earlier than countFrom: what was created before
-// it is history, never counted, however late it shows (and read by the history reader, if at
-// all).
+// sweepFloor is where sweeps start at the earliest: countFrom, since what was created before it
+// is history, never counted. But for a while after start-up also late below it (by late, the
+// sweep's own reach): a row of the history that commits late, just before the exporter
+// started, is still the newest finish of its flow and must reach the last-run gauges, and the
+// history reader may have read past it before it showed. Only until such rows must have shown
+// (late, an overlap interval and a poll after the first poll): a quiet project does not count
+// that window for ever.
+func (e *env) sweepFloor(p *projectState, serverNow time.Time, late time.Duration) time.Time {
+	if p.finishedFrom.IsZero() || serverNow.Sub(p.finishedFrom) > late+e.cfg.OverlapInterval+e.cfg.PollInterval {
+		return p.countFrom
+	}
+	return p.countFrom.Add(-late)
+}
+
+// latest is the latest of ts.
 func latest(ts ...time.Time) time.Time {
 	var l time.Time
 	for _, t := range ts {

@@ -252,6 +252,9 @@ type projectState struct {
 	// exporter started is history, whatever the clocks say); zero for one restored from a state
 	// file, whose ledger says what was seen.
 	countFrom time.Time
+	// finishedFrom: the server's time at the first poll (zero for a restored project). A run
+	// created after countFrom but finished before it is a late row of the history: not counted.
+	finishedFrom time.Time
 	// ledgerFrom: for a project restored from a state file, the creation time from which its
 	// ledger of seen runs is complete (zero otherwise).
 	ledgerFrom time.Time

@@ -35,9 +35,11 @@ type ledgerRules struct {
 	// left the ledger); one that comes back anyway is not new.
 	floor time.Time
 	// counting: the project's first poll is done; finished runs created from countFrom on are
-	// counted, older ones are history (gauges only).
-	counting    bool
-	countFrom   time.Time
+	// counted, older ones are history (gauges only), and so are runs that finished before
+	// finishedFrom (the server's time of the first poll): a row that became visible late.
+	counting     bool
+	countFrom    time.Time
+	finishedFrom time.Time
 	serverNow   time.Time     // the server's clock now (the retry window is measured on it)
 	retryWindow time.Duration // how long a finished run is watched for a retry (0: not at all)
 	maxTracked  int           // runs tracked (and, apart, watched) at most
@@ -114,7 +116,14 @@ func (l *runLedger) observe(r *apiclient.FlowRun, projectID string, listed bool,
 	l.watch(r, rules, news)
 	// Runs that finished before the exporter started are history: gauges only. All that the first
 	// poll of a project lists is (whatever its times, which a wrong clock can put anywhere).
-	news.finished = append(news.finished, pendingRun{Run: *r, Count: rules.counting && !r.Created.Before(rules.countFrom)})
+	news.finished = append(news.finished, pendingRun{Run: *r, Count: rules.counts(r)})
+}
+
+// counts reports whether a finished run first seen now is counted: created after what the
+// first poll listed, and not finished before that poll (a late row of the history).
+func (rules *ledgerRules) counts(r *apiclient.FlowRun) bool {
+	return rules.counting && !r.Created.Before(rules.countFrom) &&
+		(r.FinishTime.IsZero() || !r.FinishTime.Before(rules.finishedFrom))
 }
 
 // observeTracked updates a tracked run; one that has finished leaves the tracked runs and is counted.
@@ -193,10 +202,11 @@ func (l *runLedger) observeWatchListing(r *apiclient.FlowRun, projectID string, 
 		// A flow not exported.
 	case r.Created.After(head) && !rules.counting:
 		// Newer than the first poll's position: the next listing reads it, and counts it.
-	case !r.Created.Before(rules.floor) && !r.Created.Before(rules.countFrom):
-		// Created after the exporter started, within the ledger's window, never listed: a row
-		// that became visible late, or one newer than this poll's listing. Counted now: were it
-		// left to the next listing, a retry in between would hide this execution.
+	case rules.counting && !r.Created.Before(rules.floor):
+		// Within the ledger's window, never listed: a row that became visible late, or one newer
+		// than this poll's listing. Taken in now, as a listing would (counted unless it is a
+		// late row of the history, which still sets the gauges): were it left to the next
+		// listing, a retry in between would hide this execution.
 		l.observe(r, projectID, true, rules, news)
 	default:
 		// Finished before the exporter knew the project (or beyond the ledger): the baseline a

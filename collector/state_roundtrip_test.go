@@ -22,6 +22,7 @@ import (
 // them all by reflection, so a field added to the ledger and forgotten in the state file fails it.
 var notSaved = map[string]string{
 	"projectState.countFrom":           "zero for a restored project: its ledger says what was seen",
+	"projectState.finishedFrom":        "zero for a restored project: its ledger says what was seen",
 	"projectState.clockEv":             "evidence of the poll in progress",
 	"projectState.prunedAt":            "pruning schedule",
 	"projectState.lastFlows":           "flows are listed again on the first poll",
