@@ -40,9 +40,9 @@ type ledgerRules struct {
 	counting     bool
 	countFrom    time.Time
 	finishedFrom time.Time
-	serverNow   time.Time     // the server's clock now (the retry window is measured on it)
-	retryWindow time.Duration // how long a finished run is watched for a retry (0: not at all)
-	maxTracked  int           // runs tracked (and, apart, watched) at most
+	serverNow    time.Time     // the server's clock now (the retry window is measured on it)
+	retryWindow  time.Duration // how long a finished run is watched for a retry (0: not at all)
+	maxTracked   int           // runs tracked (and, apart, watched) at most
 	// skip reports flows whose runs are not accounted (excluded by the flow filter, deleted).
 	skip func(flowID string) bool
 	// intern returns the flow's own copy of a flow id (or the id), so that a watched run does
