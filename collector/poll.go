@@ -47,21 +47,23 @@ func (e *model) poll(ctx context.Context, dueOnly bool) error {
 		e.pollHist.Observe(time.Since(start).Seconds())
 	}
 	e.completed = seq
-	save := e.cfg.StateFile != "" && (!dueOnly || polled > 0 && time.Since(e.lastSave) >= e.cfg.PollInterval)
 	if !attempted && discoverErr == nil && !e.renderPending {
 		return nil // nothing was due: nothing changed
 	}
-	if save {
-		allErr = errors.Join(allErr, e.saveStateLogged())
-	}
 	// A tick polls a few projects but renders every flow: under Run at most a fifth of the time
-	// goes to rendering (10k flows take a few hundred ms), and what a tick applied without a
-	// render is rendered by a later tick.
+	// goes to rendering and the save before it (10k flows take a few hundred ms), and what a
+	// tick applied without a render is rendered by a later tick.
 	if dueOnly && time.Since(e.renderedAt) < renderShare*e.renderCost {
 		e.renderPending = true
 		return allErr
 	}
 	t0 := time.Now()
+	// What a scrape can see is saved first: a crash right after a scrape must not restart from
+	// a state older than what was served (Prometheus would take the lower counters for resets).
+	// A save that fails is counted and logged, and the metrics are served anyway.
+	if e.cfg.StateFile != "" {
+		allErr = errors.Join(allErr, e.saveStateLogged())
+	}
 	if err := e.refreshExposition(); err != nil {
 		e.log.Error("cannot render metrics", "err", err)
 		allErr = errors.Join(allErr, err)
