@@ -186,6 +186,12 @@ type trackedRun struct {
 	// 2026-04-22 keep it), its duration cannot be known.
 	Reopened  bool  `json:"reopened,omitempty"`
 	OrigStart int64 `json:"origStart,omitempty"`
+	// OrigFinish is the finishTime of the execution before (unix ms): a re-opened run that
+	// finishes with the same start and finish is that execution seen again (a status that
+	// flapped), not a retry. RetrySeen: the re-opening already counted as a retry (it had new
+	// times).
+	OrigFinish int64 `json:"origFinish,omitempty"`
+	RetrySeen  bool  `json:"retrySeen,omitempty"`
 }
 
 // serverTraits is what the exporter learned about a project's server on the way (saved in the

@@ -134,7 +134,13 @@ func (l *runLedger) observeTracked(r *apiclient.FlowRun, t *trackedRun, rules *l
 	}
 	delete(l.tracked, r.ID)
 	l.seen.add(r.ID, r.Created.Time)
-	pr := pendingRun{Run: *r, Count: true}
+	if t.Reopened && unixMS(r.StartTime.Time) == t.OrigStart && unixMS(r.FinishTime.Time) == t.OrigFinish {
+		// Re-opened, and finished with the times it had before: the same execution seen again
+		// (a status that flapped), not a retry. Nothing is counted.
+		l.watch(r, rules, news)
+		return
+	}
+	pr := pendingRun{Run: *r, Count: true, Retry: t.Reopened && !t.RetrySeen}
 	// A retry on a server that keeps startTime: finishTime − startTime spans both executions.
 	pr.NoDuration = t.Reopened && unixMS(r.StartTime.Time) == t.OrigStart
 	pr.NoQueueWait = t.Reopened // its startTime − created spans the execution before
@@ -170,11 +176,17 @@ func (l *runLedger) compareWatched(r *apiclient.FlowRun, w watchedRun, rules *le
 	start, finish := unixMS(r.StartTime.Time), unixMS(r.FinishTime.Time)
 	switch {
 	case r.Status.IsInFlight():
+		// Back in flight: a retry when its times are new (servers since 2026-04-22 set a new
+		// startTime and clear finishTime); with the old times it may be an older server's retry
+		// or a status that flapped, told apart when it finishes (observeTracked).
 		delete(l.watched, r.ID)
+		retry := start != w.Start || finish != w.Finish
 		l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time,
-			touched: rules.seq, Reopened: true, OrigStart: w.Start}
-		news.finished = append(news.finished, pendingRun{Run: *r, Retry: true})
-		news.reopened++
+			touched: rules.seq, Reopened: true, OrigStart: w.Start, OrigFinish: w.Finish, RetrySeen: retry}
+		if retry {
+			news.finished = append(news.finished, pendingRun{Run: *r, Retry: true})
+			news.reopened++
+		}
 	case finish != w.Finish || start != w.Start:
 		l.seen.add(r.ID, r.Created.Time)
 		l.watch(r, rules, news)

@@ -34,6 +34,9 @@ type simRun struct {
 	row      apiclient.FlowRun
 	retries  int // retries left
 	finishes []time.Time
+	// flapped is the finished row a stale status upload showed RUNNING again: it goes back to
+	// it, times and all.
+	flapped *apiclient.FlowRun
 }
 
 // ledgerWorld is the scenario's server and what the ledger was shown.
@@ -113,10 +116,17 @@ func (w *ledgerWorld) create() {
 }
 
 // advance moves a run one step through its life: QUEUED → RUNNING → a terminal status; a
-// finished run with retries left is retried (from the failed step: RUNNING again, a new start).
+// finished run with retries left is retried (from the failed step: RUNNING again, a new start);
+// or a finished run's status flaps: RUNNING with its old times, then back.
 func (w *ledgerWorld) advance(r *simRun) {
 	row := &r.row
 	switch {
+	case r.flapped != nil:
+		r.row, r.flapped = *r.flapped, nil
+	case row.Status.IsTerminal() && w.rng.IntN(4) == 0:
+		before := *row
+		r.flapped = &before
+		row.Status = apiclient.StatusRunning // a stale status upload: the times stay
 	case row.Status == apiclient.StatusQueued:
 		row.Status, row.StartTime = apiclient.StatusRunning, apiclient.Time{Time: w.now}
 	case row.Status.IsInFlight():
