@@ -482,3 +482,34 @@ func TestPollOutOfTimeReachesEveryProjectInTurn(t *testing.T) {
 		t.Errorf("running out of time was logged %d times, want once", n)
 	}
 }
+
+// One far-future finishTime (hostile round 3, item 4): a FAILED run finishing in 2300 must not
+// stay the flow's latest run for good; its implausible time is dropped (the run is counted
+// without it), later runs take over the gauges, and no timestamp is exported negative.
+func TestFarFutureFinishTimeDoesNotFreezeTheFlow(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Duration: 275 * 365 * 24 * time.Hour})
+	h.mustPoll()
+	for range 7 {
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
+		h.mustPoll()
+	}
+	if v, _ := h.value("activepieces_flow_last_run_status", map[string]string{"flow_id": fx.flowA, "status": "SUCCEEDED"}); v != 1 {
+		t.Errorf("last_run_status SUCCEEDED = %v after 7 successes: a finish in 2300 froze the flow", v)
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 1 {
+		t.Errorf("FAILED = %v, want 1: the run is counted, without its finish time", v)
+	}
+	for _, name := range []string{"activepieces_flow_last_run_finish_timestamp_seconds", "activepieces_flow_last_failure_timestamp_seconds", "activepieces_flow_last_success_timestamp_seconds"} {
+		for _, m := range h.family(name) {
+			if v := m.GetGauge().GetValue(); v < 1e9 || v > 1e10 {
+				t.Errorf("%s = %v: not a plausible time", name, v)
+			}
+		}
+	}
+	if ts(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)) < 1e10 {
+		t.Errorf("ts(2300-01-01) = %v: overflowed", ts(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)))
+	}
+}

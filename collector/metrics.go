@@ -549,7 +549,8 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func ts(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+// ts is t in unix seconds (float64(t.UnixNano()) would overflow after 2262).
+func ts(t time.Time) float64 { return float64(t.Unix()) + float64(t.Nanosecond())/1e9 }
 
 // APIMetrics counts the API client's requests. Pass Observe as apiclient.Config.Observer and
 // register it.

@@ -61,6 +61,23 @@ type ledgerNews struct {
 	reopened       int                // finished runs re-opened by a retry
 }
 
+// plausibleTimes drops a run's start, finish or update time when it lies beyond what the server's
+// clock allows (as far ahead of ours as a clock may be, maxClockOffset, and maxClockSkew more): a
+// finishTime in 2300 would otherwise stay the flow's latest run for good. The run is accounted without that time (as if the server had not said it),
+// and the field is named in r.Dropped.
+func (rules *ledgerRules) plausibleTimes(r *apiclient.FlowRun) {
+	horizon := rules.serverNow.Add(maxClockOffset + maxClockSkew)
+	for _, t := range []struct {
+		name string
+		at   *apiclient.Time
+	}{{"startTime", &r.StartTime}, {"finishTime", &r.FinishTime}, {"updated", &r.Updated}} {
+		if t.at.After(horizon) {
+			*t.at = apiclient.Time{}
+			r.Dropped = append(r.Dropped, t.name)
+		}
+	}
+}
+
 // valid reports whether a run can be accounted at all.
 func validRun(r *apiclient.FlowRun, projectID string) bool {
 	return r.Invalid == "" && r.ID != "" && !r.Created.IsZero() && r.Status != "" && (r.ProjectID == "" || r.ProjectID == projectID)
@@ -70,6 +87,7 @@ func validRun(r *apiclient.FlowRun, projectID string) bool {
 // (where a finished run may be first seen) rather than an in-flight listing or a refresh (where
 // only runs already tracked matter).
 func (l *runLedger) observe(r *apiclient.FlowRun, projectID string, listed bool, rules *ledgerRules, news *ledgerNews) {
+	rules.plausibleTimes(r)
 	if !validRun(r, projectID) {
 		if news.invalid == 0 {
 			news.firstInvalid = r
@@ -244,6 +262,7 @@ func (l *runLedger) unwatchBefore(oldest int64) {
 // applied is skipped; one in flight is tracked; a finished one is remembered (so the late-window
 // check finds it known), watched for retries, and feeds the gauges.
 func (l *runLedger) observeHistory(r *apiclient.FlowRun, projectID string, rules *ledgerRules, news *ledgerNews) {
+	rules.plausibleTimes(r)
 	if !validRun(r, projectID) {
 		return
 	}
