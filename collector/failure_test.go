@@ -513,3 +513,32 @@ func TestFarFutureFinishTimeDoesNotFreezeTheFlow(t *testing.T) {
 		t.Errorf("ts(2300-01-01) = %v: overflowed", ts(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)))
 	}
 }
+
+// Unknown statuses pass through, but a flow counts at most MaxUnknownStatuses of them apart
+// (hostile round 3, item 5): 59 distinct ones make 8 series and OTHER_UNKNOWN, and every run is
+// still counted.
+func TestUnknownStatusesAreBoundedPerFlow(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	for i := range 59 {
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.RunStatus(fmt.Sprintf("NEW_STATUS_%02d", i))})
+	}
+	h.mustPoll()
+	h.mustPoll()
+	var series, total float64
+	for _, m := range h.family("activepieces_flow_runs_total") {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["flow_id"] != fx.flowA || !strings.HasPrefix(labels["status"], "NEW_STATUS_") && labels["status"] != string(OtherStatus) {
+			continue
+		}
+		series++
+		total += m.GetCounter().GetValue()
+	}
+	if series != MaxUnknownStatuses+1 || total != 59 {
+		t.Errorf("%v series of unknown statuses holding %v runs; want %d and 59", series, total, MaxUnknownStatuses+1)
+	}
+}

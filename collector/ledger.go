@@ -350,6 +350,32 @@ func statusLabel(s apiclient.RunStatus) apiclient.RunStatus {
 	return "INVALID"
 }
 
+// MaxUnknownStatuses bounds the statuses a flow counts that this exporter does not know (newer
+// servers add some: they pass through as they are): beyond it they are counted together, as
+// OtherStatus, so a hostile server (or state file) cannot add series without bound.
+const MaxUnknownStatuses = 8
+
+// OtherStatus is the status label of unknown statuses beyond MaxUnknownStatuses of a flow.
+const OtherStatus apiclient.RunStatus = "OTHER_UNKNOWN"
+
+// countedStatus is the label a flow counts status under: status itself, unless it is unknown and
+// the flow counts MaxUnknownStatuses unknown ones already.
+func (f *flowState) countedStatus(status apiclient.RunStatus) apiclient.RunStatus {
+	if _, ok := f.Runs[status]; ok || isKnownTerminal(status) || status == OtherStatus {
+		return status
+	}
+	unknown := 0
+	for st := range f.Runs {
+		if !isKnownTerminal(st) {
+			unknown++
+		}
+	}
+	if unknown >= MaxUnknownStatuses {
+		return OtherStatus
+	}
+	return status
+}
+
 // orderTime is when a finished run is taken to have finished, for "most recent" decisions.
 func orderTime(r *apiclient.FlowRun) time.Time {
 	switch {
@@ -372,7 +398,7 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 	if !r.Status.IsTerminal() {
 		return // a re-opening seen in flight: the finish comes later
 	}
-	status := statusLabel(r.Status)
+	status := f.countedStatus(statusLabel(r.Status))
 	dur, durOK := r.DurationSeconds()
 	durOK = durOK && !pr.NoDuration
 	tasks, tasksOK := r.TaskCount()

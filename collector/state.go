@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -263,8 +264,11 @@ func (e *model) restoreProject(id string, ps *projectSaved) (*projectState, erro
 
 func restoreFlow(projectID, id string, fc *flowCounts) *flowState {
 	f := &flowState{id: id, flowCounts: *fc, labels: []string{capLabel(projectID), capLabel(id), capLabel(fc.Name)}}
-	if f.Runs == nil {
-		f.Runs = map[apiclient.RunStatus]float64{}
+	runs := f.Runs
+	f.Runs = make(map[apiclient.RunStatus]float64, len(runs))
+	// A state file is input: unknown statuses are bounded here too (in a fixed order).
+	for _, st := range slices.Sorted(maps.Keys(runs)) {
+		f.Runs[f.countedStatus(statusLabel(st))] += runs[st]
 	}
 	return f
 }
