@@ -196,11 +196,7 @@ func (e *model) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 				st.exported = true
 				e.exportedFlows++
 			} else {
-				e.droppedFlows++
-				if !e.droppedLogged[fl.ID] {
-					e.droppedLogged[fl.ID] = true
-					e.log.Warn("flow not exported: --metrics.max-flows reached", "project_id", p.id, "flow_id", fl.ID, "max_flows", e.cfg.MaxFlows)
-				}
+				e.droppedFlows++ // logged once a poll, in sum (logDroppedFlows)
 			}
 		}
 		if st.Name != name || st.labels == nil {

@@ -75,7 +75,7 @@ type model struct {
 	lastPollOK        time.Time
 	exportedFlows     int
 	droppedFlows      int
-	droppedLogged     map[string]bool
+	droppedLoggedN    int // droppedFlows when last logged
 	deniedLogged      map[string]bool // projects the signed-in user was found not to read (logged once)
 	server            serverState     // what GET /v1/flags said
 	trackedDropped    float64
@@ -127,7 +127,7 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		Help:    pollDurationHelp,
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 	})
-	m := &model{env: v, projects: map[string]*projectState{}, droppedLogged: map[string]bool{}, deniedLogged: map[string]bool{},
+	m := &model{env: v, projects: map[string]*projectState{}, deniedLogged: map[string]bool{},
 		server: serverState{Server: Server{Edition: unknown, Version: unknown}}}
 	e := &Exporter{env: v, own: make(chan *model, 1)}
 	if cfg.StateFile != "" {

@@ -25,6 +25,7 @@ func (e *model) poll(ctx context.Context, dueOnly bool) error {
 	discoverErr := e.discover(ctx)
 	e.updateServerClockLocked(clockEvidence{}) // the Date of discovery's answer
 	polled, errs := e.pollProjects(ctx, parent, seq, dueOnly)
+	e.logDroppedFlows()
 	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
 
 	shutdown := parent.Err() != nil // a poll cancelled by shutdown is not a failed one
@@ -153,6 +154,20 @@ func (e *model) pollProjects(ctx, parent context.Context, seq uint64, dueOnly bo
 	}
 	e.updateServerClockLocked(ev)
 	return len(projects) - postponed, errs
+}
+
+// logDroppedFlows logs, in one line, that flows are not exported because --metrics.max-flows is
+// reached: when their number first grows, and when it grows again (100,000 flows at the cap make
+// one line, not 90,000).
+func (e *model) logDroppedFlows() {
+	switch {
+	case e.droppedFlows > e.droppedLoggedN:
+		e.log.Warn("flows not exported: --metrics.max-flows reached (see activepieces_exporter_flows_dropped)",
+			"dropped", e.droppedFlows, "max_flows", e.cfg.MaxFlows)
+		e.droppedLoggedN = e.droppedFlows
+	case e.droppedFlows < e.droppedLoggedN:
+		e.droppedLoggedN = e.droppedFlows
+	}
 }
 
 // saveStateLogged saves the state file, counts a failure, and logs when saving starts failing,

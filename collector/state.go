@@ -114,34 +114,45 @@ func (e *model) saveState() error {
 		return fmt.Errorf("encoding state: %w", err)
 	}
 	dir := filepath.Dir(path)
+	// Errors name the state file, not the temporary one: its name has a random part, and the
+	// message must stay the same for the same failure (it is logged when it changes).
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // its path has a random part: the message must stay the same for the same failure
-		}
-		return fmt.Errorf("writing state in %s: %w", dir, err)
+		return fmt.Errorf("writing state in %s: %w", dir, withoutPath(err))
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("writing state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("writing state %s: %w", path, withoutPath(err))
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("syncing state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("syncing state %s: %w", path, withoutPath(err))
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing state %s: %w", tmp.Name(), err)
+		return fmt.Errorf("closing state %s: %w", path, withoutPath(err))
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing state %s: %w", path, err)
+		return fmt.Errorf("replacing state %s: %w", path, withoutPath(err))
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
 	return nil
+}
+
+// withoutPath is the error under a path or link error (which names the temporary file).
+func withoutPath(err error) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
 }
 
 // loadState restores a state file written by saveState. A missing file is a fresh start; a

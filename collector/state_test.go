@@ -2,6 +2,7 @@ package collector
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,5 +205,43 @@ func TestServerTraitsSurviveARestart(t *testing.T) {
 	}
 	if h.sim.CountRequests("/api/v1/flow-runs/"+r) == 0 {
 		t.Error("the tracked run was not refreshed by id after the restart")
+	}
+}
+
+// A save that fails after its temporary file was written (here: the state path became a
+// directory, so the rename fails) is logged once, not on every poll: the message names the state
+// file, not the temporary file's random name (hostile round 3, item 7).
+func TestFailingRenameIsLoggedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := h.poll(); err == nil || !strings.Contains(err.Error(), "replacing state "+path) {
+			t.Fatalf("poll error = %v, want the failed rename naming %s", err, path)
+		}
+	}
+	if n := strings.Count(h.logs.String(), "cannot save state"); n != 1 {
+		t.Errorf("a persisting save failure was logged %d times in 5 polls, want once", n)
+	}
+}
+
+// 40 flows with --metrics.max-flows=5: one log line says so, not 35 (hostile round 3, item 7).
+func TestDroppedFlowsAreLoggedInOneLine(t *testing.T) {
+	h := newHarness(t, simulator.Options{}, Config{MaxFlows: 5}, func(h *harness) {
+		p := h.sim.AddProject("Many")
+		for i := range 40 {
+			h.sim.AddFlow(p, "", fmt.Sprintf("flow %02d", i))
+		}
+	})
+	for range 3 {
+		h.mustPoll()
+	}
+	if n := strings.Count(h.logs.String(), "max-flows reached"); n != 1 {
+		t.Errorf("logged %d times, want once", n)
+	}
+	if v, _ := h.value("activepieces_exporter_flows_dropped", nil); v != 35 {
+		t.Errorf("flows_dropped = %v, want 35", v)
 	}
 }
