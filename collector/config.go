@@ -57,17 +57,19 @@ type Config struct {
 	// counted: checked once per FlowsInterval (default 1h; negative: only the overlap sweep).
 	LateWindow time.Duration
 	// StateFile, if set, is where the ledger and counters are saved after every poll and restored
-	// from at start; StateReset ignores (and later overwrites) an existing one. StateSource names
-	// the API the state belongs to (its base URL): a state file of another source is refused.
-	StateFile string
+	// from at start; StateReset ignores (and later overwrites) an existing one.
+	StateFile  string
+	StateReset bool
+	// ServerURL is the API root of the Activepieces server watched (--activepieces.url, with its
+	// /api). The collector sends no request with it (the API client has its own): it is recorded in
+	// the state file, whose counts belong to that server, so that a state file written for another
+	// server is refused (its JSON key is "source"); and UIURL defaults to it.
+	ServerURL string
 	// ShardCount and ShardIndex split the projects between replicas: this one polls the projects
 	// for which ShardOf(id, ShardCount) == ShardIndex. ShardCount 0 or 1 means all projects.
 	ShardCount, ShardIndex int
 
-	StateReset  bool
-	StateSource string
-
-	// UIURL is the Activepieces web app the run links point into (default: StateSource without
+	// UIURL is the Activepieces web app the run links point into (default: ServerURL without
 	// its trailing /api, docs/activepieces-api.md §9).
 	UIURL string
 	// MaxFailedStepsPerFlow caps the steps a flow's failures are broken down by; failures of
@@ -143,7 +145,7 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.MaxTrackedRuns, d.MaxTrackedRuns)
 	setInt(&c.MaxFailedStepsPerFlow, d.MaxFailedStepsPerFlow)
 	if c.UIURL == "" {
-		c.UIURL = strings.TrimSuffix(strings.TrimRight(c.StateSource, "/"), "/api")
+		c.UIURL = strings.TrimSuffix(strings.TrimRight(c.ServerURL, "/"), "/api")
 		if u, err := url.Parse(c.UIURL); err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
 			c.UIURL = "" // no links rather than broken ones
 		}

@@ -69,14 +69,14 @@ func TestShardConfigErrors(t *testing.T) {
 func TestStateOfProjectsMovedToAnotherShardIsDropped(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
 	var projects []string
-	h := newHarness(t, simulator.Options{}, Config{StateFile: state, StateSource: "sim"}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{StateFile: state, ServerURL: "sim"}, func(h *harness) {
 		for i := range 20 {
 			projects = append(projects, h.sim.AddProject(fmt.Sprintf("Project %02d", i)))
 		}
 	})
 	h.mustPoll()
 	// Configured projects (no discovery to drop them): the state alone decides.
-	if err := h.start(Config{Projects: projects, StateFile: state, StateSource: "sim", ShardCount: 2, ShardIndex: 1}); err != nil {
+	if err := h.start(Config{Projects: projects, StateFile: state, ServerURL: "sim", ShardCount: 2, ShardIndex: 1}); err != nil {
 		t.Fatal(err)
 	}
 	h.mustPoll()

@@ -38,7 +38,7 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 	want := collector.DefaultConfig()
 	want.PollInterval = 0  // unset: the collector's default, or the demo's
 	want.FlowsInterval = 0 // the same
-	want.StateSource = "https://cloud.activepieces.com/api"
+	want.ServerURL = "https://cloud.activepieces.com/api"
 	want.PauseLimit = 0 // no flag: the platform's pause limit
 	want.ShardCount = 1 // the same as 0: one shard
 	if got := cli.collectorConfig(); !reflect.DeepEqual(got, want) {

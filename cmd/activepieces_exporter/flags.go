@@ -38,7 +38,7 @@ type CLI struct {
 
 // ActivepiecesFlags say which server and what of it to watch.
 type ActivepiecesFlags struct {
-	URL          string   `cfg:"StateSource" name:"url" env:"ACTIVEPIECES_URL" default:"https://cloud.activepieces.com/api" help:"Activepieces API root, including /api."`
+	URL          string   `cfg:"ServerURL" name:"url" env:"ACTIVEPIECES_URL" default:"https://cloud.activepieces.com/api" help:"Activepieces API root, including /api."`
 	APIKeyFile   string   `name:"api-key-file" env:"ACTIVEPIECES_API_KEY_FILE" type:"path" help:"File holding the API key (re-read on SIGHUP and when it changes). Without it the key comes from ACTIVEPIECES_API_KEY."`
 	Email        string   `name:"email" env:"ACTIVEPIECES_EMAIL" placeholder:"EMAIL" help:"Sign in as this user instead of using an API key (Community Edition has none); the password comes from ACTIVEPIECES_PASSWORD or --activepieces.password-file."`
 	PasswordFile string   `name:"password-file" env:"ACTIVEPIECES_PASSWORD_FILE" type:"path" help:"File holding the password of --activepieces.email (re-read at every sign-in). Without it the password comes from ACTIVEPIECES_PASSWORD."`

@@ -45,7 +45,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 		if url, err = startDemo(ctx, wg, c.Demo, rc.log); err != nil {
 			return nil, err
 		}
-		cfg.StateSource = url
+		cfg.ServerURL = url
 		creds, err = demoCredentials(c.Demo.Edition, cfg.PollInterval)
 	} else {
 		creds, err = newCredentials(c.Activepieces, cfg.PollInterval, rc.getenv)
