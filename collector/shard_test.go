@@ -56,7 +56,7 @@ func TestShardsCoverEveryProjectExactlyOnce(t *testing.T) {
 
 func TestShardConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ count, index int }{{2, 2}, {-1, 0}, {0, 1}, {3, -1}} {
-		_, err := Config{ShardCount: tc.count, ShardIndex: tc.index}.withDefaults()
+		_, err := Config{ShardCount: tc.count, ShardIndex: tc.index}.WithDefaults()
 		want := fmt.Sprintf("shard index must be in [0, shard count), got index %d of %d", tc.index, tc.count)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("count %d index %d: err = %v", tc.count, tc.index, err)

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -211,8 +210,10 @@ func (c *CLI) collectorConfig() collector.Config {
 		MaxPages:         c.Poll.MaxPages,
 		PageSize:         c.Poll.PageSize,
 		Concurrency:      c.Poll.Concurrency,
-		RetryWindow:      offIfZero(c.Poll.RetryWindow), // the flag's 0 is off, the collector's negative
-		LateWindow:       offIfZero(c.Poll.LateWindow),  // the same
+		RetryWindow:      c.Poll.RetryWindow,
+		RetryWatchOff:    c.Poll.RetryWindow == 0, // the flag's 0 is off (the collector's 0 is its default)
+		LateWindow:       c.Poll.LateWindow,
+		LateCheckOff:     c.Poll.LateWindow == 0, // the same
 		HistoryRate:      c.Poll.HistoryRate,
 		MaxTrackedRuns:   c.Poll.MaxTrackedRuns,
 
@@ -238,37 +239,13 @@ func (c *CLI) collectorConfig() collector.Config {
 	return cfg
 }
 
-// offIfZero turns a window flag's 0 (off) into the collector's off (negative).
-func offIfZero(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
 // Validate checks the whole command line at once (kong calls it after parsing): the collector's
-// settings through collector.Config.Validate, and the flags only the command uses.
+// settings by collector.Config.Validate alone, then the flags only the command uses (the API
+// client's, the web server's and the demo's).
 func (c *CLI) Validate() error {
 	var errs []error
 	if err := c.collectorConfig().Validate(); err != nil {
 		errs = append(errs, err)
-	}
-	if c.Poll.RetryWindow < 0 {
-		errs = append(errs, fmt.Errorf("--poll.retry-window must not be negative, got %s", c.Poll.RetryWindow))
-	}
-	if c.Poll.LateWindow < 0 {
-		errs = append(errs, fmt.Errorf("--poll.late-window must not be negative, got %s", c.Poll.LateWindow))
-	}
-	if c.API.RateLimit <= 0 {
-		errs = append(errs, fmt.Errorf("--api.rate-limit must be positive, got %g", c.API.RateLimit))
-	}
-	if u := c.Activepieces.UIURL; u != "" {
-		if pu, err := url.Parse(u); err != nil || pu.Host == "" || pu.Scheme != "http" && pu.Scheme != "https" {
-			errs = append(errs, fmt.Errorf("--activepieces.ui-url must be an http(s) URL, got %q", u))
-		}
-	}
-	if c.Poll.HistoryRate <= 0 {
-		errs = append(errs, fmt.Errorf("--poll.history-rate must be positive, got %g", c.Poll.HistoryRate))
 	}
 	if c.API.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--api.timeout must be positive, got %s", c.API.Timeout))
