@@ -417,7 +417,7 @@ func TestHugeNamesAreCutInLabels(t *testing.T) {
 // A poll cancelled by shutdown is not a failed one: no warning, no poll failure counted,
 // activepieces_up unchanged, and the state file saved without a failure.
 func TestPollCancelledByShutdownIsNotAFailure(t *testing.T) {
-	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), StateSource: "sim"}
+	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), ServerURL: "sim"}
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { seedFixture(h) })
 	h.mustPoll()
 	before := h.logs.String()

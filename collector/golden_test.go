@@ -37,7 +37,7 @@ var goldenFamilies = func() []string {
 // a run without startTime, an unknown status.
 func goldenScenario(t *testing.T) *harness {
 	var fx fixture
-	h := newHarness(t, simulator.Options{Seed: 7}, Config{StateSource: "https://ap.example.com/api"}, func(h *harness) {
+	h := newHarness(t, simulator.Options{Seed: 7}, Config{ServerURL: "https://ap.example.com/api"}, func(h *harness) {
 		fx = seedFixture(h)
 		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded, Created: epoch.Add(-30 * time.Minute), Steps: 4})
 	})

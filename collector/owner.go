@@ -105,7 +105,7 @@ func WithClock(now func() time.Time) Option { return func(e *env) { e.now = now 
 // New builds an Exporter. It does not poll until Run or PollOnce is called. Runs created before
 // now are history: they set the "last run" gauges but are not counted.
 func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option) (*Exporter, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("collector config: %w", err)
 	}

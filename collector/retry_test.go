@@ -274,7 +274,7 @@ func TestRunArchivedInFlightIsCountedWhenItFinishes(t *testing.T) {
 func TestRetryWatchOff(t *testing.T) {
 	var fx fixture
 	cfg := retryConfig
-	cfg.RetryWindow = -1
+	cfg.RetryWatchOff = true
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.failRetrySucceed(fx.flowA, simulator.RetryFromFailedStep)
 	h.expectFlow(fx.flowA, flowExpect{runs: map[apiclient.RunStatus]float64{"FAILED": 1}, consecFails: 1, lastStatus: "FAILED", durations: 1})
@@ -388,7 +388,7 @@ func TestLateCheckCost(t *testing.T) {
 // next flow refresh).
 func TestOverlapSweepCatchesEveryRunUpToTheOverlapLate(t *testing.T) {
 	var fx fixture
-	cfg := Config{PollInterval: 10 * time.Second, Overlap: time.Minute, OverlapInterval: time.Minute, LateWindow: -1, FlowsInterval: time.Hour}
+	cfg := Config{PollInterval: 10 * time.Second, Overlap: time.Minute, OverlapInterval: time.Minute, LateCheckOff: true, FlowsInterval: time.Hour}
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	// Find a sweep, then create the late run just before the poll that follows it.

@@ -71,7 +71,7 @@ type lastSaved struct {
 
 // snapshotLocked captures the state to save. Called with e.mu held (read is enough).
 func (e *model) snapshotLocked() *stateFile {
-	sf := &stateFile{Version: StateVersion, Source: e.cfg.StateSource, SavedAt: e.now(), Buckets: e.cfg.DurationBuckets,
+	sf := &stateFile{Version: StateVersion, Source: e.cfg.ServerURL, SavedAt: e.now(), Buckets: e.cfg.DurationBuckets,
 		Dropped: e.trackedDropped, Projects: map[string]*projectSaved{}}
 	for id, p := range e.projects {
 		if !p.started {
@@ -174,9 +174,9 @@ func (e *model) loadState() error {
 	case sf.Version != StateVersion && sf.Version != 1:
 		return fmt.Errorf("%w: %s has format version %d, this exporter reads 1 to %d; start fresh with --state.reset",
 			ErrStateIncompatible, path, sf.Version, StateVersion)
-	case sf.Source != e.cfg.StateSource:
+	case sf.Source != e.cfg.ServerURL:
 		return fmt.Errorf("%w: %s was written for %q, not %q; start fresh with --state.reset",
-			ErrStateIncompatible, path, sf.Source, e.cfg.StateSource)
+			ErrStateIncompatible, path, sf.Source, e.cfg.ServerURL)
 	case !slices.Equal(sf.Buckets, e.cfg.DurationBuckets):
 		return fmt.Errorf("%w: %s has duration buckets %v, the exporter is configured with %v; start fresh with --state.reset",
 			ErrStateIncompatible, path, sf.Buckets, e.cfg.DurationBuckets)

@@ -119,7 +119,7 @@ func clearNotSaved(v reflect.Value) {
 }
 
 func TestStateRoundTripKeepsEveryField(t *testing.T) {
-	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), StateSource: "sim", DurationBuckets: []float64{1, 2}}
+	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), ServerURL: "sim", DurationBuckets: []float64{1, 2}}
 	api, err := apiclient.New(apiclient.Config{BaseURL: "http://127.0.0.1:1/api", APIKey: func() string { return "" }})
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestStateFileVersion1IsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	api, _ := apiclient.New(apiclient.Config{BaseURL: "http://127.0.0.1:1/api", APIKey: func() string { return "" }})
-	e, err := New(Config{StateFile: path, StateSource: "sim", DurationBuckets: []float64{1, 2}}, api, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := New(Config{StateFile: path, ServerURL: "sim", DurationBuckets: []float64{1, 2}}, api, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("a version 1 state file is refused: %v", err)
 	}
@@ -208,7 +208,7 @@ func TestStateFileVersion1IsRead(t *testing.T) {
 // count again the runs of the last hour that the late-window check and the retry watch now read.
 func TestUpgradeFromVersion1CountsNothingTwice(t *testing.T) {
 	var fx fixture
-	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), StateSource: "sim", FlowsInterval: time.Minute}
+	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), ServerURL: "sim", FlowsInterval: time.Minute}
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	var ids []string

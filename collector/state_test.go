@@ -15,7 +15,7 @@ import (
 
 func TestRestartFromStateCountsEveryRunOnce(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
-	cfg := Config{StateFile: state, StateSource: "sim", PageSize: 10, MaxPages: 3}
+	cfg := Config{StateFile: state, ServerURL: "sim", PageSize: 10, MaxPages: 3}
 	var fx fixture
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	firstStart := h.exp.startedAt
@@ -91,7 +91,7 @@ func TestStateFileErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := write(tc.name+".json", tc.content)
 			h := newHarness(t, simulator.Options{}, Config{}, nil)
-			err := h.start(Config{StateFile: path, StateSource: "sim"})
+			err := h.start(Config{StateFile: path, ServerURL: "sim"})
 			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v\nwant it to name %s and say %q", err, path, tc.want)
 			}
@@ -99,11 +99,11 @@ func TestStateFileErrors(t *testing.T) {
 				t.Errorf("errors.Is(ErrStateIncompatible) = %v", !tc.incompatible)
 			}
 			// --state.reset starts fresh and overwrites the file after the next poll.
-			if err := h.start(Config{StateFile: path, StateSource: "sim", StateReset: true}); err != nil {
+			if err := h.start(Config{StateFile: path, ServerURL: "sim", StateReset: true}); err != nil {
 				t.Fatalf("with reset: %v", err)
 			}
 			h.mustPoll()
-			if err := h.start(Config{StateFile: path, StateSource: "sim"}); err != nil {
+			if err := h.start(Config{StateFile: path, ServerURL: "sim"}); err != nil {
 				t.Errorf("the file written after a reset does not load: %v", err)
 			}
 		})
@@ -113,7 +113,7 @@ func TestStateFileErrors(t *testing.T) {
 func TestStateIsWrittenAtomically(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state.json")
-	h := newHarness(t, simulator.Options{}, Config{StateFile: path, StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, ServerURL: "sim"}, func(h *harness) { seedFixture(h) })
 	h.mustPoll()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -128,7 +128,7 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 	if err := os.Mkdir(gone, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h2 := newHarness(t, simulator.Options{}, Config{StateFile: filepath.Join(gone, "state.json"), StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	h2 := newHarness(t, simulator.Options{}, Config{StateFile: filepath.Join(gone, "state.json"), ServerURL: "sim"}, func(h *harness) { seedFixture(h) })
 	if err := os.RemoveAll(gone); err != nil {
 		t.Fatal(err)
 	}
@@ -162,16 +162,16 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 
 func TestStateFileIsLockedAgainstASecondExporter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	h := newHarness(t, simulator.Options{}, Config{StateFile: path, StateSource: "sim"}, nil)
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, ServerURL: "sim"}, nil)
 	h.mustPoll()
 	api := h.client
-	_, err := New(Config{StateFile: path, StateSource: "sim"}, api, h.exp.log)
+	_, err := New(Config{StateFile: path, ServerURL: "sim"}, api, h.exp.log)
 	want := "state file " + path + " is in use by another exporter (lock " + path + ".lock held)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("second exporter: %v, want %q", err, want)
 	}
 	h.exp.Close()
-	second, err := New(Config{StateFile: path, StateSource: "sim"}, api, h.exp.log)
+	second, err := New(Config{StateFile: path, ServerURL: "sim"}, api, h.exp.log)
 	if err != nil {
 		t.Fatalf("after Close: %v", err)
 	}
@@ -182,7 +182,7 @@ func TestStateFileIsLockedAgainstASecondExporter(t *testing.T) {
 // flowRunIds is not asked with that filter again.
 func TestServerTraitsSurviveARestart(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
-	cfg := Config{StateFile: state, StateSource: "sim"}
+	cfg := Config{StateFile: state, ServerURL: "sim"}
 	var fx fixture
 	h := newHarness(t, simulator.Options{IgnoreFlowRunIDs: true}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
