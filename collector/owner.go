@@ -75,7 +75,7 @@ type model struct {
 	lastPollOK        time.Time
 	exportedFlows     int
 	droppedFlows      int
-	droppedLoggedN    int // droppedFlows when last logged
+	droppedLoggedN    int             // droppedFlows when last logged
 	deniedLogged      map[string]bool // projects the signed-in user was found not to read (logged once)
 	server            serverState     // what GET /v1/flags said
 	trackedDropped    float64

@@ -213,7 +213,7 @@ func TestServerTraitsSurviveARestart(t *testing.T) {
 // file, not the temporary file's random name (hostile round 3, item 7).
 func TestFailingRenameIsLoggedOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	h := newHarness(t, simulator.Options{}, Config{StateFile: path, StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, ServerURL: "sim"}, func(h *harness) { seedFixture(h) })
 	if err := os.Mkdir(path, 0o700); err != nil {
 		t.Fatal(err)
 	}
