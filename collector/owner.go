@@ -134,11 +134,14 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		if !lockSupported {
 			logger.Warn("the state file cannot be locked on this operating system: make sure no two exporters use it", "file", cfg.StateFile)
 		}
-		release, err := lockFile(cfg.StateFile)
+		release, err := lockFile(cfg.StateFile, lockPath(cfg.StateFile))
 		if err != nil {
 			return nil, err
 		}
 		e.release = release
+		if n := removeStaleTemps(cfg.StateFile); n > 0 {
+			logger.Info("removed temporary state files left by saves that were killed", "file", cfg.StateFile, "removed", n)
+		}
 		if !cfg.StateReset {
 			if err := m.loadState(); err != nil {
 				release()

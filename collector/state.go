@@ -159,7 +159,7 @@ func withoutPath(err error) error {
 // corrupt or incompatible one is an error that names the way out.
 func (e *model) loadState() error {
 	path := e.cfg.StateFile
-	b, err := os.ReadFile(path)
+	b, err := readStateFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -181,6 +181,9 @@ func (e *model) loadState() error {
 		return fmt.Errorf("%w: %s has duration buckets %v, the exporter is configured with %v; start fresh with --state.reset",
 			ErrStateIncompatible, path, sf.Buckets, e.cfg.DurationBuckets)
 	}
+	if !plausibleCount(sf.Dropped) {
+		return fmt.Errorf("state file %s is corrupt (%w: tracked runs dropped = %v); move it away, or start fresh with --state.reset", path, errImplausible, sf.Dropped)
+	}
 	e.trackedDropped = sf.Dropped
 	for id, ps := range sf.Projects {
 		if len(e.cfg.Projects) > 0 && !slices.Contains(e.cfg.Projects, id) || !e.cfg.ownsProject(id) {
@@ -189,7 +192,11 @@ func (e *model) loadState() error {
 		if ps == nil {
 			return fmt.Errorf("state file %s is corrupt (project %s is null); move it away, or start fresh with --state.reset", path, id)
 		}
-		p, err := e.restoreProject(id, ps)
+		err := e.checkProject(ps)
+		var p *projectState
+		if err == nil {
+			p, err = e.restoreProject(id, ps)
+		}
 		if err != nil {
 			return fmt.Errorf("state file %s is corrupt (%w); move it away, or start fresh with --state.reset", path, err)
 		}
@@ -258,8 +265,11 @@ func (e *model) restoreProject(id string, ps *projectSaved) (*projectState, erro
 		p.folders = ps.Folders
 	}
 	for fid, fs := range ps.Flows {
-		if fs == nil || len(fs.DurBuckets) != len(e.cfg.DurationBuckets)+1 {
-			return nil, fmt.Errorf("flow %s", fid)
+		if fs == nil {
+			return nil, fmt.Errorf("flow %s is null", fid)
+		}
+		if err := checkFlow(fs, len(e.cfg.DurationBuckets)+1, e.now().Add(maxClockOffset+maxClockSkew)); err != nil {
+			return nil, fmt.Errorf("flow %s: %w", fid, err)
 		}
 		f := restoreFlow(id, fid, fs)
 		if e.exportedFlows < e.cfg.MaxFlows {
