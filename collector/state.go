@@ -91,9 +91,7 @@ func (e *model) snapshotLocked() *stateFile {
 			ps.LedgerFrom = p.ledgerFrom
 		}
 		p.runLedger.saveTo(ps)
-		for _, d := range p.deferred {
-			ps.Deferred = append(ps.Deferred, d)
-		}
+		ps.Deferred = p.deferred
 		for fid, f := range p.flows {
 			ps.Flows[fid] = &f.flowCounts
 		}
