@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -330,4 +331,30 @@ func TestOutOfRangeNumberDoesNotFreezeAProject(t *testing.T) {
 		t.Error("the dropped field was not logged")
 	}
 	_ = id
+}
+
+// A flows listing whose next never ends (hostile round 3, item 3) is bounded by what a project
+// can plausibly hold, not by 1,000 pages of whole flows: it fails clearly after 20,000 flows,
+// having kept only what a flow needs (names cut to label size), and the exporter goes on.
+func TestEndlessFlowsListingIsBounded(t *testing.T) {
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) {
+		p := h.sim.AddProject("Endless")
+		for i := range 100 {
+			h.sim.AddFlow(p, "", fmt.Sprintf("%04d %s", i, strings.Repeat("x", 1000)))
+		}
+	})
+	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flows", EndlessNext: true, Times: -1})
+	err := h.poll()
+	if err == nil || !strings.Contains(err.Error(), "more than 20000 flows") {
+		t.Fatalf("poll error = %v, want the listing bounded at 20000 flows", err)
+	}
+	if n := h.sim.CountRequests("/api/v1/flows"); n > 202 {
+		t.Errorf("%d flow pages read for a project of 100 flows a page: the bound is 20,000 flows", n)
+	}
+	if v, _ := h.value("activepieces_exporter_poll_failures_total", nil); v != 1 {
+		t.Errorf("poll failures = %v, want 1", v)
+	}
+	if v, _ := h.value("activepieces_up", nil); v != 0 {
+		t.Errorf("up = %v, want 0", v)
+	}
 }

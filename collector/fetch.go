@@ -385,12 +385,28 @@ func (p *projectState) knownIn(from, to time.Time, listed []apiclient.FlowRun) i
 
 func (p *projectState) ignoredFlow(id string) bool { return p.ignored != nil && p.ignored[id] }
 
+// maxFlowsPerProject bounds a project's flow listing: far more than a project holds (a big one
+// has a few thousand), so a listing whose next never ends fails clearly instead of growing.
+const maxFlowsPerProject = 20000
+
 func (e *env) fetchFlows(ctx context.Context, p *projectState, f *fetched) error {
-	flows, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
+	var flows []apiclient.Flow
+	w, err := apiclient.Paginate(ctx, "", 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
 		// Flows carry their whole definition, but pages are decoded a flow at a time and only its
 		// id, name, status and folder are kept: a large page costs the server, not our memory.
 		return f.api.ListFlows(ctx, apiclient.ListFlowsParams{ProjectID: p.id, Limit: bulkPageSize, Cursor: cursor})
+	}, func(page *apiclient.Page[apiclient.Flow]) (bool, error) {
+		for i := range page.Data {
+			flows = append(flows, compactFlow(&page.Data[i]))
+		}
+		if len(flows) > maxFlowsPerProject {
+			return false, fmt.Errorf("the listing holds more than %d flows (a next that never ends?)", maxFlowsPerProject)
+		}
+		return true, nil
 	})
+	if err == nil && w.Capped {
+		err = errors.New("the listing has more than 1000 pages")
+	}
 	if err != nil {
 		return fmt.Errorf("listing flows: %w", err)
 	}
@@ -408,6 +424,16 @@ func (e *env) fetchFlows(ctx context.Context, p *projectState, f *fetched) error
 	}
 	f.folders = folders
 	return nil
+}
+
+// compactFlow is what a poll keeps of a listed flow: id, name, status and folder, bounded like
+// label values (a page of 10 KB names must not be kept whole).
+func compactFlow(fl *apiclient.Flow) apiclient.Flow {
+	out := apiclient.Flow{ID: capLabel(fl.ID), FolderID: capLabel(fl.FolderID), Status: capLabel(fl.Status)}
+	if fl.Version != nil && fl.Version.DisplayName != "" {
+		out.Version = &apiclient.FlowVersion{DisplayName: capLabel(fl.Version.DisplayName)}
+	}
+	return out
 }
 
 // maxClockSkew is how far ahead of the exporter's clock a run's creation time may be and still
