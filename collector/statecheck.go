@@ -81,10 +81,12 @@ func checkFlow(fc *flowCounts, nBuckets int, horizon time.Time) error {
 	if fc.ConsecFails < 0 {
 		return fmt.Errorf("%w: consecutive failures %d", errImplausible, fc.ConsecFails)
 	}
-	for name, t := range map[string]time.Time{"last run": fc.Last.order, "last finish": fc.Last.finish,
-		"last success": fc.LastSuccess, "last failure": fc.LastFail.At} {
-		if t.After(horizon) {
-			return fmt.Errorf("%w: %s at %s, in the future", errImplausible, name, t.Format(time.RFC3339))
+	for _, t := range []struct {
+		name string
+		at   time.Time
+	}{{"last run", fc.Last.order}, {"last finish", fc.Last.finish}, {"last success", fc.LastSuccess}, {"last failure", fc.LastFail.At}} {
+		if t.at.After(horizon) {
+			return fmt.Errorf("%w: %s at %s, in the future", errImplausible, t.name, t.at.Format(time.RFC3339))
 		}
 	}
 	return nil
