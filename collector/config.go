@@ -6,7 +6,6 @@ package collector
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/url"
 	"strings"
 	"time"
@@ -250,9 +249,7 @@ func ShardOf(projectID string, count int) int {
 	if count <= 1 {
 		return 0
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(projectID))
-	return int(h.Sum64() % uint64(count))
+	return int(fnv64a(projectID) % uint64(count))
 }
 
 func (c Config) ownsProject(id string) bool { return ShardOf(id, c.ShardCount) == c.ShardIndex }

@@ -221,10 +221,15 @@ type watchedRun struct {
 // chance of any two colliding is about 4e-7; a collision would make one run look seen.
 type idSet map[uint64]int64
 
-func idKey(id string) uint64 {
+func idKey(id string) uint64 { return fnv64a(id) }
+
+// fnv64a is the 64-bit FNV-1a hash of s, as hash/fnv's New64a computes it (a test says so),
+// without its allocation: it keys the ledger of run ids (saved in state files) and assigns
+// projects to shards.
+func fnv64a(s string) uint64 {
 	h := uint64(14695981039346656037)
-	for i := 0; i < len(id); i++ {
-		h ^= uint64(id[i])
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
 		h *= 1099511628211
 	}
 	return h

@@ -3,6 +3,7 @@ package collector
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -292,4 +293,16 @@ func (w *ledgerWorld) check() string {
 		return ""
 	}
 	return strings.Join(problems, "; ") + "\ntrace:\n" + strings.Join(w.trace, "\n")
+}
+
+// fnv64a is hash/fnv's FNV-1a: the ledger's run ids in state files and the shard of a project
+// depend on it staying so.
+func TestFNV64aIsHashFNV(t *testing.T) {
+	for _, s := range []string{"", "a", "run00", "vgmGONtoKCF0rTNfyNgPn", strings.Repeat("é", 100)} {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(s))
+		if got, want := fnv64a(s), h.Sum64(); got != want {
+			t.Errorf("fnv64a(%q) = %x, hash/fnv says %x", s, got, want)
+		}
+	}
 }
