@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
-	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -21,18 +18,10 @@ import (
 // end every run is counted once.
 func TestKillsRightAfterAScrapeNeverLowerACounter(t *testing.T) {
 	bin := buildBinary(t)
-	sim := simulator.New(simulator.Options{Raw: true})
-	gen := simulator.NewGenerator(sim, 40, 5) // seeds an hour of history: not to be counted
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	state := filepath.Join(t.TempDir(), "state.json")
-	args := []string{"--activepieces.url=" + srv.URL + "/api", "--poll.interval=300ms", "--poll.overlap-interval=1s",
-		"--poll.flows-interval=2s", "--api.rate-limit=1000", "--state.file=" + state}
-
+	g := newGeneratedPlatform(t, 5, "300ms")
+	args := g.args
 	t0 := time.Now()
-	ctx, stopGen := context.WithCancel(context.Background())
-	genDone := make(chan struct{})
-	go func() { gen.Run(ctx, 50*time.Millisecond); close(genDone) }()
+	g.run()
 	p := startExporter(t, bin, args...)
 	lowered := 0
 	for round := range 10 {
@@ -55,9 +44,8 @@ func TestKillsRightAfterAScrapeNeverLowerACounter(t *testing.T) {
 			}
 		}
 	}
-	stopGen()
-	<-genDone
-	got, want, produced := settle(t, sim, p, t0, 30*time.Second)
+	g.stop()
+	got, want, produced := settle(t, g.sim, p, t0, 30*time.Second)
 	if !equalCounts(got, want) {
 		t.Fatalf("totals differ from the simulator's record\n got %v\nwant %v\nlogs after the last restart:\n%s", got, want, p.logs.String())
 	}

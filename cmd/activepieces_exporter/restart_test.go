@@ -121,21 +121,43 @@ func settle(t *testing.T, sim *simulator.Server, p *exporterProc, t0 time.Time, 
 	return got, want, produced
 }
 
+// generatedPlatform is a simulator served on loopback with the demo's run generator (40 runs a
+// second, an hour of history seeded: not to be counted), and the exporter's arguments to poll
+// it at interval with a state file. Start the generator with run; stop it with stop.
+type generatedPlatform struct {
+	sim  *simulator.Server
+	args []string
+	stop func()
+	done chan struct{}
+	gen  *simulator.Generator
+}
+
+func newGeneratedPlatform(t *testing.T, seed uint64, interval string) *generatedPlatform {
+	t.Helper()
+	sim := simulator.New(simulator.Options{Raw: true})
+	g := &generatedPlatform{sim: sim, gen: simulator.NewGenerator(sim, 40, seed), done: make(chan struct{})}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	g.args = []string{"--activepieces.url=" + srv.URL + "/api", "--poll.interval=" + interval, "--poll.overlap-interval=1s",
+		"--poll.flows-interval=2s", "--api.rate-limit=1000", "--state.file=" + filepath.Join(t.TempDir(), "state.json")}
+	return g
+}
+
+// run starts the generator; stop ends it and waits.
+func (g *generatedPlatform) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.stop = func() { cancel(); <-g.done }
+	go func() { g.gen.Run(ctx, 50*time.Millisecond); close(g.done) }()
+}
+
 func TestSIGKILLAndRestartWithStateLosesNoRun(t *testing.T) {
 	bin := buildBinary(t)
-	sim := simulator.New(simulator.Options{Raw: true})
-	gen := simulator.NewGenerator(sim, 40, 3) // seeds an hour of history: not to be counted
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	state := filepath.Join(t.TempDir(), "state.json")
-	args := []string{"--activepieces.url=" + srv.URL + "/api", "--poll.interval=200ms", "--poll.overlap-interval=1s",
-		"--poll.flows-interval=2s", "--api.rate-limit=1000", "--state.file=" + state}
+	g := newGeneratedPlatform(t, 3, "200ms")
+	sim, args := g.sim, g.args
 
 	t0 := time.Now()
 	first := startExporter(t, bin, args...)
-	ctx, stopGen := context.WithCancel(context.Background())
-	genDone := make(chan struct{})
-	go func() { gen.Run(ctx, 50*time.Millisecond); close(genDone) }()
+	g.run()
 
 	time.Sleep(2500 * time.Millisecond)
 	beforeKill := first.totals(t)
@@ -153,8 +175,7 @@ func TestSIGKILLAndRestartWithStateLosesNoRun(t *testing.T) {
 		}
 	}
 	time.Sleep(2 * time.Second)
-	stopGen()
-	<-genDone
+	g.stop()
 	got, want, produced := settle(t, sim, second, t0, 30*time.Second)
 	if equalCounts(got, want) {
 		t.Logf("produced %d finished runs across a SIGKILL; counted %d exactly", produced, produced)
