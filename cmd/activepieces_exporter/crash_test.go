@@ -1,14 +1,9 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
-	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // A crash (SIGKILL) right after a scrape that showed new counts, ten times over, with runs
@@ -56,19 +51,5 @@ func TestKillsRightAfterAScrapeNeverLowerACounter(t *testing.T) {
 // ready: what a restarted exporter serves from its state file before its first poll counts).
 func startAnswering(t *testing.T, bin string, args ...string) *exporterProc {
 	t.Helper()
-	p := &exporterProc{addr: testkit.FreePort(t)}
-	p.cmd = exec.Command(bin, append(args, "--web.listen-address="+p.addr, "--log.format=json")...)
-	p.cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+simulator.DefaultAPIKey)
-	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if _, code, err := scrape("http://" + p.addr + "/metrics"); err == nil && code == 200 {
-			return p
-		}
-	}
-	t.Fatalf("exporter not answering after 20 s:\n%s", p.logs.String())
-	return nil
+	return startExporterUntil(t, 20*time.Second, "/metrics", bin, args...)
 }

@@ -34,6 +34,12 @@ func startExporter(t *testing.T, bin string, args ...string) *exporterProc {
 // startExporterWithin starts the exporter and waits up to wait for /-/ready.
 func startExporterWithin(t *testing.T, wait time.Duration, bin string, args ...string) *exporterProc {
 	t.Helper()
+	return startExporterUntil(t, wait, "/-/ready", bin, args...)
+}
+
+// startExporterUntil starts the exporter and waits up to wait for path to answer 200.
+func startExporterUntil(t *testing.T, wait time.Duration, path, bin string, args ...string) *exporterProc {
+	t.Helper()
 	p := &exporterProc{addr: testkit.FreePort(t)}
 	p.cmd = exec.Command(bin, append(args, "--web.listen-address="+p.addr, "--log.format=json")...)
 	p.cmd.Env = append(os.Environ(), "ACTIVEPIECES_API_KEY="+simulator.DefaultAPIKey)
@@ -44,12 +50,12 @@ func startExporterWithin(t *testing.T, wait time.Duration, bin string, args ...s
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
-		if _, code, err := scrape("http://" + p.addr + "/-/ready"); err == nil && code == 200 {
+		if _, code, err := scrape("http://" + p.addr + path); err == nil && code == 200 {
 			return p
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("exporter not ready after %s:\n%s", wait, p.logs.String())
+	t.Fatalf("exporter's %s not answering 200 after %s:\n%s", path, wait, p.logs.String())
 	return nil
 }
 
