@@ -181,6 +181,18 @@ func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
+	v := s.view(r, st, apiErrors)
+	var buf bytes.Buffer
+	if err := s.tmpl.Execute(&buf, v); err != nil {
+		http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	s.cache.put(st.Now, key, buf.Bytes())
+	writeStatusPage(w, buf.Bytes())
+}
+
+// view is what the page for r shows of snapshot st: the filters and page its query asks for.
+func (s *statusPage) view(r *http.Request, st collector.Status, apiErrors int) statusView {
 	q := r.URL.Query()
 	v := statusView{Status: st, Refresh: max(5, int(st.PollInterval.Seconds())), APIErrors: apiErrors,
 		Query: q.Get("q"), Project: q.Get("project"), Only: q.Get("only"), Page: 1}
@@ -232,13 +244,7 @@ func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v.Page < v.Pages {
 		v.NextURL = page(v.Page + 1)
 	}
-	var buf bytes.Buffer
-	if err := s.tmpl.Execute(&buf, v); err != nil {
-		http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	s.cache.put(st.Now, key, buf.Bytes())
-	writeStatusPage(w, buf.Bytes())
+	return v
 }
 
 // paced waits for the page's turn under statusRate: at most a second, and a request that would
