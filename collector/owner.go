@@ -190,14 +190,13 @@ func (e *Exporter) Close() {
 func (e *Exporter) Run(ctx context.Context) {
 	go e.RunHistory(ctx)
 	for {
-		start := time.Now()
 		m, release := e.acquire()
 		if err := m.poll(ctx, true); err != nil && ctx.Err() == nil {
 			e.log.Debug("poll finished with errors", "err", err)
 		}
 		tick := m.tick()
 		release()
-		t := time.NewTimer(max(0, tick-time.Since(start)))
+		t := time.NewTimer(e.untilNextTick(tick))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -233,6 +232,16 @@ func (e *Exporter) Server() Server {
 func (e *model) tick() time.Duration {
 	n := len(e.projects)
 	return max(e.cfg.PollInterval/time.Duration(min(max(n, 1), 10)), min(100*time.Millisecond, e.cfg.PollInterval))
+}
+
+// untilNextTick is how long until the next tick on the grid startedAt + k·tick. Ticks keep to the
+// grid the projects' phases are on rather than follow the previous tick: a timer fires a little
+// late, and waiting a tick from each start let that lateness add up until ticks fell just before
+// the projects' slots, where every other tick found nothing due (polls at twice the interval, for
+// hours at a time). A tick that overran its slot waits for the next one.
+func (e *env) untilNextTick(tick time.Duration) time.Duration {
+	since := e.now().Sub(e.startedAt)
+	return (since/tick+1)*tick - since
 }
 
 // nextSlot is when a project polled at t with phase (its offset in PollInterval) is due next:
