@@ -3,12 +3,11 @@ package collector
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -255,23 +254,31 @@ func (t *textSink) histogram(f *family, count uint64, sum float64, upper []float
 	t.write()
 }
 
-// exposition caches the gzip-compressed text exposition, rendered after every poll: between polls
-// nothing changes, so a scrape costs a copy, whatever the number of flows.
-type exposition struct {
-	mu  sync.RWMutex
-	gz  []byte
-	gen uint64       // the last poll whose results gz holds
-	buf bytes.Buffer // reused between renders
-	// served is the newest poll whose results a scrape has been given (MarkServed).
-	served atomic.Uint64
+// Snapshot is the exporter's exposition as of one poll: its samples rendered in the text format
+// and, once asked for, in OpenMetrics. It is immutable once published, and shared by every
+// reader: do not modify its slices. Two snapshots of the same poll hold the same bytes in each
+// format both have.
+type Snapshot struct {
+	// Poll is the poll whose results it holds: whoever serves it gives it to Served.
+	Poll uint64
+	// Text is the samples in the Prometheus text format (0.0.4), as WriteText writes them.
+	Text []byte
+	// OpenMetrics is the same samples in OpenMetrics (1.0.0) with exemplars, without the closing
+	// "# EOF", as WriteOpenMetrics writes them; nil until OpenMetricsSnapshot has been called.
+	OpenMetrics []byte
+}
 
-	// The OpenMetrics rendering (with exemplars), gzip-compressed, of poll omGen: rendered with
-	// the text one after every poll once a scrape has asked for it (wantOM), and at once for
-	// the first such scrape.
-	omMu   sync.Mutex
-	om     []byte
-	omGen  uint64
+// exposition is what the model's owner publishes of the rendered metrics, and what its readers
+// tell it back. Rendered after every poll: between polls nothing changes, so a scrape costs a
+// copy, whatever the number of flows.
+type exposition struct {
+	// snap is the latest snapshot; only the model's owner stores it (publish).
+	snap atomic.Pointer[Snapshot]
+	// wantOM is set by the first OpenMetricsSnapshot: renders include OpenMetrics from then on.
 	wantOM atomic.Bool
+	// served is the newest poll whose snapshot a scrape has been given (Served), raised by readers
+	// and read by the model's owner (zeroServed).
+	served atomic.Uint64
 }
 
 func (x *exposition) markServed(gen uint64) {
@@ -283,101 +290,95 @@ func (x *exposition) markServed(gen uint64) {
 	}
 }
 
-// refreshExposition re-renders the cached exposition, and publishes with it the facts and (when
-// a status page was asked for) the status snapshot of the same moment. Called after polls.
+// refreshExposition renders and publishes a snapshot of the exposition, and publishes with it the
+// facts and (when a status page was asked for) the status snapshot of the same moment. Called
+// after polls.
 func (e *model) refreshExposition() error {
-	gen := e.completed
 	defer e.publishFacts() // after the exposition: ready means /metrics has what it says
 	if asked := e.pub.statusAskedAt.Load(); asked != 0 && e.now().Sub(time.Unix(0, asked)) < statusWanted {
 		st := e.status()
 		e.pub.status.Store(&st)
 	}
-	gz, err := e.renderGzip(&e.expo.buf, false)
-	if err != nil {
+	s := Snapshot{Poll: e.completed}
+	var err error
+	if s.Text, err = e.render(false); err != nil {
 		return err
 	}
-	e.expo.mu.Lock()
-	e.expo.gz, e.expo.gen = gz, gen
-	e.expo.mu.Unlock()
 	if e.expo.wantOM.Load() {
-		e.expo.omMu.Lock()
-		defer e.expo.omMu.Unlock()
-		om, err := e.renderGzip(nil, true)
-		if err != nil {
-			return err
-		}
-		e.expo.om, e.expo.omGen = om, gen
+		// Without it when it fails: the next OpenMetricsSnapshot renders it again.
+		s.OpenMetrics, err = e.render(true)
 	}
-	return nil
+	e.publish(s)
+	return err
 }
 
-// renderGzip renders the text (or OpenMetrics) exposition, gzip-compressed, in buf (reused when
-// given).
-func (e *model) renderGzip(buf *bytes.Buffer, om bool) ([]byte, error) {
-	if buf == nil {
-		buf = &bytes.Buffer{}
+// publish hands s to the WithPublished hook, then to readers.
+func (e *model) publish(s Snapshot) {
+	if e.onPublish != nil {
+		e.onPublish(s)
 	}
-	buf.Reset()
-	zw, err := gzip.NewWriterLevel(buf, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.write(zw, om); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return bytes.Clone(buf.Bytes()), nil
+	e.expo.snap.Store(&s)
 }
 
-// OpenMetrics returns the exporter's metrics as of the last poll in the OpenMetrics format, with
-// exemplars and without the closing "# EOF", gzip-compressed, and the poll they are of. The
-// first call renders them; from then on they are rendered after every poll. The slice is shared:
-// do not modify it.
-func (e *Exporter) OpenMetrics() (gz []byte, poll uint64, err error) {
+// render renders the text (or OpenMetrics) exposition into bytes of their own, allocated at the
+// size of the last rendering in that format (a 10k-flow text is tens of MB: no growing by
+// doubling).
+func (e *model) render(om bool) ([]byte, error) {
+	size := &e.renderSize[0]
+	if om {
+		size = &e.renderSize[1]
+	}
+	var buf bytes.Buffer
+	buf.Grow(*size + *size/16)
+	if err := e.write(&buf, om); err != nil {
+		return nil, err
+	}
+	*size = buf.Len()
+	return slices.Clip(buf.Bytes()), nil // an append by a reader copies: the bytes are shared
+}
+
+// Snapshot is the exposition as of the last render (after every poll): the text format, and
+// OpenMetrics if it has been asked for. It does not wait for a poll.
+func (e *Exporter) Snapshot() Snapshot { return *e.expo.snap.Load() }
+
+// OpenMetricsSnapshot is the exposition as of the last render, OpenMetrics included. The first
+// call renders OpenMetrics (waiting for the model's owner); from then on every render includes it.
+func (e *Exporter) OpenMetricsSnapshot() (Snapshot, error) {
 	e.expo.wantOM.Store(true)
-	if gz, gen, ok := e.expo.openMetrics(); ok {
-		return gz, gen, nil
+	if s := e.expo.snap.Load(); s.OpenMetrics != nil {
+		return *s, nil
 	}
-	// The first OpenMetrics scrape: rendered now, by the model's owner (from then on with
-	// every render).
 	m, release := e.acquire()
 	defer release()
-	if gz, gen, ok := e.expo.openMetrics(); ok {
-		return gz, gen, nil
+	return m.openMetricsSnapshot()
+}
+
+// openMetricsSnapshot renders OpenMetrics for the first OpenMetrics scrape, and publishes it in a
+// snapshot of the same poll as the text.
+func (e *model) openMetricsSnapshot() (Snapshot, error) {
+	s := *e.expo.snap.Load()
+	if s.OpenMetrics != nil {
+		return s, nil // rendered while this scrape waited for the model
 	}
-	om, err := m.renderGzip(nil, true)
+	if s.Poll != e.completed {
+		// Polls since the last render (a tick left unrendered): both formats, of the same moment.
+		if err := e.refreshExposition(); err != nil {
+			return Snapshot{}, err
+		}
+		return *e.expo.snap.Load(), nil
+	}
+	om, err := e.render(true)
 	if err != nil {
-		return nil, 0, err
+		return Snapshot{}, err
 	}
-	e.expo.omMu.Lock()
-	defer e.expo.omMu.Unlock()
-	e.expo.om, e.expo.omGen = om, m.completed
-	return om, m.completed, nil
+	s.OpenMetrics = om
+	e.publish(s)
+	return s, nil
 }
 
-// openMetrics is the OpenMetrics rendering, if it is of the latest text rendering.
-func (x *exposition) openMetrics() ([]byte, uint64, bool) {
-	x.omMu.Lock()
-	defer x.omMu.Unlock()
-	x.mu.RLock()
-	gen := x.gen
-	x.mu.RUnlock()
-	return x.om, x.omGen, x.om != nil && x.omGen == gen
-}
-
-// Exposition returns the exporter's metrics as of the last poll, in the text format (0.0.4),
-// gzip-compressed, and the poll they are of. The slice is shared: do not modify it.
-func (e *Exporter) Exposition() (gz []byte, poll uint64) {
-	e.expo.mu.RLock()
-	defer e.expo.mu.RUnlock()
-	return e.expo.gz, e.expo.gen
-}
-
-// MarkServed tells the exporter that a scrape has been given the metrics of poll (as returned by
-// Exposition). A flow first listed in a poll serves its counters at 0; its counted runs are
-// applied only after a scrape has been given that 0, so that Prometheus' increase() sees the
-// first failure of a brand-new flow (or after 10 polls if nothing is marked). Whoever serves the
-// metrics calls it once the answer is written.
-func (e *Exporter) MarkServed(poll uint64) { e.expo.markServed(poll) }
+// Served tells the exporter that a scrape has been given the snapshot of poll (Snapshot.Poll). A
+// flow first listed in a poll serves its counters at 0; its counted runs are applied only after a
+// scrape has been given that 0, so that Prometheus' increase() sees the first failure of a
+// brand-new flow (or after 10 polls if nothing is served). Whoever serves the metrics calls it
+// once the answer is written.
+func (e *Exporter) Served(poll uint64) { e.expo.markServed(poll) }

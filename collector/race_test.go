@@ -51,9 +51,8 @@ func TestRunRaceHistoryPollsAndReaders(t *testing.T) {
 					return
 				default:
 				}
-				_, gen := exp.Exposition()
-				exp.MarkServed(gen)
-				if _, _, err := exp.OpenMetrics(); err != nil {
+				exp.Served(exp.Snapshot().Poll)
+				if _, err := exp.OpenMetricsSnapshot(); err != nil {
 					t.Error(err)
 				}
 				_ = exp.Status()

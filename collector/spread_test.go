@@ -109,21 +109,21 @@ func TestTicksRenderAtMostAFifthOfTheTime(t *testing.T) {
 	var fx fixture
 	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
-	_, before := h.exp.Exposition()
+	before := h.exp.Snapshot().Poll
 	h.exp.m().renderedAt, h.exp.m().renderCost = time.Now(), time.Hour // as if the last render took an hour
 	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
 	h.clock.Advance(h.exp.cfg.PollInterval)
 	if err := h.exp.m().poll(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	if _, gen := h.exp.Exposition(); gen != before {
+	if gen := h.exp.Snapshot().Poll; gen != before {
 		t.Errorf("a tick rendered (poll %d → %d) within five render times of the last render", before, gen)
 	}
 	h.exp.m().renderCost = 0                                           // the last render is long enough ago now
 	if err := h.exp.m().poll(context.Background(), true); err != nil { // nothing due: the pending render
 		t.Fatal(err)
 	}
-	if _, gen := h.exp.Exposition(); gen == before {
+	if gen := h.exp.Snapshot().Poll; gen == before {
 		t.Error("the tick's results were never rendered")
 	}
 }
