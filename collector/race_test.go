@@ -39,30 +39,8 @@ func TestRunRaceHistoryPollsAndReaders(t *testing.T) {
 	exp, stop := runAgainst(t, sim, cfg)
 	start := time.Now()
 
-	// Readers: what the HTTP handlers call, in a loop.
-	var readers sync.WaitGroup
 	done := make(chan struct{})
-	var reads atomic.Int64
-	for range 3 {
-		readers.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				exp.Served(exp.Snapshot().Poll)
-				if _, err := exp.OpenMetricsSnapshot(); err != nil {
-					t.Error(err)
-				}
-				_ = exp.Status()
-				_ = exp.Ready()
-				exp.PollBudget()
-				reads.Add(1)
-				time.Sleep(time.Millisecond)
-			}
-		})
-	}
+	readers, reads := startReaders(t, exp, done)
 	// Traffic: new runs, failures retried (the watch and the sweeps have work), late rows. It
 	// goes on until the history has been read (however fast this machine reads it), then for half
 	// a second more, or until 150 rounds (3 s) overlapped a history still pending.
@@ -113,4 +91,31 @@ func TestRunRaceHistoryPollsAndReaders(t *testing.T) {
 		t.Errorf("only %d reads of the metrics and status while running", reads.Load())
 	}
 	t.Logf("%d reads in %s; %d of %d traffic rounds overlapped the history", reads.Load(), time.Since(start).Round(time.Millisecond), overlapped, rounds)
+}
+
+// startReaders starts three readers calling what the HTTP handlers call, in a loop, until done
+// is closed; reads counts their rounds.
+func startReaders(t *testing.T, exp *Exporter, done <-chan struct{}) (readers *sync.WaitGroup, reads *atomic.Int64) {
+	readers, reads = &sync.WaitGroup{}, &atomic.Int64{}
+	for range 3 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				exp.Served(exp.Snapshot().Poll)
+				if _, err := exp.OpenMetricsSnapshot(); err != nil {
+					t.Error(err)
+				}
+				_ = exp.Status()
+				_ = exp.Ready()
+				exp.PollBudget()
+				reads.Add(1)
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	return readers, reads
 }
