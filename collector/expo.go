@@ -258,6 +258,10 @@ func (t *textSink) histogram(f *family, count uint64, sum float64, upper []float
 // and, once asked for, in OpenMetrics. It is immutable once published, and shared by every
 // reader: do not modify its slices. Two snapshots of the same poll hold the same bytes in each
 // format both have.
+//
+// With a publisher (WithPublished), the exporter keeps no bytes: the snapshots it returns hold
+// their Poll only, the publisher having been lent each format's bytes before readers could see
+// that poll.
 type Snapshot struct {
 	// Poll is the poll whose results it holds: whoever serves it gives it to Served.
 	Poll uint64
@@ -272,13 +276,19 @@ type Snapshot struct {
 // tell it back. Rendered after every poll: between polls nothing changes, so a scrape costs a
 // copy, whatever the number of flows.
 type exposition struct {
-	// snap is the latest snapshot; only the model's owner stores it (publish).
-	snap atomic.Pointer[Snapshot]
+	// last is the latest snapshot as kept; only the model's owner stores it.
+	last atomic.Pointer[kept]
 	// wantOM is set by the first OpenMetricsSnapshot: renders include OpenMetrics from then on.
 	wantOM atomic.Bool
 	// served is the newest poll whose snapshot a scrape has been given (Served), raised by readers
 	// and read by the model's owner (zeroServed).
 	served atomic.Uint64
+}
+
+// kept is a snapshot as the exporter keeps it: whole without a publisher, its Poll only with one.
+type kept struct {
+	Snapshot
+	om bool // OpenMetrics of Poll was rendered (and, with a publisher, handed to it)
 }
 
 func (x *exposition) markServed(gen uint64) {
@@ -299,54 +309,141 @@ func (e *model) refreshExposition() error {
 		st := e.status()
 		e.pub.status.Store(&st)
 	}
-	s := Snapshot{Poll: e.completed}
-	var err error
-	if s.Text, err = e.render(false); err != nil {
+	om := e.expo.wantOM.Load()
+	r := e.renderer(true, om)
+	k := &kept{Snapshot: Snapshot{Poll: e.completed}}
+	if err := r.format(k, false); err != nil {
 		return err
 	}
-	if e.expo.wantOM.Load() {
+	var err error
+	if om {
 		// Without it when it fails: the next OpenMetricsSnapshot renders it again.
-		s.OpenMetrics, err = e.render(true)
+		err = r.format(k, true)
 	}
-	e.publish(s)
+	e.expo.last.Store(k)
 	return err
 }
 
-// publish hands s to the WithPublished hook, then to readers.
-func (e *model) publish(s Snapshot) {
-	if e.onPublish != nil {
-		e.onPublish(s)
-	}
-	e.expo.snap.Store(&s)
+// renderer renders the formats of one snapshot. With a publisher, they take turns in one buffer,
+// lent to the publisher for its call (so one plain rendering at most is alive, and none once
+// published); without one, each has bytes of its own, which the snapshot keeps.
+type renderer struct {
+	m   *model
+	buf []byte // with a publisher: the buffer lent, cut to length 0
 }
 
-// render renders the text (or OpenMetrics) exposition into bytes of their own, allocated at the
-// size of the last rendering in that format (a 10k-flow text is tens of MB: no growing by
-// doubling).
-func (e *model) render(om bool) ([]byte, error) {
-	size := &e.renderSize[0]
-	if om {
-		size = &e.renderSize[1]
+// renderer is a renderer of a snapshot in the text format (with text) and OpenMetrics (with om).
+func (e *model) renderer(text, om bool) *renderer {
+	r := &renderer{m: e}
+	if e.onPublish != nil {
+		r.buf = e.renderBuffer(text, om)
 	}
-	var buf bytes.Buffer
-	buf.Grow(*size + *size/16)
-	if err := e.write(&buf, om); err != nil {
+	return r
+}
+
+// format renders k's poll in one format (OpenMetrics with om), hands it to the publisher if any,
+// else keeps it in k.
+func (r *renderer) format(k *kept, om bool) error {
+	e := r.m
+	buf := r.buf
+	if e.onPublish == nil {
+		buf = e.renderBuffer(!om, om)
+	}
+	b, err := e.render(buf, om)
+	if err != nil {
+		return err
+	}
+	k.om = k.om || om
+	if e.onPublish == nil {
+		if om {
+			k.OpenMetrics = slices.Clip(b) // an append by a reader copies: the bytes are shared
+		} else {
+			k.Text = slices.Clip(b)
+		}
+		return nil
+	}
+	r.buf = b[:0] // grown if it had to be: the next format has it
+	s := Snapshot{Poll: k.Poll}
+	if om {
+		s.OpenMetrics = b
+	} else {
+		s.Text = b
+	}
+	e.onPublish(s)
+	return nil
+}
+
+// renderBuffer is an empty buffer for renderings in the text format (with text) and OpenMetrics
+// (with om): the size of the largest of their last renderings, plus a sixteenth. At 10k flows a
+// rendering is tens of MB, which growing by appending would allocate about thrice over; so a
+// format whose last rendering was small (under countBelow) or none, as before a first poll, is
+// counted first (rendered to a counter), a cheap pass when it is small again.
+func (e *model) renderBuffer(text, om bool) []byte {
+	n := 0
+	for i, want := range [2]bool{text, om} {
+		if !want {
+			continue
+		}
+		if e.renderSize[i] < countBelow {
+			var c byteCounter
+			if e.write(&c, i == 1) == nil {
+				e.renderSize[i] = int(c)
+			}
+		}
+		n = max(n, e.renderSize[i])
+	}
+	return make([]byte, 0, n+n/16)
+}
+
+// countBelow is the size of rendering under which the next one is counted before it is rendered.
+const countBelow = 1 << 20
+
+// byteCounter is an io.Writer that counts what it is given.
+type byteCounter int
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	*c += byteCounter(len(p))
+	return len(p), nil
+}
+
+// render renders the text (or OpenMetrics) exposition appended to buf (given at length 0, and
+// grown only if the rendering outgrows it), never nil.
+func (e *model) render(buf []byte, om bool) ([]byte, error) {
+	w := sliceWriter{b: buf}
+	if w.b == nil {
+		w.b = []byte{}
+	}
+	if err := e.write(&w, om); err != nil {
 		return nil, err
 	}
-	*size = buf.Len()
-	return slices.Clip(buf.Bytes()), nil // an append by a reader copies: the bytes are shared
+	if om {
+		e.renderSize[1] = len(w.b)
+	} else {
+		e.renderSize[0] = len(w.b)
+	}
+	return w.b, nil
+}
+
+// sliceWriter is an io.Writer appending to a slice.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
 }
 
 // Snapshot is the exposition as of the last render (after every poll): the text format, and
-// OpenMetrics if it has been asked for. It does not wait for a poll.
-func (e *Exporter) Snapshot() Snapshot { return *e.expo.snap.Load() }
+// OpenMetrics if it has been asked for. It does not wait for a poll. With a publisher
+// (WithPublished), it holds the poll only: the publisher has had the bytes.
+func (e *Exporter) Snapshot() Snapshot { return e.expo.last.Load().Snapshot }
 
-// OpenMetricsSnapshot is the exposition as of the last render, OpenMetrics included. The first
-// call renders OpenMetrics (waiting for the model's owner); from then on every render includes it.
+// OpenMetricsSnapshot is the exposition as of the last render, OpenMetrics included (with a
+// publisher: handed to it, and the snapshot holds the poll only). The first call renders
+// OpenMetrics (waiting for the model's owner); from then on every render includes it.
 func (e *Exporter) OpenMetricsSnapshot() (Snapshot, error) {
 	e.expo.wantOM.Store(true)
-	if s := e.expo.snap.Load(); s.OpenMetrics != nil {
-		return *s, nil
+	if k := e.expo.last.Load(); k.om {
+		return k.Snapshot, nil
 	}
 	m, release := e.acquire()
 	defer release()
@@ -356,24 +453,22 @@ func (e *Exporter) OpenMetricsSnapshot() (Snapshot, error) {
 // openMetricsSnapshot renders OpenMetrics for the first OpenMetrics scrape, and publishes it in a
 // snapshot of the same poll as the text.
 func (e *model) openMetricsSnapshot() (Snapshot, error) {
-	s := *e.expo.snap.Load()
-	if s.OpenMetrics != nil {
-		return s, nil // rendered while this scrape waited for the model
+	k := *e.expo.last.Load()
+	if k.om {
+		return k.Snapshot, nil // rendered while this scrape waited for the model
 	}
-	if s.Poll != e.completed {
+	if k.Poll != e.completed {
 		// Polls since the last render (a tick left unrendered): both formats, of the same moment.
 		if err := e.refreshExposition(); err != nil {
 			return Snapshot{}, err
 		}
-		return *e.expo.snap.Load(), nil
+		return e.expo.last.Load().Snapshot, nil
 	}
-	om, err := e.render(true)
-	if err != nil {
+	if err := e.renderer(false, true).format(&k, true); err != nil {
 		return Snapshot{}, err
 	}
-	s.OpenMetrics = om
-	e.publish(s)
-	return s, nil
+	e.expo.last.Store(&k)
+	return k.Snapshot, nil
 }
 
 // Served tells the exporter that a scrape has been given the snapshot of poll (Snapshot.Poll). A

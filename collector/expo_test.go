@@ -57,6 +57,59 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	}
 }
 
+// With a publisher, the exporter lends it each format once per render, one format a call, and
+// keeps none of the bytes: its snapshots hold the poll only. What it lends is what WriteText and
+// WriteOpenMetrics write, the first OpenMetricsSnapshot included.
+func TestPublisherIsLentEachFormatAndNothingIsKept(t *testing.T) {
+	e, p, _ := benchExporter(t, 300)
+	populate(e, p, 1000)
+	type lent struct {
+		poll     uint64
+		text, om string
+	}
+	var got []lent
+	WithPublished(func(s Snapshot) {
+		if (s.Text == nil) == (s.OpenMetrics == nil) {
+			t.Errorf("poll %d: lent %d bytes of text and %d of OpenMetrics, want one format", s.Poll, len(s.Text), len(s.OpenMetrics))
+		}
+		got = append(got, lent{s.Poll, string(s.Text), string(s.OpenMetrics)}) // copied: the bytes are lent
+	})(e.env)
+	var text, om bytes.Buffer
+	if err := e.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WriteOpenMetrics(&om); err != nil {
+		t.Fatal(err)
+	}
+	poll := e.m().completed
+	check := func(when string, want ...lent) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: lent %d renderings, want %d (or they differ from WriteText, WriteOpenMetrics)", when, len(got), len(want))
+		}
+		got = nil
+		if s := e.Snapshot(); s.Poll != poll || s.Text != nil || s.OpenMetrics != nil {
+			t.Errorf("%s: the exporter kept %d bytes of text, %d of OpenMetrics (poll %d)", when, len(s.Text), len(s.OpenMetrics), s.Poll)
+		}
+	}
+	if err := e.m().refreshExposition(); err != nil {
+		t.Fatal(err)
+	}
+	check("a render", lent{poll: poll, text: text.String()})
+	if s, err := e.OpenMetricsSnapshot(); err != nil || s.Poll != poll || s.OpenMetrics != nil {
+		t.Fatalf("OpenMetricsSnapshot: poll %d, %d bytes, %v", s.Poll, len(s.OpenMetrics), err)
+	}
+	check("the first OpenMetricsSnapshot", lent{poll: poll, om: om.String()})
+	if _, err := e.OpenMetricsSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	check("a second OpenMetricsSnapshot")
+	if err := e.m().refreshExposition(); err != nil {
+		t.Fatal(err)
+	}
+	check("a render once OpenMetrics is wanted", lent{poll: poll, text: text.String()}, lent{poll: poll, om: om.String()})
+}
+
 func sortedFlowIDs(p *projectState) []string { return slices.Sorted(maps.Keys(p.flows)) }
 
 // The OpenMetrics rendering says what expfmt's own OpenMetrics encoder says of Collect's

@@ -361,3 +361,73 @@ func gunzipBytes(b []byte) ([]byte, error) {
 	}
 	return io.ReadAll(zr)
 }
+
+// Wired as serve wires it, the exporter keeps no plain bytes (its publisher compresses them as it
+// publishes), and /metrics serves every format from the compressed cache: gzip as it is, identity
+// decompressed as it is written. Each is the exporter's rendering, followed by the registry's.
+func TestMetricsServedFromTheCompressedCacheAlone(t *testing.T) {
+	sim := simulator.New(simulator.Options{})
+	p := sim.AddProject("Cache")
+	for i := range 20 {
+		f := sim.AddFlow(p, "", fmt.Sprintf("Flow %d", i))
+		sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 2})
+	}
+	api := httptest.NewServer(sim)
+	defer api.Close()
+	client, err := apiclient.New(apiclient.Config{BaseURL: api.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := &gzipCache{}
+	e, err := collector.New(collector.Config{}, client, slog.New(slog.NewTextHandler(io.Discard, nil)), collector.WithPublished(gz.published))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.PollOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "own_metric", Help: "Own."}))
+	h := newMetricsHandler(e, reg, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.gz = gz
+	var text, om bytes.Buffer
+	if err := e.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WriteOpenMetrics(&om); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []struct {
+		om, zip bool
+		want    string
+	}{
+		{false, false, text.String() + "# HELP own_metric Own.\n# TYPE own_metric gauge\nown_metric 0\n"},
+		{false, true, text.String() + "# HELP own_metric Own.\n# TYPE own_metric gauge\nown_metric 0\n"},
+		{true, false, om.String() + "# HELP own_metric Own.\n# TYPE own_metric gauge\nown_metric 0.0\n# EOF\n"},
+		{true, true, om.String() + "# HELP own_metric Own.\n# TYPE own_metric gauge\nown_metric 0.0\n# EOF\n"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if kind.om {
+			req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+		}
+		if kind.zip {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		body := rec.Body.Bytes()
+		if kind.zip {
+			if body, err = gunzipBytes(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rec.Code != 200 || (rec.Header().Get("Content-Encoding") == "gzip") != kind.zip || string(body) != kind.want {
+			t.Errorf("OpenMetrics %v, gzip %v: %d, Content-Encoding %q, %d bytes, want %d:\n%.300s", kind.om, kind.zip,
+				rec.Code, rec.Header().Get("Content-Encoding"), len(body), len(kind.want), body)
+		}
+	}
+	if s := e.Snapshot(); s.Text != nil || s.OpenMetrics != nil {
+		t.Errorf("the exporter kept %d bytes of text and %d of OpenMetrics", len(s.Text), len(s.OpenMetrics))
+	}
+}

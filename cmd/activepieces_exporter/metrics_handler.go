@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -33,8 +34,9 @@ import (
 // scrapeTimeout.
 type metricsHandler struct {
 	exp exposer
-	// gz is its own, filled by scrapes, unless serve gives it the one the exporter fills as it
-	// publishes (wire).
+	// gz is the exporter's snapshots gzip-compressed. The handler's own is filled by scrapes,
+	// from the snapshots' plain bytes; an exporter with a publisher keeps none, so serve gives
+	// the handler the cache that the exporter's publisher fills (wire).
 	gz         *gzipCache
 	registry   prometheus.Gatherer
 	log        *slog.Logger
@@ -46,7 +48,8 @@ type metricsHandler struct {
 
 // exposer is what the handler needs of the exporter (collector.Exporter).
 type exposer interface {
-	// Snapshot is the text rendered after the last poll, and that poll.
+	// Snapshot is the text rendered after the last poll, and that poll (the text nil when the
+	// exporter handed it to its publisher, gz).
 	Snapshot() collector.Snapshot
 	// OpenMetricsSnapshot is the same with OpenMetrics too (without its "# EOF").
 	OpenMetricsSnapshot() (collector.Snapshot, error)
@@ -140,10 +143,9 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if om {
 		format = expfmt.NewFormat(expfmt.TypeOpenMetrics)
 	}
-	zip := acceptsGzip(r)
-	cached, poll, err := h.exposition(om, zip)
+	cached, poll, err := h.exposition(om)
 	if err != nil {
-		h.log.Error("rendering metrics", "openmetrics", om, "gzip", zip, "err", err)
+		h.log.Error("rendering metrics", "openmetrics", om, "err", err)
 		http.Error(w, "error rendering metrics: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -159,7 +161,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = closer.Close() // OpenMetrics' "# EOF", after everything
 	}
 	w.Header().Set("Content-Type", string(format))
-	if err := write(w, zip, cached, own.Bytes()); err != nil {
+	if err := write(w, acceptsGzip(r), cached, own.Bytes()); err != nil {
 		return
 	}
 	// Only a whole GET answer is a scrape that served new flows' zero series: a HEAD has no body.
@@ -169,8 +171,8 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // exposition is the exporter's latest snapshot in the format asked for (OpenMetrics with om),
-// gzip-compressed with zip, and the poll it holds.
-func (h *metricsHandler) exposition(om, zip bool) ([]byte, uint64, error) {
+// gzip-compressed, and the poll it holds.
+func (h *metricsHandler) exposition(om bool) ([]byte, uint64, error) {
 	var s collector.Snapshot
 	var err error
 	if om {
@@ -185,20 +187,23 @@ func (h *metricsHandler) exposition(om, zip bool) ([]byte, uint64, error) {
 	if om {
 		plain = s.OpenMetrics
 	}
-	if !zip {
-		return plain, s.Poll, nil
-	}
 	return h.gz.get(om, s.Poll, plain)
 }
 
-// write sends the exporter's part and the registry's text, the latter gzip-compressed with zip
-// (the former is then already).
+// write sends the exporter's part (cached, gzip-compressed) and the registry's text: both
+// gzip-compressed with zip, else both plain, the former decompressed as it is written (no plain
+// copy of it is kept anywhere).
 func write(w http.ResponseWriter, zip bool, cached, own []byte) error {
 	if !zip {
-		if _, err := w.Write(cached); err != nil {
+		zr, err := gzip.NewReader(bytes.NewReader(cached))
+		if err != nil {
+			http.Error(w, "error decoding cached metrics: "+err.Error(), http.StatusInternalServerError)
 			return err
 		}
-		_, err := w.Write(own)
+		if _, err := io.Copy(w, zr); err != nil {
+			return err
+		}
+		_, err = w.Write(own)
 		return err
 	}
 	// Two gzip members back to back form one valid gzip stream (RFC 1952 §2.2).
