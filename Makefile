@@ -51,11 +51,12 @@ demo:
 	$(GO) run ./cmd/activepieces_exporter --demo
 
 # Benchmarks (each with its baseline in the same run) and the load tests (60 s of runs, a big
-# platform's time to ready, 1,000 idle projects, time to ready by platform size); README, Performance.
+# platform's time to ready, 1,000 idle projects, time to ready by platform size); docs/performance.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./collector ./cmd/activepieces_exporter
 	$(GO) test -count=1 -run '^TestLoad$$|^TestBigPlatformTimeToReady$$|^TestThousandIdleProjects$$|^TestTimeToReadyByPlatformSize$$' -v -timeout 40m ./cmd/activepieces_exporter -load
 	$(GO) test -count=1 -run '^TestAPICost$$|^TestSoak' -v ./collector -soak
+	ACTIVEPIECES_EXPORTER_TEST_RACE_BINARY=1 $(GO) test -race -count=1 -run '^TestLoad$$' -v -timeout 20m ./cmd/activepieces_exporter -load -load.duration=30s
 
 # The API reference the code cites, copied from the shared material (which may gain sections).
 api-doc:

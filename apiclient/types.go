@@ -48,8 +48,9 @@ func (s RunStatus) IsRetryable() bool { return s.IsFailure() || s == StatusLogSi
 // header limit of Node's HTTP server.
 const MaxFlowRunIDs = 100
 
-// InFlightStatuses are the non-terminal statuses, in a fixed order.
-var InFlightStatuses = []RunStatus{StatusQueued, StatusRunning, StatusPaused}
+// InFlightStatuses are the non-terminal statuses, in a fixed order (an array: its length is a
+// constant that counts of runs by in-flight status are sized by).
+var InFlightStatuses = [...]RunStatus{StatusQueued, StatusRunning, StatusPaused}
 
 // IsInFlight reports whether a run in this status may still change.
 func (s RunStatus) IsInFlight() bool {

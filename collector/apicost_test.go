@@ -13,142 +13,161 @@ import (
 // TestAPICost counts, through the simulator, what the exporter costs the API (README,
 // Performance): steady state, a burst, and the overlap sweep at 10 runs/s.
 func TestAPICost(t *testing.T) {
-	t.Run("steady state: 1 per project + 1 per 1000 runs in flight", func(t *testing.T) {
-		var fx fixture
-		h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
-			fx = seedFixture(h)
-			p2 := h.sim.AddProject("Support")
-			h.sim.AddFlow(p2, "", "Triage")
-		})
-		h.mustPoll()
-		for range 250 {
-			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
-		}
-		h.mustPoll()
-		h.clock.Advance(10 * time.Minute)
-		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded}) // moves the head past them
-		h.mustPoll()
-		h.sim.ResetRequests()
-		for range 10 {
-			h.mustPoll()
-		}
-		perPoll := float64(len(h.sim.Requests())) / 10
-		t.Logf("2 projects, 250 runs in flight: %.1f requests per poll", perPoll)
-		if perPoll != 2+1 {
-			t.Errorf("%.1f requests per poll, want 2 + ceil(250/1000) = 3", perPoll)
-		}
+	t.Run("steady state: 1 per project + 1 per 1000 runs in flight", apiCostSteadyState)
+	t.Run("burst of 1000 new runs: ceil(1000/100)+1", apiCostBurst)
+	t.Run("overlap sweep per hour at 10 runs/s", apiCostOverlapSweep)
+	t.Run("flow refresh: retry watch and late check", apiCostFlowRefresh)
+	t.Run("5,000 runs in flight over 20 projects: at most 2 requests per project per poll", apiCostManyInFlight)
+}
+
+// apiCostSteadyState: with 2 projects and 250 runs in flight a poll costs 1 request per project
+// + 1 per 1000 runs in flight.
+func apiCostSteadyState(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
+		fx = seedFixture(h)
+		p2 := h.sim.AddProject("Support")
+		h.sim.AddFlow(p2, "", "Triage")
 	})
-	t.Run("burst of 1000 new runs: ceil(1000/100)+1", func(t *testing.T) {
-		var fx fixture
-		h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	for range 250 {
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
+	}
+	h.mustPoll()
+	h.clock.Advance(10 * time.Minute)
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded}) // moves the head past them
+	h.mustPoll()
+	h.sim.ResetRequests()
+	for range 10 {
 		h.mustPoll()
-		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA})
-		h.mustPoll()
-		for i := range 1000 {
-			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
-		}
-		h.sim.ResetRequests()
-		h.mustPoll()
-		n := len(h.sim.Requests())
-		t.Logf("burst of 1000 runs: %d requests", n)
-		if n != 11 {
-			t.Errorf("%d requests, want 11", n)
-		}
-		h.assertTotals()
-	})
-	t.Run("overlap sweep per hour at 10 runs/s", func(t *testing.T) {
-		var fx fixture
-		h := newHarness(t, simulator.Options{}, Config{FlowsInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
-		h.mustPoll()
-		h.sim.ResetRequests()
-		for range 120 { // an hour of 30 s polls
-			base := h.clock.Now()
-			for i := range 300 {
-				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Created: base.Add(time.Duration(i) * 100 * time.Millisecond)})
-			}
-			h.mustPoll()
-		}
-		sweep, fresh := 0, 0
-		for _, r := range h.sim.Requests() {
-			if r.Query.Get("createdBefore") != "" {
-				sweep++
-			} else {
-				fresh++
-			}
-		}
-		t.Logf("one hour at 10 runs/s (36,000 runs): %d listing requests for new runs, %d for the overlap sweep", fresh, sweep)
-		if sweep > 61 {
-			t.Errorf("overlap sweep cost %d requests an hour, want one count-by-status per sweep (60)", sweep)
-		}
-		h.assertTotals()
-	})
-	t.Run("flow refresh: retry watch and late check", func(t *testing.T) {
-		for _, failed := range []int{10, 1500} {
-			var fx fixture
-			h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: time.Minute}, func(h *harness) { fx = seedFixture(h) })
-			h.mustPoll()
-			for i := range failed {
-				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
-			}
-			h.untilRefresh()
-			h.untilRefresh()
-			h.sim.ResetRequests()
-			h.untilRefresh() // polls up to and including one flow refresh
-			watch, counts := 0, 0
-			for _, r := range h.sim.Requests() {
-				switch {
-				case r.Path == "/api/v1/flow-runs" && r.Query.Get("includeArchived") == "true" && len(r.Query["status"]) > 0:
-					watch++
-				case r.Path == "/api/v1/flow-runs/count-by-status":
-					counts++
-				}
-			}
-			t.Logf("%d failed runs in the retry window: %d watch requests and %d count-by-status per flow refresh", failed, watch, counts)
-			if want := (failed + bulkPageSize - 1) / bulkPageSize; watch != want || counts != 1 {
-				t.Errorf("%d failed runs: %d watch requests and %d counts per refresh, want %d and 1", failed, watch, counts, want)
-			}
-			if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED"); got != float64(failed) {
-				t.Errorf("counted %v of %d", got, failed)
-			}
-		}
-	})
-	t.Run("5,000 runs in flight over 20 projects: at most 2 requests per project per poll", func(t *testing.T) {
-		var flows []string
-		h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
-			for i := range 20 {
-				p := h.sim.AddProject(fmt.Sprintf("P%02d", i))
-				flows = append(flows, h.sim.AddFlow(p, "", "F"))
-			}
-		})
-		h.mustPoll()
-		var inflight []string
+	}
+	perPoll := float64(len(h.sim.Requests())) / 10
+	t.Logf("2 projects, 250 runs in flight: %.1f requests per poll", perPoll)
+	if perPoll != 2+1 {
+		t.Errorf("%.1f requests per poll, want 2 + ceil(250/1000) = 3", perPoll)
+	}
+}
+
+// apiCostBurst: a burst of 1000 new runs costs ceil(1000/100)+1 requests.
+func apiCostBurst(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA})
+	h.mustPoll()
+	for i := range 1000 {
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+	}
+	h.sim.ResetRequests()
+	h.mustPoll()
+	n := len(h.sim.Requests())
+	t.Logf("burst of 1000 runs: %d requests", n)
+	if n != 11 {
+		t.Errorf("%d requests, want 11", n)
+	}
+	h.assertTotals()
+}
+
+// apiCostOverlapSweep: over an hour of 30 s polls at 10 runs/s, the overlap sweep costs one
+// count-by-status per sweep.
+func apiCostOverlapSweep(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{FlowsInterval: 24 * time.Hour}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.sim.ResetRequests()
+	for range 120 { // an hour of 30 s polls
 		base := h.clock.Now()
-		for _, f := range flows {
-			for i := range 250 {
-				inflight = append(inflight, h.sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusPaused,
-					Created: base.Add(time.Duration(i) * time.Millisecond)}))
+		for i := range 300 {
+			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Created: base.Add(time.Duration(i) * 100 * time.Millisecond)})
+		}
+		h.mustPoll()
+	}
+	sweep, fresh := 0, 0
+	for _, r := range h.sim.Requests() {
+		if r.Query.Get("createdBefore") != "" {
+			sweep++
+		} else {
+			fresh++
+		}
+	}
+	t.Logf("one hour at 10 runs/s (36,000 runs): %d listing requests for new runs, %d for the overlap sweep", fresh, sweep)
+	if sweep > 61 {
+		t.Errorf("overlap sweep cost %d requests an hour, want one count-by-status per sweep (60)", sweep)
+	}
+	h.assertTotals()
+}
+
+// apiCostFlowRefresh: per flow refresh, the failed runs in the retry window cost one watch request
+// per bulkPageSize of them, and the late check one count-by-status.
+func apiCostFlowRefresh(t *testing.T) {
+	for _, failed := range []int{10, 1500} {
+		var fx fixture
+		h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: time.Minute}, func(h *harness) { fx = seedFixture(h) })
+		h.mustPoll()
+		for i := range failed {
+			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Duration(i) * time.Millisecond)})
+		}
+		h.untilRefresh()
+		h.untilRefresh()
+		h.sim.ResetRequests()
+		h.untilRefresh() // polls up to and including one flow refresh
+		watch, counts := 0, 0
+		for _, r := range h.sim.Requests() {
+			switch {
+			case r.Path == "/api/v1/flow-runs" && r.Query.Get("includeArchived") == "true" && len(r.Query["status"]) > 0:
+				watch++
+			case r.Path == "/api/v1/flow-runs/count-by-status":
+				counts++
 			}
 		}
-		h.mustPoll()
-		h.mustPoll()
-		h.sim.ResetRequests()
-		for range 10 {
-			h.mustPoll()
+		t.Logf("%d failed runs in the retry window: %d watch requests and %d count-by-status per flow refresh", failed, watch, counts)
+		if want := (failed + bulkPageSize - 1) / bulkPageSize; watch != want || counts != 1 {
+			t.Errorf("%d failed runs: %d watch requests and %d counts per refresh, want %d and 1", failed, watch, counts, want)
 		}
-		perProject := float64(len(h.sim.Requests())) / 10 / 20
-		t.Logf("5,000 unchanging runs in flight over 20 projects: %.2f requests per project per poll", perProject)
-		if perProject > 2 {
-			t.Errorf("%.2f requests per project per poll, want at most 2", perProject)
+		if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED"); got != float64(failed) {
+			t.Errorf("counted %v of %d", got, failed)
 		}
-		for _, id := range inflight { // they all end: each counted once
-			h.sim.SetRunStatus(id, apiclient.StatusSucceeded)
-		}
-		h.mustPoll()
-		h.mustPoll()
-		if n := h.assertTotals(); n != 5000 {
-			t.Errorf("%d runs counted, want 5000", n)
+	}
+}
+
+// apiCostManyInFlight: 5,000 unchanging runs in flight over 20 projects cost at most 2 requests
+// per project per poll, and each is counted once when they end.
+func apiCostManyInFlight(t *testing.T) {
+	var flows []string
+	h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
+		for i := range 20 {
+			p := h.sim.AddProject(fmt.Sprintf("P%02d", i))
+			flows = append(flows, h.sim.AddFlow(p, "", "F"))
 		}
 	})
+	h.mustPoll()
+	var inflight []string
+	base := h.clock.Now()
+	for _, f := range flows {
+		for i := range 250 {
+			inflight = append(inflight, h.sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusPaused,
+				Created: base.Add(time.Duration(i) * time.Millisecond)}))
+		}
+	}
+	h.mustPoll()
+	h.mustPoll()
+	h.sim.ResetRequests()
+	for range 10 {
+		h.mustPoll()
+	}
+	perProject := float64(len(h.sim.Requests())) / 10 / 20
+	t.Logf("5,000 unchanging runs in flight over 20 projects: %.2f requests per project per poll", perProject)
+	if perProject > 2 {
+		t.Errorf("%.2f requests per project per poll, want at most 2", perProject)
+	}
+	for _, id := range inflight { // they all end: each counted once
+		h.sim.SetRunStatus(id, apiclient.StatusSucceeded)
+	}
+	h.mustPoll()
+	h.mustPoll()
+	if n := h.assertTotals(); n != 5000 {
+		t.Errorf("%d runs counted, want 5000", n)
+	}
 }
 
 // With N projects and a rate limit R that cannot sustain --poll.interval, one warning says so

@@ -2,8 +2,6 @@ package collector
 
 import (
 	"time"
-
-	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 )
 
 // applyLocked folds one successful poll of a project into its state.
@@ -11,6 +9,7 @@ func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Ti
 	if !p.started {
 		// What the first poll lists is history; what appears after it is counted.
 		p.countFrom = f.head.Add(time.Millisecond)
+		p.finishedFrom = f.serverNow // when the first read began, by the server's clock
 		p.history = f.history
 		if p.history != nil {
 			select { // wake the history reader
@@ -25,26 +24,21 @@ func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Ti
 	finished := p.deferred
 	p.deferred = nil
 
-	// No listing of this poll asked for finished runs older than floor: one that comes back anyway
-	// (a server ignoring createdAfter) was counted before and has left the ledger.
-	// And a ledger restored from a state file knows the runs only from ledgerFrom on (an older
-	// format, or a shorter --poll.late-window, kept less): nothing older is taken as new.
-	var floor time.Time
-	if p.started {
-		floor = p.ledgerHorizon(e.ledgerWindow())
-		if p.ledgerFrom.After(floor) {
-			floor = p.ledgerFrom
-		}
-	}
+	rules := e.ledgerRules(p, seq)
+	var news ledgerNews
+	news.finished = finished
 	for i := range f.inflight {
-		e.observeLocked(p, &f.inflight[i], seq, false, floor, &finished)
+		p.observe(&f.inflight[i], p.id, false, rules, &news)
 	}
 	for i := range f.listed {
-		e.observeLocked(p, &f.listed[i], seq, true, floor, &finished)
+		p.observe(&f.listed[i], p.id, true, rules, &news)
 	}
-	e.applyWatchLocked(p, f, seq, floor, &finished)
-	e.dropTrackedLocked(p, f.gone, seq, now)
-	e.recordLocked(p, finished, seq)
+	e.applyWatchLocked(p, f, rules, &news)
+	for _, id := range p.dropGone(f.gone, seq, now, e.cfg.PauseLimit) {
+		e.log.Debug("in-flight run no longer listed by the server; dropped", "project_id", p.id, "run_id", id)
+	}
+	e.noteNewsLocked(p, &news)
+	e.recordLocked(p, news.finished, seq)
 
 	p.head, p.started, p.gaps = f.head, f.started, f.gaps
 	if !f.overlapAt.IsZero() {
@@ -69,21 +63,53 @@ func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Ti
 	e.pruneLedgersLocked(p)
 }
 
-// dropTrackedLocked stops tracking in-flight runs the server no longer has (gone, unless a
-// listing of this poll returned them) and PAUSED runs older than the platform's pause limit,
-// which will never be resumed.
-func (e *model) dropTrackedLocked(p *projectState, gone []string, seq uint64, now time.Time) {
-	for _, id := range gone {
-		if t, ok := p.tracked[id]; ok && t.touched != seq {
-			delete(p.tracked, id)
-			e.log.Debug("in-flight run no longer listed by the server; dropped", "project_id", p.id, "run_id", id)
+// ledgerRules are the rules p's ledger applies in poll seq.
+func (e *model) ledgerRules(p *projectState, seq uint64) *ledgerRules {
+	r := &ledgerRules{seq: seq, counting: p.started, countFrom: p.countFrom, finishedFrom: p.finishedFrom, serverNow: e.serverNow(),
+		retryWindow: e.cfg.RetryWindow, maxTracked: e.cfg.MaxTrackedRuns,
+		skip: func(id string) bool { return p.ignoredFlow(id) || len(e.flowSet) > 0 && p.flows[id] == nil },
+		intern: func(id string) string {
+			if fl := p.flows[id]; fl != nil {
+				return fl.id
+			}
+			return id
+		}}
+	// No listing of this poll asked for finished runs older than floor: one that comes back anyway
+	// (a server ignoring createdAfter) was counted before and has left the ledger.
+	// And a ledger restored from a state file knows the runs only from ledgerFrom on (an older
+	// format, or a shorter --poll.late-window, kept less): nothing older is taken as new.
+	if p.started {
+		r.floor = p.ledgerHorizon(e.ledgerWindow())
+		if p.ledgerFrom.After(r.floor) {
+			r.floor = p.ledgerFrom
 		}
 	}
-	for id, t := range p.tracked {
-		if t.status == apiclient.StatusPaused && now.Sub(t.created) > e.cfg.PauseLimit {
-			delete(p.tracked, id)
-			p.untracked[id] = t.created // a re-read must not track it again
+	return r
+}
+
+// noteNewsLocked counts and logs what the ledger reported beyond the finished runs.
+func (e *model) noteNewsLocked(p *projectState, n *ledgerNews) {
+	if n.invalid > 0 {
+		if p.invalidRuns == 0 {
+			r := n.firstInvalid
+			e.log.Warn("the API returned a run without id, created time or status, or of another project; skipping such runs (counted in activepieces_exporter_invalid_runs_total)",
+				"project_id", p.id, "run_project_id", capLabel(r.ProjectID), "problem", r.Invalid)
 		}
+		p.invalidRuns += float64(n.invalid)
+	}
+	if r := n.droppedFields; r != nil && !p.droppedFieldsLogged {
+		p.droppedFieldsLogged = true
+		e.log.Warn("the API returned a run with fields that cannot be decoded; the run is counted without them (logged once)",
+			"project_id", p.id, "run_id", capLabel(r.ID), "fields", r.Dropped)
+	}
+	e.trackedDropped += float64(n.trackedDropped)
+	if n.watchFull && !p.watchFullLogged {
+		p.watchFullLogged = true
+		e.log.Warn("too many failed runs to watch for retries (--poll.max-tracked-runs); retries of the others are not seen",
+			"project_id", p.id, "max", e.cfg.MaxTrackedRuns)
+	}
+	if n.reopened > 0 {
+		e.log.Debug("finished runs re-opened or finished again (retries)", "project_id", p.id, "runs", n.reopened)
 	}
 }
 
@@ -92,19 +118,19 @@ func (e *model) dropTrackedLocked(p *projectState, gone []string, seq uint64, no
 func (e *model) recordLocked(p *projectState, finished []pendingRun, seq uint64) {
 	sortByFinish(finished)
 	for _, pr := range finished {
-		fl := p.flows[pr.run.FlowID]
+		fl := p.flows[pr.Run.FlowID]
 		switch {
 		case fl == nil:
-			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.run.FlowID)
-		case (pr.count || pr.retry) && !e.zeroServed(fl, seq):
+			e.log.Debug("finished run of a flow not listed; not exported", "project_id", p.id, "flow_id", pr.Run.FlowID)
+		case (pr.Count || pr.Retry) && !e.zeroServed(fl, seq):
 			// The flow's zero series have not been scraped yet: apply in a later poll, so that
 			// the first sample Prometheus sees is 0 and increase() sees the run.
 			p.deferred = append(p.deferred, pr)
 		case !fl.exported:
 		default:
 			fl.record(&pr, e.cfg.DurationBuckets, e.cfg.MaxFailedStepsPerFlow)
-			if pr.count && !pr.retry && !pr.noQueueWait {
-				p.queueWait.observe(&pr.run)
+			if pr.Count && !pr.Retry && !pr.NoQueueWait {
+				p.queueWait.observe(&pr.Run)
 			}
 		}
 	}
@@ -118,185 +144,26 @@ func (e *model) pruneLedgersLocked(p *projectState) {
 		return
 	}
 	p.prunedAt = horizon
-	h := horizon.UnixMilli()
-	for k, created := range p.seen {
-		if created < h {
-			delete(p.seen, k)
-		}
-	}
-	for id, created := range p.untracked {
-		if created.Before(horizon) {
-			delete(p.untracked, id)
-		}
-	}
+	p.forgetBefore(horizon)
 }
 
-// observeLocked classifies one run read from the API. listed says it came from a time-range listing
-// (where a finished run may be first seen) rather than an in-flight listing or a refresh (where
-// only runs already tracked matter).
-func (e *model) observeLocked(p *projectState, r *apiclient.FlowRun, seq uint64, listed bool, floor time.Time, finished *[]pendingRun) {
-	if r.Invalid != "" || r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
-		if p.invalidRuns == 0 {
-			e.log.Warn("the API returned a run without id, created time or status, or of another project; skipping such runs (counted in activepieces_exporter_invalid_runs_total)",
-				"project_id", p.id, "run_project_id", capLabel(r.ProjectID), "problem", r.Invalid)
-		}
-		p.invalidRuns++
-		return
-	}
-	if len(r.Dropped) > 0 && !p.droppedFieldsLogged {
-		p.droppedFieldsLogged = true
-		e.log.Warn("the API returned a run with fields that cannot be decoded; the run is counted without them (logged once)",
-			"project_id", p.id, "run_id", capLabel(r.ID), "fields", r.Dropped)
-	}
-	if p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil {
-		if listed {
-			p.seen.add(r.ID, r.Created.Time) // known, so the overlap sweep's count matches
-		}
-		return
-	}
-	if t, ok := p.tracked[r.ID]; ok {
-		if r.Status.IsTerminal() {
-			delete(p.tracked, r.ID)
-			p.seen.add(r.ID, r.Created.Time)
-			pr := pendingRun{run: *r, count: true}
-			// A retry on a server that keeps startTime: finishTime − startTime spans both executions.
-			pr.noDuration = t.reopened && unixMS(r.StartTime.Time) == t.origStart
-			pr.noQueueWait = t.reopened // its startTime − created spans the execution before
-			e.watchLocked(p, r)
-			*finished = append(*finished, pr)
-			return
-		}
-		t.status, t.start, t.touched = r.Status, r.StartTime.Time, seq
-		return
-	}
-	if w, ok := p.watched[r.ID]; ok {
-		e.compareWatchedLocked(p, r, w, seq, finished)
-		return
-	}
-	if p.seen.has(r.ID) {
-		return
-	}
-	if r.Status.IsInFlight() {
-		if _, skip := p.untracked[r.ID]; skip {
-			return
-		}
-		if len(p.tracked) >= e.cfg.MaxTrackedRuns {
-			p.untracked[r.ID] = r.Created.Time
-			e.trackedDropped++
-			return
-		}
-		p.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time, touched: seq}
-		return
-	}
-	if !listed || r.Created.Before(floor) {
-		return // never tracked: only a time-range listing may show it first, and only recent
-	}
-	p.seen.add(r.ID, r.Created.Time)
-	e.watchLocked(p, r)
-	// Runs that finished before the exporter started are history: gauges only. All that the first
-	// poll of a project lists is (whatever its times, which a wrong clock can put anywhere).
-	*finished = append(*finished, pendingRun{run: *r, count: p.started && !r.Created.Before(p.countFrom)})
-}
-
-// watchLocked remembers a finished run that may be retried on the same row, while it ended within the
-// retry window.
-func (e *model) watchLocked(p *projectState, r *apiclient.FlowRun) {
-	if e.cfg.RetryWindow <= 0 || !r.Status.IsRetryable() {
-		delete(p.watched, r.ID)
-		return
-	}
-	end := orderTime(r)
-	if e.serverNow().Sub(end) > e.cfg.RetryWindow {
-		return
-	}
-	if _, ok := p.watched[r.ID]; !ok && len(p.watched) >= e.cfg.MaxTrackedRuns {
-		if !p.watchFullLogged {
-			p.watchFullLogged = true
-			e.log.Warn("too many failed runs to watch for retries (--poll.max-tracked-runs); retries of the others are not seen",
-				"project_id", p.id, "max", e.cfg.MaxTrackedRuns)
-		}
-		return
-	}
-	w := watchedOf(r)
-	if fl := p.flows[r.FlowID]; fl != nil {
-		w.flowID = fl.id // share the flow's copy of the id rather than keep one per run
-	}
-	p.watched[r.ID] = w
-}
-
-// compareWatchedLocked compares a watched run as read now with what was recorded when it finished. A
-// retry re-opens the row: the run is back in flight (tracked until it finishes again), or it has
-// finished again between two reads (a new finishTime, or a new startTime): that execution is
-// counted too. A new status with the same times is a correction of the same execution: nothing is
-// counted again.
-func (e *model) compareWatchedLocked(p *projectState, r *apiclient.FlowRun, w watchedRun, seq uint64, finished *[]pendingRun) {
-	start, finish := unixMS(r.StartTime.Time), unixMS(r.FinishTime.Time)
-	switch {
-	case r.Status.IsInFlight():
-		delete(p.watched, r.ID)
-		p.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time,
-			touched: seq, reopened: true, origStart: w.start}
-		*finished = append(*finished, pendingRun{run: *r, retry: true})
-		e.log.Debug("finished run re-opened (retry)", "project_id", p.id, "run_id", r.ID, "was", w.status, "now", r.Status)
-	case finish != w.finish || start != w.start:
-		p.seen.add(r.ID, r.Created.Time)
-		e.watchLocked(p, r)
-		*finished = append(*finished, pendingRun{run: *r, count: true, retry: true, noDuration: start == w.start})
-		e.log.Debug("finished run retried and finished again", "project_id", p.id, "run_id", r.ID, "was", w.status, "now", r.Status)
-	case r.Status != w.status:
-		w.status = r.Status
-		p.watched[r.ID] = w
-		if !r.Status.IsRetryable() {
-			delete(p.watched, r.ID)
-		}
-	}
-}
-
-// applyWatch folds in the runs the retry watch read: the listing of runs in a retryable status
-// and the re-read of watched runs that listing did not return.
-func (e *model) applyWatchLocked(p *projectState, f *fetched, seq uint64, floor time.Time, finished *[]pendingRun) {
+// applyWatchLocked folds in the runs the retry watch read: the listing of runs in a retryable
+// status and the re-read of watched runs that listing did not return.
+func (e *model) applyWatchLocked(p *projectState, f *fetched, rules *ledgerRules, news *ledgerNews) {
 	for i := range f.watchReread {
-		e.observeLocked(p, &f.watchReread[i], seq, false, floor, finished)
+		p.observe(&f.watchReread[i], p.id, false, rules, news)
 	}
 	for _, id := range f.unwatched {
 		delete(p.watched, id)
 	}
 	for i := range f.watchListed {
-		r := &f.watchListed[i]
-		_, known := p.watched[r.ID]
-		_, tracked := p.tracked[r.ID]
-		seen := p.seen.has(r.ID)
-		_, untracked := p.untracked[r.ID]
-		switch {
-		case known || tracked || seen || untracked || r.ID == "" || r.Created.IsZero():
-			e.observeLocked(p, r, seq, false, floor, finished)
-		case r.Created.After(f.head) || p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil:
-			// Newer than the poll position: the next listing reads it. Or a flow not exported.
-		case !r.Created.Before(floor) && !r.Created.Before(p.countFrom):
-			// Created after the exporter started, within the ledger's window, never listed: a row
-			// that became visible late. Counted now.
-			e.observeLocked(p, r, seq, true, floor, finished)
-		default:
-			// Finished before the exporter knew the project (or beyond the ledger): the
-			// baseline a retry is compared with.
-			e.watchLocked(p, r)
-		}
+		p.observeWatchListing(&f.watchListed[i], p.id, f.head, rules, news)
 	}
 	if f.watchListedAt.IsZero() {
 		return
 	}
 	p.watchStarted = true
-	// Runs that ended before the retry window are no longer watched.
-	oldest := unixMS(e.serverNow().Add(-e.cfg.RetryWindow))
-	for id, w := range p.watched {
-		end := w.finish
-		if end == 0 {
-			end = w.created
-		}
-		if end < oldest {
-			delete(p.watched, id)
-		}
-	}
+	p.unwatchBefore(unixMS(rules.serverNow.Add(-e.cfg.RetryWindow))) // ended before the retry window
 }
 
 // ledgerWindow is how far below the poll position the ledger keeps the ids of finished runs: as
@@ -329,18 +196,14 @@ func (e *model) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 				st.exported = true
 				e.exportedFlows++
 			} else {
-				e.droppedFlows++
-				if !e.droppedLogged[fl.ID] {
-					e.droppedLogged[fl.ID] = true
-					e.log.Warn("flow not exported: --metrics.max-flows reached", "project_id", p.id, "flow_id", fl.ID, "max_flows", e.cfg.MaxFlows)
-				}
+				e.droppedFlows++ // logged once a poll, in sum (logDroppedFlows)
 			}
 		}
-		if st.name != name || st.labels == nil {
-			st.name = name
+		if st.Name != name || st.labels == nil {
+			st.Name = name
 			st.labels = []string{capLabel(p.id), capLabel(fl.ID), capLabel(name)}
 		}
-		st.status, st.folderID = capLabel(fl.Status), capLabel(fl.FolderID)
+		st.Status, st.FolderID = capLabel(fl.Status), capLabel(fl.FolderID)
 	}
 	// Runs named flows this listing lacks: remember them so they do not trigger listings.
 	for _, r := range f.listed {
@@ -379,11 +242,7 @@ func (e *model) removeFlowsLocked(p *projectState, keep map[string]bool) {
 			e.droppedFlows--
 		}
 		delete(p.flows, id)
-		for rid, t := range p.tracked {
-			if t.flowID == id {
-				delete(p.tracked, rid)
-			}
-		}
+		p.forgetFlow(id)
 	}
 }
 

@@ -135,19 +135,19 @@ func populate(e *Exporter, p *projectState, inflight int) {
 	buckets := e.cfg.DurationBuckets
 	for _, f := range p.flows {
 		for i, s := range apiclient.TerminalStatuses {
-			f.runs[s] = float64(i * 3)
+			f.Runs[s] = float64(i * 3)
 		}
-		for i := range f.durBuckets {
-			f.durBuckets[i] = uint64(i)
+		for i := range f.DurBuckets {
+			f.DurBuckets[i] = uint64(i)
 		}
-		f.durCount, f.durSum, f.tasks, f.consecFails = uint64(len(buckets)), 123.4, 42, 1
-		f.last = lastRun{set: true, status: apiclient.StatusFailed, finish: epoch, order: epoch, duration: 1.5, durationK: true, tasks: 3, tasksK: true}
-		f.lastSuccess = epoch
+		f.DurCount, f.DurSum, f.Tasks, f.ConsecFails = uint64(len(buckets)), 123.4, 42, 1
+		f.Last = lastRun{set: true, status: apiclient.StatusFailed, finish: epoch, order: epoch, duration: 1.5, durationK: true, tasks: 3, tasksK: true}
+		f.LastSuccess = epoch
 		// Exemplars everywhere they can be: FAILED, TIMEOUT and every duration bucket, and a
 		// last failure with its link.
 		ex := exemplar{runID: "run" + f.id[:18], value: 1, at: epoch}
 		f.exFailed, f.exTimeout = ex, ex
-		f.exBuckets = make([]exemplar, len(f.durBuckets))
+		f.exBuckets = make([]exemplar, len(f.DurBuckets))
 		for i := range f.exBuckets {
 			v := 2 * buckets[len(buckets)-1] // the +Inf bucket's
 			if i < len(buckets) {
@@ -155,7 +155,7 @@ func populate(e *Exporter, p *projectState, inflight int) {
 			}
 			f.exBuckets[i] = exemplar{runID: ex.runID, value: v, at: epoch}
 		}
-		f.lastFail = failure{runID: ex.runID, status: "FAILED", step: "Post to Slack", stepName: "step_3", at: epoch}
+		f.LastFail = failure{RunID: ex.runID, Status: "FAILED", Step: "Post to Slack", StepName: "step_3", At: epoch}
 	}
 	ids := make([]string, 0, len(p.flows))
 	for id := range p.flows {
@@ -163,7 +163,7 @@ func populate(e *Exporter, p *projectState, inflight int) {
 	}
 	slices.Sort(ids)
 	for i := range inflight {
-		p.tracked[fmt.Sprintf("run%018d", i)] = &trackedRun{flowID: ids[i%len(ids)], status: apiclient.InFlightStatuses[i%3], created: epoch, start: epoch}
+		p.tracked[fmt.Sprintf("run%018d", i)] = &trackedRun{FlowID: ids[i%len(ids)], Status: apiclient.InFlightStatuses[i%3], Created: epoch, Start: epoch}
 	}
 }
 

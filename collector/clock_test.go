@@ -31,7 +31,7 @@ func TestWrongDateHeaderDoesNotStopCounting(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var fx fixture
 			dir := t.TempDir()
-			cfg := Config{StateFile: filepath.Join(dir, "state.json"), StateSource: "sim"}
+			cfg := Config{StateFile: filepath.Join(dir, "state.json"), ServerURL: "sim"}
 			h := newHarness(t, simulator.Options{DateSkew: tc.skew}, cfg, func(h *harness) {
 				fx = seedFixture(h)
 				// History: failed before the exporter started; must not be counted.
@@ -81,7 +81,7 @@ func TestWrongDateHeaderDoesNotStopCounting(t *testing.T) {
 func TestStateFilePositionFromTheFutureIsRepaired(t *testing.T) {
 	var fx fixture
 	path := filepath.Join(t.TempDir(), "state.json")
-	cfg := Config{StateFile: path, StateSource: "sim"}
+	cfg := Config{StateFile: path, ServerURL: "sim"}
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.exp.Close()

@@ -105,10 +105,11 @@ func TestBurstBetweenTwoPollsIsFullyCounted(t *testing.T) {
 	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "SUCCEEDED"}); v != 250 {
 		t.Fatalf("counted %v of 250", v)
 	}
-	// ⌈250/100⌉ pages of new runs; the overlap window below the poll position of a project that
-	// had no runs lies before counting starts: nothing to count there.
-	if n, c := h.sim.CountRequests("/api/v1/flow-runs"), h.sim.CountRequests("/api/v1/flow-runs/count-by-status"); n != 3 || c != 0 {
-		t.Errorf("burst cost %d run listings and %d counts, want 3 and 0", n, c)
+	// ⌈250/100⌉ pages of new runs; and one count of the overlap window below the first poll's
+	// position (a project that had no runs since: only in the first minutes after start-up, for
+	// late rows of the history).
+	if n, c := h.sim.CountRequests("/api/v1/flow-runs"), h.sim.CountRequests("/api/v1/flow-runs/count-by-status"); n != 3 || c != 1 {
+		t.Errorf("burst cost %d run listings and %d counts, want 3 and 1", n, c)
 	}
 	if v, ok := h.value("activepieces_flow_run_duration_seconds", map[string]string{"flow_id": fx.flowA}); !ok || v != 250 {
 		t.Errorf("duration histogram count = %v, want 250", v)

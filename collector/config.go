@@ -6,13 +6,14 @@ package collector
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/url"
 	"strings"
 	"time"
 )
 
-// Config tunes polling and exposition. Zero values take the defaults of DefaultConfig.
+// Config tunes polling and exposition. A zero field takes its default: DefaultConfig's, or the
+// one its comment names. A negative duration, count or rate is an error (Validate), never
+// replaced by the default.
 type Config struct {
 	// Projects to watch; empty means discover every project the key can read.
 	Projects []string
@@ -44,31 +45,39 @@ type Config struct {
 	// watched for retries.
 	MaxTrackedRuns int
 	// RetryWindow is how long a run that ended in a status the UI offers to retry is watched for
-	// a retry that re-opens its row (default 24h; negative: not watched).
-	RetryWindow time.Duration
+	// a retry that re-opens its row (default 24h). RetryWatchOff watches none: RetryWindow is then
+	// ignored, though a negative one is still refused.
+	RetryWindow   time.Duration
+	RetryWatchOff bool
 	// RateLimit is the API client's requests per second (default 10): the exporter warns when it
-	// cannot sustain PollInterval for the projects it polls.
+	// cannot sustain PollInterval for the projects it polls. The command paces its API client at
+	// the same rate, as WithDefaults gives it.
 	RateLimit float64
 	// HistoryRate is the requests per second the background reader of the look-back history may
 	// send at most (default 2), within RateLimit: the history only feeds the last-run gauges, so
 	// it never delays a project's first poll, counting or readiness.
 	HistoryRate float64
 	// LateWindow is how far below the poll position a run may become visible late and still be
-	// counted: checked once per FlowsInterval (default 1h; negative: only the overlap sweep).
-	LateWindow time.Duration
+	// counted: checked once per FlowsInterval (default 1h). LateCheckOff leaves late runs to the
+	// overlap sweep alone: LateWindow is then ignored, though a negative one is still refused.
+	LateWindow   time.Duration
+	LateCheckOff bool
 	// StateFile, if set, is where the ledger and counters are saved after every poll and restored
-	// from at start; StateReset ignores (and later overwrites) an existing one. StateSource names
-	// the API the state belongs to (its base URL): a state file of another source is refused.
-	StateFile string
+	// from at start; StateReset ignores (and later overwrites) an existing one.
+	StateFile  string
+	StateReset bool
+	// ServerURL is the API root of the Activepieces server watched (--activepieces.url, with its
+	// /api). The collector sends no request with it (the API client has its own): it is recorded in
+	// the state file, whose counts belong to that server, so that a state file written for another
+	// server is refused (its JSON key is "source"); and UIURL defaults to it.
+	ServerURL string
 	// ShardCount and ShardIndex split the projects between replicas: this one polls the projects
 	// for which ShardOf(id, ShardCount) == ShardIndex. ShardCount 0 or 1 means all projects.
 	ShardCount, ShardIndex int
 
-	StateReset  bool
-	StateSource string
-
-	// UIURL is the Activepieces web app the run links point into (default: StateSource without
-	// its trailing /api, docs/activepieces-api.md §9).
+	// UIURL is the Activepieces web app the run links point into, an http(s) URL (default:
+	// ServerURL without its trailing /api, docs/activepieces-api.md §9, or no links when that is
+	// not an http(s) URL).
 	UIURL string
 	// MaxFailedStepsPerFlow caps the steps a flow's failures are broken down by; failures of
 	// further steps count under step "other" (default 20).
@@ -107,14 +116,32 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks the configuration (zero fields take their defaults) and names every problem.
+// Validate names every problem of the configuration at once; zero fields are not problems (they
+// take their defaults). The command calls it on the flags' configuration and New calls it too:
+// it is the one place a setting is refused.
 func (c Config) Validate() error {
-	_, err := c.withDefaults()
+	_, err := c.WithDefaults()
 	return err
 }
 
-// withDefaults fills zero fields and checks the rest.
-func (c Config) withDefaults() (Config, error) {
+// WithDefaults is the configuration as the collector runs it, with Validate's problems: every
+// zero field set to its default, UIURL without a trailing /, and a retry or late window that is
+// off set to 0. It is idempotent: its result gives itself again.
+func (c Config) WithDefaults() (Config, error) {
+	c = c.filled()
+	err := c.problems()
+	c.UIURL = strings.TrimRight(c.UIURL, "/")
+	if c.RetryWatchOff {
+		c.RetryWindow = 0 // what the poll reads as off
+	}
+	if c.LateCheckOff {
+		c.LateWindow = 0
+	}
+	return c, err
+}
+
+// filled is c with every zero field set to its default.
+func (c Config) filled() Config {
 	d := DefaultConfig()
 	setDur := func(v *time.Duration, def time.Duration) {
 		if *v == 0 {
@@ -129,8 +156,8 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.FlowsInterval, d.FlowsInterval)
 	setDur(&c.ProjectsInterval, d.ProjectsInterval)
 	setDur(&c.PauseLimit, d.PauseLimit)
-	setDur(&c.RetryWindow, d.RetryWindow) // negative: off
-	setDur(&c.LateWindow, d.LateWindow)   // negative: off
+	setDur(&c.RetryWindow, d.RetryWindow)
+	setDur(&c.LateWindow, d.LateWindow)
 	setInt := func(v *int, def int) {
 		if *v == 0 {
 			*v = def
@@ -142,29 +169,34 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.MaxFlows, d.MaxFlows)
 	setInt(&c.MaxTrackedRuns, d.MaxTrackedRuns)
 	setInt(&c.MaxFailedStepsPerFlow, d.MaxFailedStepsPerFlow)
-	if c.UIURL == "" {
-		c.UIURL = strings.TrimSuffix(strings.TrimRight(c.StateSource, "/"), "/api")
-		if u, err := url.Parse(c.UIURL); err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
-			c.UIURL = "" // no links rather than broken ones
-		}
-	}
-	c.UIURL = strings.TrimRight(c.UIURL, "/")
-	if c.RateLimit <= 0 {
+	if c.RateLimit == 0 {
 		c.RateLimit = d.RateLimit
 	}
-	if c.HistoryRate <= 0 {
+	if c.HistoryRate == 0 {
 		c.HistoryRate = d.HistoryRate
 	}
 	if c.DurationBuckets == nil {
 		c.DurationBuckets = d.DurationBuckets
 	}
+	if c.UIURL == "" {
+		c.UIURL = strings.TrimSuffix(strings.TrimRight(c.ServerURL, "/"), "/api")
+		if !isHTTPURL(c.UIURL) {
+			c.UIURL = "" // no links rather than broken ones
+		}
+	}
+	return c
+}
+
+// problems names every setting of a filled configuration that is out of range.
+func (c Config) problems() error {
 	var errs []error
 	for _, p := range []struct {
 		name string
 		v    time.Duration
 	}{{"poll interval", c.PollInterval}, {"poll timeout", c.PollTimeout}, {"lookback", c.Lookback}, {"overlap", c.Overlap},
 		{"overlap interval", c.OverlapInterval}, {"flows interval", c.FlowsInterval},
-		{"projects interval", c.ProjectsInterval}, {"pause limit", c.PauseLimit}} {
+		{"projects interval", c.ProjectsInterval}, {"pause limit", c.PauseLimit},
+		{"retry window", c.RetryWindow}, {"late window", c.LateWindow}} {
 		if p.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %s", p.name, p.v))
 		}
@@ -176,6 +208,14 @@ func (c Config) withDefaults() (Config, error) {
 		{"max flows", c.MaxFlows}, {"max tracked runs", c.MaxTrackedRuns}, {"max failed steps per flow", c.MaxFailedStepsPerFlow}} {
 		if p.v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", p.name, p.v))
+		}
+	}
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"rate limit", c.RateLimit}, {"history rate", c.HistoryRate}} {
+		if !(p.v > 0) { // NaN too
+			errs = append(errs, fmt.Errorf("%s must be positive, got %g", p.name, p.v))
 		}
 	}
 	if c.ShardCount < 0 || c.ShardIndex < 0 || c.ShardCount > 0 && c.ShardIndex >= c.ShardCount || c.ShardCount == 0 && c.ShardIndex > 0 {
@@ -190,7 +230,16 @@ func (c Config) withDefaults() (Config, error) {
 			break
 		}
 	}
-	return c, errors.Join(errs...)
+	if c.UIURL != "" && !isHTTPURL(c.UIURL) {
+		errs = append(errs, fmt.Errorf("UI URL must be an http(s) URL, got %q", c.UIURL))
+	}
+	return errors.Join(errs...)
+}
+
+// isHTTPURL says whether s is an absolute http or https URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https")
 }
 
 // ShardOf is the shard a project belongs to among count shards: FNV-1a (64-bit) of the project id,
@@ -200,9 +249,7 @@ func ShardOf(projectID string, count int) int {
 	if count <= 1 {
 		return 0
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(projectID))
-	return int(h.Sum64() % uint64(count))
+	return int(fnv64a(projectID) % uint64(count))
 }
 
 func (c Config) ownsProject(id string) bool { return ShardOf(id, c.ShardCount) == c.ShardIndex }

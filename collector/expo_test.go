@@ -30,7 +30,7 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	e, p, _ := benchExporter(t, 300)
 	for i, f := range []string{`say "hi"`, `C:\temp`, "two\nlines", "Zürich ✓"} {
 		fl := p.flows[sortedFlowIDs(p)[i]]
-		fl.name, fl.labels = f, []string{p.id, fl.id, f}
+		fl.Name, fl.labels = f, []string{p.id, fl.id, f}
 	}
 	populate(e, p, 1000)
 	p.folders["folder00000000000001"] = `Folder "A"`
@@ -119,7 +119,7 @@ func TestWriteOpenMetricsMatchesExpfmt(t *testing.T) {
 	e, p, _ := benchExporter(t, 300)
 	for i, f := range []string{`say "hi"`, `C:\temp`, "two\nlines", "Zürich ✓"} {
 		fl := p.flows[sortedFlowIDs(p)[i]]
-		fl.name, fl.labels = f, []string{p.id, fl.id, f}
+		fl.Name, fl.labels = f, []string{p.id, fl.id, f}
 	}
 	populate(e, p, 1000)
 	for name, exp := range map[string]*Exporter{"golden scenario": h.exp, "300 flows": e} {

@@ -417,7 +417,7 @@ func TestHugeNamesAreCutInLabels(t *testing.T) {
 // A poll cancelled by shutdown is not a failed one: no warning, no poll failure counted,
 // activepieces_up unchanged, and the state file saved without a failure.
 func TestPollCancelledByShutdownIsNotAFailure(t *testing.T) {
-	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), StateSource: "sim"}
+	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), ServerURL: "sim"}
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { seedFixture(h) })
 	h.mustPoll()
 	before := h.logs.String()
@@ -480,5 +480,65 @@ func TestPollOutOfTimeReachesEveryProjectInTurn(t *testing.T) {
 	}
 	if n := strings.Count(h.logs.String(), "a poll ran out of time"); n != 1 {
 		t.Errorf("running out of time was logged %d times, want once", n)
+	}
+}
+
+// One far-future finishTime (hostile round 3, item 4): a FAILED run finishing in 2300 must not
+// stay the flow's latest run for good; its implausible time is dropped (the run is counted
+// without it), later runs take over the gauges, and no timestamp is exported negative.
+func TestFarFutureFinishTimeDoesNotFreezeTheFlow(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Duration: 275 * 365 * 24 * time.Hour})
+	h.mustPoll()
+	for range 7 {
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusSucceeded})
+		h.mustPoll()
+	}
+	if v, _ := h.value("activepieces_flow_last_run_status", map[string]string{"flow_id": fx.flowA, "status": "SUCCEEDED"}); v != 1 {
+		t.Errorf("last_run_status SUCCEEDED = %v after 7 successes: a finish in 2300 froze the flow", v)
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"}); v != 1 {
+		t.Errorf("FAILED = %v, want 1: the run is counted, without its finish time", v)
+	}
+	for _, name := range []string{"activepieces_flow_last_run_finish_timestamp_seconds", "activepieces_flow_last_failure_timestamp_seconds", "activepieces_flow_last_success_timestamp_seconds"} {
+		for _, m := range h.family(name) {
+			if v := m.GetGauge().GetValue(); v < 1e9 || v > 1e10 {
+				t.Errorf("%s = %v: not a plausible time", name, v)
+			}
+		}
+	}
+	if ts(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)) < 1e10 {
+		t.Errorf("ts(2300-01-01) = %v: overflowed", ts(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)))
+	}
+}
+
+// Unknown statuses pass through, but a flow counts at most MaxUnknownStatuses of them apart
+// (hostile round 3, item 5): 59 distinct ones make 8 series and OTHER_UNKNOWN, and every run is
+// still counted.
+func TestUnknownStatusesAreBoundedPerFlow(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	for i := range 59 {
+		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.RunStatus(fmt.Sprintf("NEW_STATUS_%02d", i))})
+	}
+	h.mustPoll()
+	h.mustPoll()
+	var series, total float64
+	for _, m := range h.family("activepieces_flow_runs_total") {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["flow_id"] != fx.flowA || !strings.HasPrefix(labels["status"], "NEW_STATUS_") && labels["status"] != string(OtherStatus) {
+			continue
+		}
+		series++
+		total += m.GetCounter().GetValue()
+	}
+	if series != MaxUnknownStatuses+1 || total != 59 {
+		t.Errorf("%v series of unknown statuses holding %v runs; want %d and 59", series, total, MaxUnknownStatuses+1)
 	}
 }

@@ -94,7 +94,7 @@ func (e *env) fetch(ctx context.Context, p *projectState, now time.Time, f *fetc
 	}
 	if refresh && p.started && e.cfg.LateWindow > 0 {
 		// A restored ledger knows nothing older than ledgerFrom: its counts would never match.
-		from := latest(p.head.Add(-e.cfg.LateWindow), p.ledgerFrom, p.countFrom)
+		from := latest(p.head.Add(-e.cfg.LateWindow), p.ledgerFrom, e.sweepFloor(p, f.serverNow, e.cfg.LateWindow))
 		if err := e.sweep(ctx, p, f, from, p.head, 0); err != nil {
 			return fmt.Errorf("checking the late window: %w", err)
 		}
@@ -164,10 +164,10 @@ func (e *env) fetchNewRuns(ctx context.Context, p *projectState, f *fetched) err
 	}
 	switch {
 	case w.capped && !p.started:
-		f.history = &historyRange{from: from, to: w.oldest}
+		f.history = &historyRange{From: from, To: w.oldest}
 		for _, r := range runs {
 			if r.Created.Equal(w.oldest) {
-				f.history.boundary = append(f.history.boundary, r.ID)
+				f.history.Boundary = append(f.history.Boundary, r.ID)
 			}
 		}
 	case w.capped:
@@ -182,7 +182,7 @@ func (e *env) fetchNewRuns(ctx context.Context, p *projectState, f *fetched) err
 // fetchInFlight lists in-flight runs by status, without a time bound (a run PAUSED for days
 // before start-up is tracked), in pages of bulkPageSize.
 func (e *env) fetchInFlight(ctx context.Context, p *projectState, f *fetched) error {
-	statuses := apiclient.InFlightStatuses
+	statuses := apiclient.InFlightStatuses[:]
 	if f.server.NoQueuedStatus {
 		statuses = statuses[1:]
 	}
@@ -245,7 +245,7 @@ func (e *env) fetchWatch(ctx context.Context, p *projectState, now time.Time, f 
 	}
 	var ids []string
 	for id, wr := range p.watched {
-		if !returned[id] && (!w.capped || wr.created >= unixMS(listedFrom)) {
+		if !returned[id] && (!w.capped || wr.Created >= unixMS(listedFrom)) {
 			ids = append(ids, id)
 		}
 	}
@@ -269,13 +269,25 @@ func (e *env) sweepOverlap(ctx context.Context, p *projectState, f *fetched) err
 	}
 	// Never beyond what the ledger remembers (after a long pause between sweeps): a run there
 	// could not be told from one already counted.
-	return e.sweep(ctx, p, f, latest(from.Add(-e.cfg.Overlap), p.countFrom, p.ledgerHorizon(e.ledgerWindow()).Add(time.Second), p.ledgerFrom),
-		p.head, maxSweepDepth)
+	return e.sweep(ctx, p, f, latest(from.Add(-e.cfg.Overlap), e.sweepFloor(p, f.serverNow, e.cfg.Overlap),
+		p.ledgerHorizon(e.ledgerWindow()).Add(time.Second), p.ledgerFrom), p.head, maxSweepDepth)
 }
 
-// latest is the latest of ts. Sweeps start no earlier than countFrom: what was created before
-// it is history, never counted, however late it shows (and read by the history reader, if at
-// all).
+// sweepFloor is where sweeps start at the earliest: countFrom, since what was created before it
+// is history, never counted. But for a while after start-up also late below it (by late, the
+// sweep's own reach): a row of the history that commits late, just before the exporter
+// started, is still the newest finish of its flow and must reach the last-run gauges, and the
+// history reader may have read past it before it showed. Only until such rows must have shown
+// (late, an overlap interval and a poll after the first poll): a quiet project does not count
+// that window for ever.
+func (e *env) sweepFloor(p *projectState, serverNow time.Time, late time.Duration) time.Time {
+	if p.finishedFrom.IsZero() || serverNow.Sub(p.finishedFrom) > late+e.cfg.OverlapInterval+e.cfg.PollInterval {
+		return p.countFrom
+	}
+	return p.countFrom.Add(-late)
+}
+
+// latest is the latest of ts.
 func latest(ts ...time.Time) time.Time {
 	var l time.Time
 	for _, t := range ts {
@@ -348,7 +360,7 @@ func (p *projectState) knownIn(from, to time.Time, listed []apiclient.FlowRun) i
 		}
 	}
 	for _, t := range p.tracked {
-		if in(t.created) {
+		if in(t.Created) {
 			n++
 		}
 	}
@@ -373,12 +385,28 @@ func (p *projectState) knownIn(from, to time.Time, listed []apiclient.FlowRun) i
 
 func (p *projectState) ignoredFlow(id string) bool { return p.ignored != nil && p.ignored[id] }
 
+// maxFlowsPerProject bounds a project's flow listing: far more than a project holds (a big one
+// has a few thousand), so a listing whose next never ends fails clearly instead of growing.
+const maxFlowsPerProject = 20000
+
 func (e *env) fetchFlows(ctx context.Context, p *projectState, f *fetched) error {
-	flows, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
+	var flows []apiclient.Flow
+	w, err := apiclient.Paginate(ctx, "", 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
 		// Flows carry their whole definition, but pages are decoded a flow at a time and only its
 		// id, name, status and folder are kept: a large page costs the server, not our memory.
 		return f.api.ListFlows(ctx, apiclient.ListFlowsParams{ProjectID: p.id, Limit: bulkPageSize, Cursor: cursor})
+	}, func(page *apiclient.Page[apiclient.Flow]) (bool, error) {
+		for i := range page.Data {
+			flows = append(flows, compactFlow(&page.Data[i]))
+		}
+		if len(flows) > maxFlowsPerProject {
+			return false, fmt.Errorf("the listing holds more than %d flows (a next that never ends?)", maxFlowsPerProject)
+		}
+		return true, nil
 	})
+	if err == nil && w.Capped {
+		err = errors.New("the listing has more than 1000 pages")
+	}
 	if err != nil {
 		return fmt.Errorf("listing flows: %w", err)
 	}
@@ -396,6 +424,16 @@ func (e *env) fetchFlows(ctx context.Context, p *projectState, f *fetched) error
 	}
 	f.folders = folders
 	return nil
+}
+
+// compactFlow is what a poll keeps of a listed flow: id, name, status and folder, bounded like
+// label values (a page of 10 KB names must not be kept whole).
+func compactFlow(fl *apiclient.Flow) apiclient.Flow {
+	out := apiclient.Flow{ID: capLabel(fl.ID), FolderID: capLabel(fl.FolderID), Status: capLabel(fl.Status)}
+	if fl.Version != nil && fl.Version.DisplayName != "" {
+		out.Version = &apiclient.FlowVersion{DisplayName: capLabel(fl.Version.DisplayName)}
+	}
+	return out
 }
 
 // maxClockSkew is how far ahead of the exporter's clock a run's creation time may be and still

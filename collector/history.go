@@ -17,8 +17,9 @@ import (
 // [from, to], newest first. boundary holds the ids already read that were created exactly at to
 // (the next page starts there again, inclusive).
 type historyRange struct {
-	from, to time.Time
-	boundary []string
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Boundary []string  `json:"boundary,omitempty"`
 }
 
 // The look-back history (runs created in the --poll.lookback before start-up) only feeds the
@@ -101,7 +102,7 @@ func (e *Exporter) readHistoryPage(ctx context.Context, id string) error {
 	if !ok {
 		return nil // done, or the project gone, meanwhile
 	}
-	runs, w, err := e.listRange(ctx, id, &job.f, apiclient.ListFlowRunsParams{CreatedAfter: job.h.from, CreatedBefore: job.h.to, Limit: bulkPageSize}, 1)
+	runs, w, err := e.listRange(ctx, id, &job.f, apiclient.ListFlowRunsParams{CreatedAfter: job.h.From, CreatedBefore: job.h.To, Limit: bulkPageSize}, 1)
 	if err != nil {
 		return err
 	}
@@ -127,71 +128,40 @@ func (e *model) applyHistoryPage(job historyJob, runs []apiclient.FlowRun, w wal
 		return
 	}
 	skip := map[string]bool{}
-	for _, b := range h.boundary {
+	for _, b := range h.Boundary {
 		skip[b] = true
 	}
-	var finished []pendingRun
+	rules := e.ledgerRules(p, e.pollSeq)
+	var news ledgerNews
 	for i := range runs {
 		r := &runs[i]
-		if !skip[r.ID] && !r.Created.After(h.to) {
-			e.observeHistoryLocked(p, r, &finished)
+		if !skip[r.ID] && !r.Created.After(h.To) {
+			p.observeHistory(r, p.id, rules, &news)
 		}
 	}
-	recordHistoryLocked(p, finished, e.cfg.DurationBuckets, e.cfg.MaxFailedStepsPerFlow)
+	e.noteNewsLocked(p, &news)
+	recordHistoryLocked(p, news.finished, e.cfg.DurationBuckets, e.cfg.MaxFailedStepsPerFlow)
 	switch {
 	case !w.capped:
 		p.history = nil
 		e.log.Debug("look-back history read", "project_id", p.id)
-	case w.oldest.After(h.to):
+	case w.oldest.After(h.To):
 		// The page went above the range: a server ignoring createdBefore would hand out the same
 		// newest page forever. The history only feeds gauges: give it up.
 		p.history = nil
 		e.log.Warn("the server ignores createdBefore; the look-back history is not read further", "project_id", p.id)
-	case w.oldest.Equal(h.to):
+	case w.oldest.Equal(h.To):
 		// A whole page created in one millisecond: step below it (only gauges can miss a run).
-		p.history = &historyRange{from: h.from, to: h.to.Add(-time.Millisecond)}
+		p.history = &historyRange{From: h.From, To: h.To.Add(-time.Millisecond)}
 	default:
-		next := &historyRange{from: h.from, to: w.oldest}
+		next := &historyRange{From: h.From, To: w.oldest}
 		for _, r := range runs {
 			if r.Created.Equal(w.oldest) {
-				next.boundary = append(next.boundary, r.ID)
+				next.Boundary = append(next.Boundary, r.ID)
 			}
 		}
 		p.history = next
 	}
-}
-
-// observeHistoryLocked takes in one run of the look-back history: never counted; a run the ledger
-// has applied is skipped; one in flight is tracked; a finished one is remembered (so the late-window
-// check finds it known), watched for retries, and feeds the gauges.
-func (e *model) observeHistoryLocked(p *projectState, r *apiclient.FlowRun, finished *[]pendingRun) {
-	if r.Invalid != "" || r.ID == "" || r.Created.IsZero() || r.Status == "" || r.ProjectID != "" && r.ProjectID != p.id {
-		return
-	}
-	_, tracked := p.tracked[r.ID]
-	_, untracked := p.untracked[r.ID]
-	if tracked || untracked || p.seen.has(r.ID) || p.ignoredFlow(r.FlowID) || len(e.flowSet) > 0 && p.flows[r.FlowID] == nil {
-		return
-	}
-	if _, watched := p.watched[r.ID]; watched {
-		// Watched since the first poll's retry watch listed it, but not yet applied to the
-		// gauges: the watch keeps its baseline (a retry is the watch's to see).
-		p.seen.add(r.ID, r.Created.Time)
-		*finished = append(*finished, pendingRun{run: *r, backfill: true})
-		return
-	}
-	if r.Status.IsInFlight() {
-		if len(p.tracked) < e.cfg.MaxTrackedRuns {
-			p.tracked[r.ID] = &trackedRun{flowID: r.FlowID, status: r.Status, created: r.Created.Time, start: r.StartTime.Time, touched: e.pollSeq}
-		}
-		return
-	}
-	if !r.Status.IsTerminal() {
-		return
-	}
-	p.seen.add(r.ID, r.Created.Time)
-	e.watchLocked(p, r)
-	*finished = append(*finished, pendingRun{run: *r, backfill: true})
 }
 
 // recordHistoryLocked applies history to the flows newest first, as it is read: older runs only
@@ -200,7 +170,7 @@ func recordHistoryLocked(p *projectState, finished []pendingRun, buckets []float
 	sortByFinish(finished)
 	slices.Reverse(finished)
 	for i := range finished {
-		if fl := p.flows[finished[i].run.FlowID]; fl != nil && fl.exported {
+		if fl := p.flows[finished[i].Run.FlowID]; fl != nil && fl.exported {
 			fl.record(&finished[i], buckets, maxSteps)
 		}
 	}

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"encoding/json"
 	"regexp"
 	"slices"
 	"sort"
@@ -13,7 +14,9 @@ import (
 // flowState is everything exported about one flow. Counts belong to the flow id: a rename only
 // changes name.
 type flowState struct {
-	id, name, status, folderID string
+	id string
+	// flowCounts is what the state file keeps of the flow, as it is.
+	flowCounts
 	// bornPoll is the poll that first listed the flow (0 for flows restored from state). Its
 	// counted runs wait until an exposition rendered after that poll has been scraped, so its zero
 	// series are served first.
@@ -21,29 +24,37 @@ type flowState struct {
 	bornAt   time.Time // when (for the bound on that wait)
 	exported bool
 	labels   []string // project_id, flow_id, flow_name: rebuilt on rename, reused on every scrape
-
-	runs        map[apiclient.RunStatus]float64
-	durCount    uint64
-	durSum      float64
-	durBuckets  []uint64 // non-cumulative
-	tasks       float64
-	retries     float64 // re-openings of its finished runs seen
-	last        lastRun
-	lastSuccess time.Time
-	consecFails int
-	// lastFail is the most recent execution that ended in a failure status, with its run and
-	// failed step (activepieces_flow_last_failure_info).
-	lastFail failure
-	// stepFails counts counted failed executions by the failed step's name ("" when the server
-	// did not say, "other" beyond Config.MaxFailedStepsPerFlow names).
-	stepFails map[string]*stepFailures
 	// Exemplars (OpenMetrics): the latest counted FAILED and TIMEOUT executions, and the latest
 	// run observed in each duration bucket.
 	exFailed, exTimeout exemplar
 	exBuckets           []exemplar
-	// hours counts finished executions (counted or history) by the hour they finished in, the
-	// last 24 hours (index: unix hour mod 24), for the status page's strip of outcomes.
-	hours [24]hourOutcome
+}
+
+// flowCounts is a flow's name and counts: declared once, and saved in the state file as they are
+// (their JSON is the state file's format for a flow).
+type flowCounts struct {
+	Name     string `json:"name"`
+	Status   string `json:"status"`
+	FolderID string `json:"folderId"`
+
+	Runs        map[apiclient.RunStatus]float64 `json:"runs"`
+	DurCount    uint64                          `json:"durationCount"`
+	DurSum      float64                         `json:"durationSum"`
+	DurBuckets  []uint64                        `json:"durationBuckets"` // non-cumulative
+	Tasks       float64                         `json:"tasks"`
+	Retries     float64                         `json:"retries,omitempty"` // re-openings of its finished runs seen
+	Last        lastRun                         `json:"last,omitzero"`
+	LastSuccess time.Time                       `json:"lastSuccess"`
+	ConsecFails int                             `json:"consecutiveFailures"`
+	// LastFail is the most recent execution that ended in a failure status, with its run and
+	// failed step (activepieces_flow_last_failure_info).
+	LastFail failure `json:"lastFailure,omitzero"`
+	// StepFails counts counted failed executions by the failed step's name ("" when the server
+	// did not say, "other" beyond Config.MaxFailedStepsPerFlow names).
+	StepFails map[string]*stepFailures `json:"failuresByStep,omitempty"`
+	// Hours counts finished executions (counted or history) by the hour they finished in, the
+	// last 24 hours (index: hourSlot of the unix hour), for the status page's strip of outcomes.
+	Hours hourRing `json:"hours,omitzero"`
 }
 
 // hourOutcome is one hour of a flow's finished executions: succeeded and failed (the failure
@@ -53,13 +64,43 @@ type hourOutcome struct {
 	ok, fail uint32
 }
 
+// hourRing is a flow's last 24 hours of outcomes, by hourSlot. Saved as [unix hour, succeeded,
+// failed] for each hour that has any.
+type hourRing [24]hourOutcome
+
+// MarshalJSON implements json.Marshaler.
+func (r hourRing) MarshalJSON() ([]byte, error) {
+	var out [][3]int64
+	for _, h := range r {
+		if h.hour != 0 {
+			out = append(out, [3]int64{h.hour, int64(h.ok), int64(h.fail)})
+		}
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *hourRing) UnmarshalJSON(b []byte) error {
+	var in [][3]int64
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	for _, h := range in {
+		r[hourSlot(h[0])] = hourOutcome{hour: h[0], ok: uint32(h[1]), fail: uint32(h[2])}
+	}
+	return nil
+}
+
+// hourSlot is where unix hour h is kept in a 24-hour ring (flowState.hours).
+func hourSlot(h int64) int { return int(((h % 24) + 24) % 24) }
+
 // noteHour adds a finished execution to the hour it finished in.
 func (f *flowState) noteHour(status apiclient.RunStatus, at time.Time) {
 	if at.IsZero() || !(status == apiclient.StatusSucceeded || status.IsFailure()) {
 		return
 	}
 	h := at.Unix() / 3600
-	b := &f.hours[((h%24)+24)%24]
+	b := &f.Hours[hourSlot(h)]
 	if b.hour != h {
 		if b.hour > h {
 			return // older than what that slot holds now
@@ -93,16 +134,18 @@ func exemplarOf(r *apiclient.FlowRun, v float64) exemplar {
 
 // failure is a failed execution, as the last-failure metrics show it.
 type failure struct {
-	runID, status  string
-	step, stepName string // the failed step's display name and name ("" when not said)
-	at             time.Time
+	RunID    string    `json:"runId"`
+	Status   string    `json:"status"`
+	Step     string    `json:"step"`     // the failed step's display name ("" when not said)
+	StepName string    `json:"stepName"` // and name
+	At       time.Time `json:"at"`
 }
 
 // stepFailures is the failures of one step of a flow, by status, and the step's display name as
 // last seen.
 type stepFailures struct {
-	display string
-	n       map[apiclient.RunStatus]float64
+	Display string                          `json:"displayName"`
+	Runs    map[apiclient.RunStatus]float64 `json:"runs"`
 }
 
 // otherStep is the step name failures go under once a flow has Config.MaxFailedStepsPerFlow.
@@ -133,16 +176,22 @@ type lastRun struct {
 
 // trackedRun is a run seen QUEUED, RUNNING or PAUSED, refreshed until it finishes.
 type trackedRun struct {
-	flowID  string
-	status  apiclient.RunStatus
-	created time.Time
-	start   time.Time
-	touched uint64 // poll in which a listing last returned it
-	// reopened: a finished run re-opened by a retry. origStart is the startTime of the execution
+	FlowID  string              `json:"flowId"`
+	Status  apiclient.RunStatus `json:"status"`
+	Created time.Time           `json:"created"`
+	Start   time.Time           `json:"start"`
+	touched uint64              // poll in which a listing last returned it (not saved)
+	// Reopened: a finished run re-opened by a retry. origStart is the startTime of the execution
 	// before (unix ms): when the retry finishes with the same startTime (servers before
 	// 2026-04-22 keep it), its duration cannot be known.
-	reopened  bool
-	origStart int64
+	Reopened  bool  `json:"reopened,omitempty"`
+	OrigStart int64 `json:"origStart,omitempty"`
+	// OrigFinish is the finishTime of the execution before (unix ms): a re-opened run that
+	// finishes with the same start and finish is that execution seen again (a status that
+	// flapped), not a retry. RetrySeen: the re-opening already counted as a retry (it had new
+	// times).
+	OrigFinish int64 `json:"origFinish,omitempty"`
+	RetrySeen  bool  `json:"retrySeen,omitempty"`
 }
 
 // serverTraits is what the exporter learned about a project's server on the way (saved in the
@@ -160,9 +209,11 @@ type serverTraits struct {
 // remembered for Config.RetryWindow so that a retry re-opening its row is noticed: times are
 // unix milliseconds (0: none), compact because a busy platform watches many.
 type watchedRun struct {
-	flowID                 string
-	status                 apiclient.RunStatus
-	created, start, finish int64
+	FlowID  string              `json:"flowId"`
+	Status  apiclient.RunStatus `json:"status"`
+	Created int64               `json:"created"`
+	Start   int64               `json:"start,omitempty"`
+	Finish  int64               `json:"finish,omitempty"`
 }
 
 // idSet holds run ids with their creation times (unix ms), compactly: a 64-bit FNV-1a hash of
@@ -170,10 +221,15 @@ type watchedRun struct {
 // chance of any two colliding is about 4e-7; a collision would make one run look seen.
 type idSet map[uint64]int64
 
-func idKey(id string) uint64 {
+func idKey(id string) uint64 { return fnv64a(id) }
+
+// fnv64a is the 64-bit FNV-1a hash of s, as hash/fnv's New64a computes it (a test says so),
+// without its allocation: it keys the ledger of run ids (saved in state files) and assigns
+// projects to shards.
+func fnv64a(s string) uint64 {
 	h := uint64(14695981039346656037)
-	for i := 0; i < len(id); i++ {
-		h ^= uint64(id[i])
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
 		h *= 1099511628211
 	}
 	return h
@@ -192,8 +248,8 @@ func unixMS(t time.Time) int64 {
 }
 
 func watchedOf(r *apiclient.FlowRun) watchedRun {
-	return watchedRun{flowID: r.FlowID, status: r.Status, created: unixMS(r.Created.Time),
-		start: unixMS(r.StartTime.Time), finish: unixMS(r.FinishTime.Time)}
+	return watchedRun{FlowID: r.FlowID, Status: r.Status, Created: unixMS(r.Created.Time),
+		Start: unixMS(r.StartTime.Time), Finish: unixMS(r.FinishTime.Time)}
 }
 
 // gap is a range of creation times [from, to] (inclusive) not yet fully read, left when a poll
@@ -207,6 +263,9 @@ type projectState struct {
 	// exporter started is history, whatever the clocks say); zero for one restored from a state
 	// file, whose ledger says what was seen.
 	countFrom time.Time
+	// finishedFrom: the server's time at the first poll (zero for a restored project). A run
+	// created after countFrom but finished before it is a late row of the history: not counted.
+	finishedFrom time.Time
 	// ledgerFrom: for a project restored from a state file, the creation time from which its
 	// ledger of seen runs is complete (zero otherwise).
 	ledgerFrom time.Time
@@ -235,18 +294,11 @@ type projectState struct {
 	watchFullLogged     bool // the watched-runs cap was reported
 	droppedFieldsLogged bool // a run with undecodable optional fields was reported
 
-	// Ledger: ids of finished runs recently read (bounded by the overlap window), and runs in flight.
-	seen idSet
-	// prunedAt is the horizon the ledgers were last pruned to (pruning walks them all, so it
-	// waits until the horizon has moved by a fraction of the window).
+	// The run accounting: runs in flight, finished runs recently read, runs watched for retries.
+	runLedger
+	// prunedAt is the horizon the ledger was last pruned to (pruning walks it all, so it waits
+	// until the horizon has moved by a fraction of the window).
 	prunedAt time.Time
-	// untracked holds in-flight runs deliberately not tracked (no room, or paused beyond the
-	// pause limit), so a re-read neither tracks them nor counts them as dropped again (bounded
-	// like seen).
-	untracked map[string]time.Time
-	tracked   map[string]*trackedRun
-	// watched holds finished runs that may be retried on the same row (see watchedRun).
-	watched map[string]watchedRun
 	// deferred holds finished runs of flows first listed in the last poll.
 	deferred []pendingRun
 	// ignored holds flows excluded by the flow filter, and flows runs named that the last flow
@@ -272,9 +324,8 @@ type projectState struct {
 }
 
 func newProjectState(id, name string, countFrom time.Time) *projectState {
-	return &projectState{id: id, name: name, countFrom: countFrom, seen: idSet{}, untracked: map[string]time.Time{}, tracked: map[string]*trackedRun{},
-		watched: map[string]watchedRun{},
-		flows:   map[string]*flowState{}, folders: map[string]string{}}
+	return &projectState{id: id, name: name, countFrom: countFrom, runLedger: newRunLedger(),
+		flows: map[string]*flowState{}, folders: map[string]string{}}
 }
 
 // MaxLabelBytes bounds a label value taken from the API (names, ids): a name of a megabyte would
@@ -304,6 +355,32 @@ func statusLabel(s apiclient.RunStatus) apiclient.RunStatus {
 	return "INVALID"
 }
 
+// MaxUnknownStatuses bounds the statuses a flow counts that this exporter does not know (newer
+// servers add some: they pass through as they are): beyond it they are counted together, as
+// OtherStatus, so a hostile server (or state file) cannot add series without bound.
+const MaxUnknownStatuses = 8
+
+// OtherStatus is the status label of unknown statuses beyond MaxUnknownStatuses of a flow.
+const OtherStatus apiclient.RunStatus = "OTHER_UNKNOWN"
+
+// countedStatus is the label a flow counts status under: status itself, unless it is unknown and
+// the flow counts MaxUnknownStatuses unknown ones already.
+func (f *flowState) countedStatus(status apiclient.RunStatus) apiclient.RunStatus {
+	if _, ok := f.Runs[status]; ok || isKnownTerminal(status) || status == OtherStatus {
+		return status
+	}
+	unknown := 0
+	for st := range f.Runs {
+		if !isKnownTerminal(st) {
+			unknown++
+		}
+	}
+	if unknown >= MaxUnknownStatuses {
+		return OtherStatus
+	}
+	return status
+}
+
 // orderTime is when a finished run is taken to have finished, for "most recent" decisions.
 func orderTime(r *apiclient.FlowRun) time.Time {
 	switch {
@@ -319,19 +396,19 @@ func orderTime(r *apiclient.FlowRun) time.Time {
 // counters (when pr.count) and always the "last run" gauges. maxSteps caps the failed steps
 // counted apart.
 func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
-	if pr.retry {
-		f.retries++
+	if pr.Retry {
+		f.Retries++
 	}
-	r := &pr.run
+	r := &pr.Run
 	if !r.Status.IsTerminal() {
 		return // a re-opening seen in flight: the finish comes later
 	}
-	status := statusLabel(r.Status)
+	status := f.countedStatus(statusLabel(r.Status))
 	dur, durOK := r.DurationSeconds()
-	durOK = durOK && !pr.noDuration
+	durOK = durOK && !pr.NoDuration
 	tasks, tasksOK := r.TaskCount()
-	if pr.count {
-		f.runs[status]++
+	if pr.Count {
+		f.Runs[status]++
 		switch status {
 		case apiclient.StatusFailed:
 			f.exFailed = exemplarOf(r, 1)
@@ -339,54 +416,54 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 			f.exTimeout = exemplarOf(r, 1)
 		}
 		if durOK {
-			f.durCount++
-			f.durSum += dur
+			f.DurCount++
+			f.DurSum += dur
 			i := sort.SearchFloat64s(buckets, dur) // first bucket with upper bound >= dur
-			f.durBuckets[i]++
-			if len(f.exBuckets) != len(f.durBuckets) {
-				f.exBuckets = make([]exemplar, len(f.durBuckets))
+			f.DurBuckets[i]++
+			if len(f.exBuckets) != len(f.DurBuckets) {
+				f.exBuckets = make([]exemplar, len(f.DurBuckets))
 			}
 			f.exBuckets[i] = exemplarOf(r, dur)
 		}
 		if tasksOK {
-			f.tasks += tasks
+			f.Tasks += tasks
 		}
 	}
 	at := orderTime(r)
 	f.noteHour(status, at)
 	if status.IsFailure() {
-		f.recordFailure(r, status, at, pr.count, maxSteps)
+		f.recordFailure(r, status, at, pr.Count, maxSteps)
 	}
-	if !f.last.set || !at.Before(f.last.order) {
-		f.last = lastRun{set: true, status: status, finish: r.FinishTime.Time, order: at,
+	if !f.Last.set || !at.Before(f.Last.order) {
+		f.Last = lastRun{set: true, status: status, finish: r.FinishTime.Time, order: at,
 			duration: dur, durationK: durOK, tasks: tasks, tasksK: tasksOK}
 	}
 	switch {
 	case pr.backfill && status == apiclient.StatusSucceeded:
 		// History read newest first: the failures already known since are newer than this
 		// success, unless a newer success is known.
-		if f.lastSuccess.IsZero() {
-			f.lastSuccess = at
+		if f.LastSuccess.IsZero() {
+			f.LastSuccess = at
 			if !r.FinishTime.IsZero() {
-				f.lastSuccess = r.FinishTime.Time
+				f.LastSuccess = r.FinishTime.Time
 			}
 		}
 	case pr.backfill && status.IsFailure():
-		if f.lastSuccess.IsZero() || at.After(f.lastSuccess) {
-			f.consecFails++
+		if f.LastSuccess.IsZero() || at.After(f.LastSuccess) {
+			f.ConsecFails++
 		}
 	case status == apiclient.StatusSucceeded:
-		if at.After(f.lastSuccess) || f.lastSuccess.IsZero() {
+		if at.After(f.LastSuccess) || f.LastSuccess.IsZero() {
 			if !r.FinishTime.IsZero() {
-				f.lastSuccess = r.FinishTime.Time
+				f.LastSuccess = r.FinishTime.Time
 			} else {
-				f.lastSuccess = at
+				f.LastSuccess = at
 			}
-			f.consecFails = 0
+			f.ConsecFails = 0
 		}
 	case status.IsFailure():
-		if !at.Before(f.lastSuccess) {
-			f.consecFails++
+		if !at.Before(f.LastSuccess) {
+			f.ConsecFails++
 		}
 	}
 }
@@ -395,67 +472,67 @@ func (f *flowState) record(pr *pendingRun, buckets []float64, maxSteps int) {
 // and when counted, counts it by its failed step.
 func (f *flowState) recordFailure(r *apiclient.FlowRun, status apiclient.RunStatus, at time.Time, count bool, maxSteps int) {
 	display, name := failedStepOf(r)
-	if f.lastFail.runID == "" || !at.Before(f.lastFail.at) {
-		f.lastFail = failure{runID: capLabel(r.ID), status: string(status), step: display, stepName: name, at: at}
+	if f.LastFail.RunID == "" || !at.Before(f.LastFail.At) {
+		f.LastFail = failure{RunID: capLabel(r.ID), Status: string(status), Step: display, StepName: name, At: at}
 	}
 	if !count {
 		return
 	}
-	if f.stepFails == nil {
-		f.stepFails = map[string]*stepFailures{}
+	if f.StepFails == nil {
+		f.StepFails = map[string]*stepFailures{}
 	}
-	sf := f.stepFails[name]
-	if sf == nil && name != "" && len(f.stepFails) >= maxSteps { // failures without a step stay apart
+	sf := f.StepFails[name]
+	if sf == nil && name != "" && len(f.StepFails) >= maxSteps { // failures without a step stay apart
 		name, display = otherStep, otherStep
-		sf = f.stepFails[name]
+		sf = f.StepFails[name]
 	}
 	if sf == nil {
-		sf = &stepFailures{n: map[apiclient.RunStatus]float64{}}
-		f.stepFails[name] = sf
+		sf = &stepFailures{Runs: map[apiclient.RunStatus]float64{}}
+		f.StepFails[name] = sf
 	}
-	sf.display = display
-	sf.n[status]++
+	sf.Display = display
+	sf.Runs[status]++
 }
 
 func (f *flowState) resetCounts(nBuckets int) {
-	f.runs = map[apiclient.RunStatus]float64{}
-	f.durCount, f.durSum, f.tasks = 0, 0, 0
-	f.durBuckets = make([]uint64, nBuckets+1)
+	f.Runs = map[apiclient.RunStatus]float64{}
+	f.DurCount, f.DurSum, f.Tasks = 0, 0, 0
+	f.DurBuckets = make([]uint64, nBuckets+1)
 }
 
 // sortByFinish orders runs so that the "last run" and consecutive-failure logic see them in the
 // order they finished.
 func sortByFinish(runs []pendingRun) {
 	slices.SortStableFunc(runs, func(a, b pendingRun) int {
-		if c := orderTime(&a.run).Compare(orderTime(&b.run)); c != 0 {
+		if c := orderTime(&a.Run).Compare(orderTime(&b.Run)); c != 0 {
 			return c
 		}
-		return a.run.Created.Compare(b.run.Created.Time)
+		return a.Run.Created.Compare(b.Run.Created.Time)
 	})
 }
 
 // pendingRun is a run event waiting to be applied to its flow: a finished run (counted, or
 // history for the gauges only) and/or a retry that re-opened it.
 type pendingRun struct {
-	run   apiclient.FlowRun
-	count bool
-	// retry: the run was re-opened after it had finished (counted in retries_total).
-	retry bool
-	// noDuration: the run's times still belong partly to an execution before, so its duration
+	Run   apiclient.FlowRun `json:"run"`
+	Count bool              `json:"count"`
+	// Retry: the run was re-opened after it had finished (counted in retries_total).
+	Retry bool `json:"retry,omitempty"`
+	// NoDuration: the run's times still belong partly to an execution before, so its duration
 	// is not observed.
-	noDuration bool
+	NoDuration bool `json:"noDuration,omitempty"`
 	// backfill: look-back history read after newer runs (newest first), never counted.
-	backfill bool
-	// noQueueWait: the run was re-opened, so startTime − created is not its wait.
-	noQueueWait bool
+	backfill bool // (not saved: history is applied at once, never deferred)
+	// NoQueueWait: the run was re-opened, so startTime − created is not its wait.
+	NoQueueWait bool `json:"noQueueWait,omitempty"`
 }
 
 // queueWait is a histogram of startTime − created of a project's counted executions
 // (DefaultQueueWaitBuckets; counts not cumulative).
 type queueWait struct {
-	count   uint64
-	sum     float64
-	buckets []uint64
+	Count   uint64   `json:"count"`
+	Sum     float64  `json:"sum"`
+	Buckets []uint64 `json:"buckets"`
 }
 
 // observe adds a run's wait; unknown or negative waits are skipped.
@@ -464,10 +541,10 @@ func (q *queueWait) observe(r *apiclient.FlowRun) {
 		return
 	}
 	w := r.StartTime.Sub(r.Created.Time).Seconds()
-	if len(q.buckets) != len(DefaultQueueWaitBuckets)+1 {
-		q.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+	if len(q.Buckets) != len(DefaultQueueWaitBuckets)+1 {
+		q.Buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
 	}
-	q.count++
-	q.sum += w
-	q.buckets[sort.SearchFloat64s(DefaultQueueWaitBuckets, w)]++
+	q.Count++
+	q.Sum += w
+	q.Buckets[sort.SearchFloat64s(DefaultQueueWaitBuckets, w)]++
 }

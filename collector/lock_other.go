@@ -7,4 +7,4 @@ package collector
 const lockSupported = false
 
 // lockFile is a no-op where flock(2) does not exist.
-func lockFile(string) (func(), error) { return func() {}, nil }
+func lockFile(string, string) (func(), error) { return func() {}, nil }

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -76,7 +75,7 @@ var familyTable = []family{
 		help:  "Polls of the project cut short by --poll.timeout (or the rate limit within it); what they read is kept and the next poll continues from there.",
 		write: perProject(func(p *projectState) (float64, bool) { return p.cutShort, true })},
 	{name: "activepieces_exporter_poll_duration_seconds", typ: histogramType, volatile: true,
-		help: "Duration of background polls of every project.", write: writePollHistogram},
+		help: pollDurationHelp, write: writePollHistogram},
 	{name: "activepieces_exporter_poll_failures_total", typ: counter, labels: projectLabels,
 		help:  "Polls of the project that failed after the API client's retries.",
 		write: perProject(func(p *projectState) (float64, bool) { return p.failures, true })},
@@ -113,58 +112,58 @@ var familyTable = []family{
 		}},
 	{name: "activepieces_flow_consecutive_failures", typ: gauge, labels: flowLabels,
 		help:  "Runs ending FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED since the last SUCCEEDED.",
-		write: perFlow(func(r flowRef) (float64, bool) { return float64(r.f.consecFails), true })},
+		write: perFlow(func(r flowRef) (float64, bool) { return float64(r.f.ConsecFails), true })},
 	{name: "activepieces_flow_info", typ: gauge, labels: withFlow("flow_status", "folder_id"), help: "Flow metadata; always 1.",
 		write: func(v *view, s sink, f *family) {
 			for _, r := range v.flows {
 				l := r.f.labels
-				s.sample(f, 1, l[0], l[1], l[2], r.f.status, r.f.folderID)
+				s.sample(f, 1, l[0], l[1], l[2], r.f.Status, r.f.FolderID)
 			}
 		}},
 	{name: "activepieces_flow_last_failure_info", typ: gauge, labels: withFlow("run_id", "status", "failed_step", "failed_step_name", "run_url"),
 		help: "The flow's most recent execution that ended FAILED, INTERNAL_ERROR, QUOTA_EXCEEDED, TIMEOUT or MEMORY_LIMIT_EXCEEDED: its run, the step it failed in (display name and name; empty when the server does not say) and a link to the run in the Activepieces UI; always 1, one series per flow that has failed, replaced when a newer execution fails.",
 		write: func(v *view, s sink, f *family) {
 			for _, r := range v.flows {
-				lf, l := r.f.lastFail, r.f.labels
-				if lf.runID != "" {
-					s.sample(f, 1, l[0], l[1], l[2], lf.runID, lf.status, lf.step, lf.stepName, v.e.runURL(r.project.id, lf.runID))
+				lf, l := r.f.LastFail, r.f.labels
+				if lf.RunID != "" {
+					s.sample(f, 1, l[0], l[1], l[2], lf.RunID, lf.Status, lf.Step, lf.StepName, v.e.runURL(r.project.id, lf.RunID))
 				}
 			}
 		}},
 	{name: "activepieces_flow_last_failure_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "When the flow's most recent failed execution finished (activepieces_flow_last_failure_info says which).",
-		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.lastFail.at), r.f.lastFail.runID != "" })},
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.LastFail.At), r.f.LastFail.RunID != "" })},
 	{name: "activepieces_flow_last_run_duration_seconds", typ: gauge, labels: flowLabels,
 		help:  "Duration of the flow's most recently finished run.",
-		write: perFlow(func(r flowRef) (float64, bool) { return r.f.last.duration, r.f.last.set && r.f.last.durationK })},
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.Last.duration, r.f.Last.set && r.f.Last.durationK })},
 	{name: "activepieces_flow_last_run_finish_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "Finish time of the flow's most recently finished run.",
-		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.last.finish), r.f.last.set && !r.f.last.finish.IsZero() })},
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.Last.finish), r.f.Last.set && !r.f.Last.finish.IsZero() })},
 	{name: "activepieces_flow_last_run_status", typ: gauge, labels: withFlow("status"),
 		help: "1 for the status of the flow's most recently finished run, 0 for the other terminal statuses.",
 		write: func(v *view, s sink, f *family) {
 			for _, r := range v.flows {
 				fl, l := r.f, r.f.labels
-				if !fl.last.set {
+				if !fl.Last.set {
 					continue
 				}
 				if v.e.cfg.CompactSeries { // only the status that is, at 1
-					s.sample(f, 1, l[0], l[1], l[2], string(fl.last.status))
+					s.sample(f, 1, l[0], l[1], l[2], string(fl.Last.status))
 					continue
 				}
 				for _, st := range apiclient.TerminalStatuses {
-					s.sample(f, b2f(fl.last.status == st), l[0], l[1], l[2], string(st))
+					s.sample(f, b2f(fl.Last.status == st), l[0], l[1], l[2], string(st))
 				}
-				if !isKnownTerminal(fl.last.status) {
-					s.sample(f, 1, l[0], l[1], l[2], string(fl.last.status))
+				if !isKnownTerminal(fl.Last.status) {
+					s.sample(f, 1, l[0], l[1], l[2], string(fl.Last.status))
 				}
 			}
 		}},
 	{name: "activepieces_flow_last_run_tasks", typ: gauge, labels: flowLabels, help: "Tasks of the flow's most recently finished run.",
-		write: perFlow(func(r flowRef) (float64, bool) { return r.f.last.tasks, r.f.last.set && r.f.last.tasksK })},
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.Last.tasks, r.f.Last.set && r.f.Last.tasksK })},
 	{name: "activepieces_flow_last_success_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "Finish time of the flow's most recent SUCCEEDED run.",
-		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.lastSuccess), !r.f.lastSuccess.IsZero() })},
+		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.f.LastSuccess), !r.f.LastSuccess.IsZero() })},
 	{name: "activepieces_flow_oldest_running_run_start_timestamp_seconds", typ: gauge, labels: flowLabels,
 		help:  "Start time of the oldest run still RUNNING.",
 		write: perFlow(func(r flowRef) (float64, bool) { return ts(r.a.oldestRunning), !r.a.oldestRunning.IsZero() })},
@@ -176,7 +175,7 @@ var familyTable = []family{
 			}
 			for _, r := range v.flows {
 				s.exemplars(r.f.exBuckets...)
-				s.histogram(f, r.f.durCount, r.f.durSum, v.e.cfg.DurationBuckets, r.f.durBuckets, r.f.labels...)
+				s.histogram(f, r.f.DurCount, r.f.DurSum, v.e.cfg.DurationBuckets, r.f.DurBuckets, r.f.labels...)
 			}
 		}},
 	{name: "activepieces_flow_run_failures_by_step_total", typ: counter, labels: withFlow("step", "step_name", "status"), only: "without --metrics.compact",
@@ -186,20 +185,20 @@ var familyTable = []family{
 				return
 			}
 			for _, r := range v.flows {
-				names := make([]string, 0, len(r.f.stepFails))
-				for n := range r.f.stepFails {
+				names := make([]string, 0, len(r.f.StepFails))
+				for n := range r.f.StepFails {
 					names = append(names, n)
 				}
 				sort.Strings(names)
 				for _, n := range names {
-					sf := r.f.stepFails[n]
-					statuses := make([]string, 0, len(sf.n))
-					for st := range sf.n {
+					sf := r.f.StepFails[n]
+					statuses := make([]string, 0, len(sf.Runs))
+					for st := range sf.Runs {
 						statuses = append(statuses, string(st))
 					}
 					sort.Strings(statuses)
 					for _, st := range statuses {
-						s.sample(f, sf.n[apiclient.RunStatus(st)], r.f.labels[0], r.f.labels[1], r.f.labels[2], sf.display, n, st)
+						s.sample(f, sf.Runs[apiclient.RunStatus(st)], r.f.labels[0], r.f.labels[1], r.f.labels[2], sf.Display, n, st)
 					}
 				}
 			}
@@ -209,17 +208,17 @@ var familyTable = []family{
 		write: func(v *view, s sink, f *family) {
 			for _, p := range v.projects {
 				q := p.queueWait
-				if q.buckets == nil {
-					q.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+				if q.Buckets == nil {
+					q.Buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
 				}
-				s.histogram(f, q.count, q.sum, DefaultQueueWaitBuckets, q.buckets, p.id)
+				s.histogram(f, q.Count, q.Sum, DefaultQueueWaitBuckets, q.Buckets, p.id)
 			}
 		}},
 	{name: "activepieces_flow_run_retries_total", typ: counter, labels: flowLabels,
 		help:  "Re-openings of the flow's finished runs seen (retry from the failed step, the job queue's automatic retry); each new finish also counts in activepieces_flow_runs_total.",
-		write: perFlow(func(r flowRef) (float64, bool) { return r.f.retries, true })},
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.Retries, true })},
 	{name: "activepieces_flow_run_tasks_total", typ: counter, labels: flowLabels, help: "Tasks (steps executed) of counted runs.",
-		write: perFlow(func(r flowRef) (float64, bool) { return r.f.tasks, true })},
+		write: perFlow(func(r flowRef) (float64, bool) { return r.f.Tasks, true })},
 	{name: "activepieces_flow_runs_total", typ: counter, labels: withFlow("status"),
 		help: "Finished flow run executions by terminal status: a run counts once each time it finishes (again after a retry).",
 		write: func(v *view, s sink, f *family) {
@@ -232,17 +231,17 @@ var familyTable = []family{
 					case apiclient.StatusTimeout:
 						s.exemplars(fl.exTimeout)
 					}
-					s.sample(f, fl.runs[st], l[0], l[1], l[2], string(st))
+					s.sample(f, fl.Runs[st], l[0], l[1], l[2], string(st))
 				}
 				var extra []string
-				for st := range fl.runs {
+				for st := range fl.Runs {
 					if !isKnownTerminal(st) {
 						extra = append(extra, string(st))
 					}
 				}
 				sort.Strings(extra)
 				for _, st := range extra {
-					s.sample(f, fl.runs[apiclient.RunStatus(st)], l[0], l[1], l[2], st)
+					s.sample(f, fl.Runs[apiclient.RunStatus(st)], l[0], l[1], l[2], st)
 				}
 			}
 		}},
@@ -284,9 +283,9 @@ var familyTable = []family{
 					a = &agg{buckets: make([]uint64, len(v.e.cfg.DurationBuckets)+1)}
 					byProject[r.project.id] = a
 				}
-				a.count += r.f.durCount
-				a.sum += r.f.durSum
-				for i, c := range r.f.durBuckets {
+				a.count += r.f.DurCount
+				a.sum += r.f.DurSum
+				for i, c := range r.f.DurBuckets {
 					a.buckets[i] += c
 				}
 			}
@@ -374,18 +373,17 @@ type flowRef struct {
 }
 
 type activeCount struct {
-	n             [3]int
+	n             [len(apiclient.InFlightStatuses)]int
 	oldestRunning time.Time
 }
 
+// inFlightIndex is where a status is in apiclient.InFlightStatuses, the one order of the
+// in-flight statuses (activeCount, active_runs' status label, the status page).
 func inFlightIndex(s apiclient.RunStatus) int {
-	switch s {
-	case apiclient.StatusQueued:
-		return 0
-	case apiclient.StatusRunning:
-		return 1
+	if i := slices.Index(apiclient.InFlightStatuses[:], s); i >= 0 {
+		return i
 	}
-	return 2
+	return len(apiclient.InFlightStatuses) - 1 // not reached: tracked runs are in flight
 }
 
 func (e *model) viewLocked() *view {
@@ -399,14 +397,14 @@ func (e *model) viewLocked() *view {
 		v.tracked += len(p.tracked)
 		active := map[string]*activeCount{}
 		for _, t := range p.tracked {
-			a := active[t.flowID]
+			a := active[t.FlowID]
 			if a == nil {
 				a = &activeCount{}
-				active[t.flowID] = a
+				active[t.FlowID] = a
 			}
-			a.n[inFlightIndex(t.status)]++
-			if t.status == apiclient.StatusRunning && !t.start.IsZero() && (a.oldestRunning.IsZero() || t.start.Before(a.oldestRunning)) {
-				a.oldestRunning = t.start
+			a.n[inFlightIndex(t.Status)]++
+			if t.Status == apiclient.StatusRunning && !t.Start.IsZero() && (a.oldestRunning.IsZero() || t.Start.Before(a.oldestRunning)) {
+				a.oldestRunning = t.Start
 			}
 		}
 		start := len(v.flows)
@@ -540,13 +538,6 @@ func (e *model) emit(s sink) {
 
 // runURL links to a run in the Activepieces UI (docs/activepieces-api.md §9), or is empty when
 // no UI URL is known.
-func (e *env) runURL(projectID, runID string) string {
-	if e.cfg.UIURL == "" {
-		return ""
-	}
-	return capLabel(e.cfg.UIURL + "/projects/" + url.PathEscape(projectID) + "/runs/" + url.PathEscape(runID))
-}
-
 func isKnownTerminal(s apiclient.RunStatus) bool {
 	return slices.Contains(apiclient.TerminalStatuses, s)
 }
@@ -558,7 +549,8 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func ts(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+// ts is t in unix seconds (float64(t.UnixNano()) would overflow after 2262).
+func ts(t time.Time) float64 { return float64(t.Unix()) + float64(t.Nanosecond())/1e9 }
 
 // APIMetrics counts the API client's requests. Pass Observe as apiclient.Config.Observer and
 // register it.

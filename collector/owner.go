@@ -77,7 +77,7 @@ type model struct {
 	lastPollOK        time.Time
 	exportedFlows     int
 	droppedFlows      int
-	droppedLogged     map[string]bool
+	droppedLoggedN    int             // droppedFlows when last logged
 	deniedLogged      map[string]bool // projects the signed-in user was found not to read (logged once)
 	server            serverState     // what GET /v1/flags said
 	trackedDropped    float64
@@ -125,7 +125,7 @@ func WithClock(now func() time.Time) Option { return func(e *env) { e.now = now 
 // New builds an Exporter. It does not poll until Run or PollOnce is called. Runs created before
 // now are history: they set the "last run" gauges but are not counted.
 func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option) (*Exporter, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("collector config: %w", err)
 	}
@@ -147,18 +147,21 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 		Help:    pollDurationHelp,
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
 	})
-	m := &model{env: v, projects: map[string]*projectState{}, droppedLogged: map[string]bool{}, deniedLogged: map[string]bool{},
+	m := &model{env: v, projects: map[string]*projectState{}, deniedLogged: map[string]bool{},
 		server: serverState{Server: Server{Edition: unknown, Version: unknown}}}
 	e := &Exporter{env: v, own: make(chan *model, 1)}
 	if cfg.StateFile != "" {
 		if !lockSupported {
 			logger.Warn("the state file cannot be locked on this operating system: make sure no two exporters use it", "file", cfg.StateFile)
 		}
-		release, err := lockFile(cfg.StateFile)
+		release, err := lockFile(cfg.StateFile, lockPath(cfg.StateFile))
 		if err != nil {
 			return nil, err
 		}
 		e.release = release
+		if n := removeStaleTemps(cfg.StateFile); n > 0 {
+			logger.Info("removed temporary state files left by saves that were killed", "file", cfg.StateFile, "removed", n)
+		}
 		if !cfg.StateReset {
 			if err := m.loadState(); err != nil {
 				release()
@@ -201,8 +204,9 @@ func (e *Exporter) Close() {
 // Run polls until ctx ends, and reads the look-back history in the background meanwhile. Each
 // project is polled every PollInterval at its own moment (its phase): the projects are spread
 // evenly over the interval, polled in ticks of a tenth of it, instead of all at its start. The
-// first poll of every project is at once. When ctx ends, the state file (if any) is saved a last
-// time: ticks save it at most once an interval.
+// first poll of every project is at once. The state file (if any) is saved before each render, so
+// what a scrape sees is on disk; when ctx ends it is saved a last time (a tick's results may
+// wait for a render).
 func (e *Exporter) Run(ctx context.Context) {
 	go e.RunHistory(ctx)
 	for {

@@ -25,6 +25,7 @@ func (e *model) poll(ctx context.Context, dueOnly bool) error {
 	discoverErr := e.discover(ctx)
 	e.updateServerClockLocked(clockEvidence{}) // the Date of discovery's answer
 	polled, errs := e.pollProjects(ctx, parent, seq, dueOnly)
+	e.logDroppedFlows()
 	allErr := errors.Join(append([]error{discoverErr}, errs...)...)
 
 	shutdown := parent.Err() != nil // a poll cancelled by shutdown is not a failed one
@@ -47,21 +48,23 @@ func (e *model) poll(ctx context.Context, dueOnly bool) error {
 		e.pollHist.Observe(time.Since(start).Seconds())
 	}
 	e.completed = seq
-	save := e.cfg.StateFile != "" && (!dueOnly || polled > 0 && time.Since(e.lastSave) >= e.cfg.PollInterval)
 	if !attempted && discoverErr == nil && !e.renderPending {
 		return nil // nothing was due: nothing changed
 	}
-	if save {
-		allErr = errors.Join(allErr, e.saveStateLogged())
-	}
 	// A tick polls a few projects but renders every flow: under Run at most a fifth of the time
-	// goes to rendering (10k flows take a few hundred ms), and what a tick applied without a
-	// render is rendered by a later tick.
+	// goes to rendering and the save before it (10k flows take a few hundred ms), and what a
+	// tick applied without a render is rendered by a later tick.
 	if dueOnly && time.Since(e.renderedAt) < renderShare*e.renderCost {
 		e.renderPending = true
 		return allErr
 	}
 	t0 := time.Now()
+	// What a scrape can see is saved first: a crash right after a scrape must not restart from
+	// a state older than what was served (Prometheus would take the lower counters for resets).
+	// A save that fails is counted and logged, and the metrics are served anyway.
+	if e.cfg.StateFile != "" {
+		allErr = errors.Join(allErr, e.saveStateLogged())
+	}
 	if err := e.refreshExposition(); err != nil {
 		e.log.Error("cannot render metrics", "err", err)
 		allErr = errors.Join(allErr, err)
@@ -151,6 +154,20 @@ func (e *model) pollProjects(ctx, parent context.Context, seq uint64, dueOnly bo
 	}
 	e.updateServerClockLocked(ev)
 	return len(projects) - postponed, errs
+}
+
+// logDroppedFlows logs, in one line, that flows are not exported because --metrics.max-flows is
+// reached: when their number first grows, and when it grows again (100,000 flows at the cap make
+// one line, not 90,000).
+func (e *model) logDroppedFlows() {
+	switch {
+	case e.droppedFlows > e.droppedLoggedN:
+		e.log.Warn("flows not exported: --metrics.max-flows reached (see activepieces_exporter_flows_dropped)",
+			"dropped", e.droppedFlows, "max_flows", e.cfg.MaxFlows)
+		e.droppedLoggedN = e.droppedFlows
+	case e.droppedFlows < e.droppedLoggedN:
+		e.droppedLoggedN = e.droppedFlows
+	}
 }
 
 // saveStateLogged saves the state file, counts a failure, and logs when saving starts failing,
@@ -287,7 +304,7 @@ func (e *model) pollMixLocked() pollMix {
 			if folders {
 				break
 			}
-			folders = f.folderID != ""
+			folders = f.FolderID != ""
 		}
 		if folders {
 			refresh++

@@ -274,7 +274,7 @@ func TestRunArchivedInFlightIsCountedWhenItFinishes(t *testing.T) {
 func TestRetryWatchOff(t *testing.T) {
 	var fx fixture
 	cfg := retryConfig
-	cfg.RetryWindow = -1
+	cfg.RetryWatchOff = true
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.failRetrySucceed(fx.flowA, simulator.RetryFromFailedStep)
 	h.expectFlow(fx.flowA, flowExpect{runs: map[apiclient.RunStatus]float64{"FAILED": 1}, consecFails: 1, lastStatus: "FAILED", durations: 1})
@@ -388,7 +388,7 @@ func TestLateCheckCost(t *testing.T) {
 // next flow refresh).
 func TestOverlapSweepCatchesEveryRunUpToTheOverlapLate(t *testing.T) {
 	var fx fixture
-	cfg := Config{PollInterval: 10 * time.Second, Overlap: time.Minute, OverlapInterval: time.Minute, LateWindow: -1, FlowsInterval: time.Hour}
+	cfg := Config{PollInterval: 10 * time.Second, Overlap: time.Minute, OverlapInterval: time.Minute, LateCheckOff: true, FlowsInterval: time.Hour}
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	// Find a sweep, then create the late run just before the poll that follows it.
@@ -413,4 +413,43 @@ func TestOverlapSweepCatchesEveryRunUpToTheOverlapLate(t *testing.T) {
 		t.Errorf("run visible %s late (overlap %s) counted %v times, want 1", h.sim.Run(late).VisibleAt.Sub(h.sim.Run(late).Created), cfg.Overlap, got)
 	}
 	h.assertTotals()
+}
+
+// A status that flaps (hostile round 3, item 2): a late status upload shows a failed run
+// RUNNING, then FAILED again, with the same startTime and finishTime, over and over. The same
+// execution seen again counts nothing, whichever path sees it: FAILED stays 1, no retry. A real
+// retry (new times) after that is still counted.
+func TestFlappingStatusIsCountedOnce(t *testing.T) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{FlowsInterval: 30 * time.Second, OverlapInterval: 30 * time.Second},
+		func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	id := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	for range 10 {
+		h.sim.UploadStaleStatus(id, apiclient.StatusRunning)
+		h.mustPoll()
+		h.sim.UploadStaleStatus(id, apiclient.StatusFailed)
+		h.mustPoll()
+	}
+	failed := func() float64 {
+		v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "FAILED"})
+		return v
+	}
+	retries := func() float64 {
+		v, _ := h.value("activepieces_flow_run_retries_total", map[string]string{"flow_id": fx.flowA})
+		return v
+	}
+	if failed() != 1 || retries() != 0 {
+		t.Errorf("after 10 flaps: FAILED = %v, retries = %v; want 1 and 0", failed(), retries())
+	}
+	h.sim.RetryRun(id, simulator.RetryFromFailedStep)
+	h.mustPoll()
+	h.sim.SetRunStatus(id, apiclient.StatusSucceeded)
+	for range 3 {
+		h.mustPoll()
+	}
+	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": fx.flowA, "status": "SUCCEEDED"}); v != 1 || retries() != 1 || failed() != 1 {
+		t.Errorf("a real retry after the flaps: SUCCEEDED = %v, retries = %v, FAILED = %v; want 1, 1, 1", v, retries(), failed())
+	}
 }

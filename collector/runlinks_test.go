@@ -16,7 +16,7 @@ import (
 // step, at most MaxFailedStepsPerFlow steps a flow and the rest as "other".
 func TestLastFailureLinksTheRunAndItsStep(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, simulator.Options{}, Config{StateSource: "https://ap.example.com/api/", MaxFailedStepsPerFlow: 2},
+	h := newHarness(t, simulator.Options{}, Config{ServerURL: "https://ap.example.com/api/", MaxFailedStepsPerFlow: 2},
 		func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
@@ -74,7 +74,7 @@ activepieces_flow_run_failures_by_step_total{flow_id="FLOW",flow_name="Sync CRM 
 // Old servers name the failed step only by failedStepName: both labels carry it.
 func TestLastFailureOnAnOldServer(t *testing.T) {
 	var fx fixture
-	h := newHarness(t, simulator.Options{OldServer: true}, Config{StateSource: "http://10.0.0.5:8080/api"}, func(h *harness) { fx = seedFixture(h) })
+	h := newHarness(t, simulator.Options{OldServer: true}, Config{ServerURL: "http://10.0.0.5:8080/api"}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	h.mustPoll()
 	id := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Second)})

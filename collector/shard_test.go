@@ -56,7 +56,7 @@ func TestShardsCoverEveryProjectExactlyOnce(t *testing.T) {
 
 func TestShardConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ count, index int }{{2, 2}, {-1, 0}, {0, 1}, {3, -1}} {
-		_, err := Config{ShardCount: tc.count, ShardIndex: tc.index}.withDefaults()
+		_, err := Config{ShardCount: tc.count, ShardIndex: tc.index}.WithDefaults()
 		want := fmt.Sprintf("shard index must be in [0, shard count), got index %d of %d", tc.index, tc.count)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("count %d index %d: err = %v", tc.count, tc.index, err)
@@ -69,14 +69,14 @@ func TestShardConfigErrors(t *testing.T) {
 func TestStateOfProjectsMovedToAnotherShardIsDropped(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
 	var projects []string
-	h := newHarness(t, simulator.Options{}, Config{StateFile: state, StateSource: "sim"}, func(h *harness) {
+	h := newHarness(t, simulator.Options{}, Config{StateFile: state, ServerURL: "sim"}, func(h *harness) {
 		for i := range 20 {
 			projects = append(projects, h.sim.AddProject(fmt.Sprintf("Project %02d", i)))
 		}
 	})
 	h.mustPoll()
 	// Configured projects (no discovery to drop them): the state alone decides.
-	if err := h.start(Config{Projects: projects, StateFile: state, StateSource: "sim", ShardCount: 2, ShardIndex: 1}); err != nil {
+	if err := h.start(Config{Projects: projects, StateFile: state, ServerURL: "sim", ShardCount: 2, ShardIndex: 1}); err != nil {
 		t.Fatal(err)
 	}
 	h.mustPoll()

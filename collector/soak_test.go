@@ -88,7 +88,7 @@ func TestSoakMillionRunsFlatHeap(t *testing.T) {
 	heapAt1M := heapMB()
 	var counted float64
 	for _, fl := range p.flows {
-		for _, v := range fl.runs {
+		for _, v := range fl.Runs {
 			counted += v
 		}
 	}

@@ -134,7 +134,7 @@ func TestRunSavesTheStateWhenItEnds(t *testing.T) {
 	sim := simulator.New(simulator.Options{})
 	flow := sim.AddFlow(sim.AddProject("P"), "", "F")
 	path := filepath.Join(t.TempDir(), "state.json")
-	exp, stop := runAgainst(t, sim, Config{PollInterval: time.Hour, StateFile: path, StateSource: "sim"})
+	exp, stop := runAgainst(t, sim, Config{PollInterval: time.Hour, StateFile: path, ServerURL: "sim"})
 	testkit.WaitFor(t, 5*time.Second, "ready, state saved", func() bool {
 		_, err := os.Stat(path)
 		return exp.Ready() == nil && err == nil

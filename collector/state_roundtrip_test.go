@@ -22,6 +22,7 @@ import (
 // them all by reflection, so a field added to the ledger and forgotten in the state file fails it.
 var notSaved = map[string]string{
 	"projectState.countFrom":           "zero for a restored project: its ledger says what was seen",
+	"projectState.finishedFrom":        "zero for a restored project: its ledger says what was seen",
 	"projectState.clockEv":             "evidence of the poll in progress",
 	"projectState.prunedAt":            "pruning schedule",
 	"projectState.lastFlows":           "flows are listed again on the first poll",
@@ -118,7 +119,7 @@ func clearNotSaved(v reflect.Value) {
 }
 
 func TestStateRoundTripKeepsEveryField(t *testing.T) {
-	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), StateSource: "sim", DurationBuckets: []float64{1, 2}}
+	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), ServerURL: "sim", DurationBuckets: []float64{1, 2}}
 	api, err := apiclient.New(apiclient.Config{BaseURL: "http://127.0.0.1:1/api", APIKey: func() string { return "" }})
 	if err != nil {
 		t.Fatal(err)
@@ -134,12 +135,13 @@ func TestStateRoundTripKeepsEveryField(t *testing.T) {
 	// What the ledger's own rules fix.
 	p.started = true
 	p.server.WatchLevel = 1
-	p.queueWait.buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
-	p.queueWait.buckets[3] = 7
+	p.queueWait.Buckets = make([]uint64, len(DefaultQueueWaitBuckets)+1)
+	p.queueWait.Buckets[3] = 7
 	for id, f := range p.flows {
 		f.id = id
-		f.durBuckets = []uint64{1, 2, 3}
-		f.last.set, f.last.durationK, f.last.tasksK = true, true, true
+		f.DurBuckets = []uint64{1, 2, 3}
+		f.DurCount = 6 // the buckets' sum, or the file is implausible
+		f.Last.set, f.Last.durationK, f.Last.tasksK = true, true, true
 	}
 	e.m().projects[p.id] = p
 	e.m().trackedDropped = 42
@@ -192,13 +194,13 @@ func TestStateFileVersion1IsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	api, _ := apiclient.New(apiclient.Config{BaseURL: "http://127.0.0.1:1/api", APIKey: func() string { return "" }})
-	e, err := New(Config{StateFile: path, StateSource: "sim", DurationBuckets: []float64{1, 2}}, api, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := New(Config{StateFile: path, ServerURL: "sim", DurationBuckets: []float64{1, 2}}, api, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("a version 1 state file is refused: %v", err)
 	}
 	defer e.Close()
 	p := e.m().projects["pppppppppppppppppppp1"]
-	if p == nil || !p.seen.has("rrrrrrrrrrrrrrrrrrrr1") || p.flows["ffffffffffffffffffff1"].runs["FAILED"] != 3 || len(p.watched) != 0 {
+	if p == nil || !p.seen.has("rrrrrrrrrrrrrrrrrrrr1") || p.flows["ffffffffffffffffffff1"].Runs["FAILED"] != 3 || len(p.watched) != 0 {
 		t.Errorf("version 1 state not carried over: %+v", p)
 	}
 }
@@ -207,7 +209,7 @@ func TestStateFileVersion1IsRead(t *testing.T) {
 // count again the runs of the last hour that the late-window check and the retry watch now read.
 func TestUpgradeFromVersion1CountsNothingTwice(t *testing.T) {
 	var fx fixture
-	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), StateSource: "sim", FlowsInterval: time.Minute}
+	cfg := Config{StateFile: filepath.Join(t.TempDir(), "state.json"), ServerURL: "sim", FlowsInterval: time.Minute}
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
 	var ids []string

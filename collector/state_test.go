@@ -2,6 +2,8 @@ package collector
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +16,7 @@ import (
 
 func TestRestartFromStateCountsEveryRunOnce(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
-	cfg := Config{StateFile: state, StateSource: "sim", PageSize: 10, MaxPages: 3}
+	cfg := Config{StateFile: state, ServerURL: "sim", PageSize: 10, MaxPages: 3}
 	var fx fixture
 	h := newHarness(t, simulator.Options{}, cfg, func(h *harness) { fx = seedFixture(h) })
 	firstStart := h.exp.startedAt
@@ -76,6 +78,18 @@ func TestStateFileErrors(t *testing.T) {
 		return p
 	}
 	buckets := `[0.5,1,2.5,5,10,30,60,120,300,600,1800,3600]`
+	zeros := "[0" + strings.Repeat(",0", 12) + "]"
+	// flowState is a state file holding one project p with one flow f of these fields.
+	flowState := func(fields string) string {
+		return `{"version":2,"source":"sim","durationBuckets":` + buckets + `,"projects":{"p":{"flows":{"f":{` + fields + `}}}}}`
+	}
+	tracked := func(n int) string {
+		var runs []string
+		for i := range n {
+			runs = append(runs, fmt.Sprintf(`"r%d":{"flowId":"f","status":"RUNNING","created":"2026-01-01T00:00:00Z"}`, i))
+		}
+		return strings.Join(runs, ",")
+	}
 	for _, tc := range []struct {
 		name, content, want string
 		incompatible        bool
@@ -85,12 +99,18 @@ func TestStateFileErrors(t *testing.T) {
 		{"future version", `{"version":7,"source":"sim","durationBuckets":` + buckets + `}`, "has format version 7, this exporter reads 1 to 2; start fresh with --state.reset", true},
 		{"other api", `{"version":1,"source":"https://other/api","durationBuckets":` + buckets + `}`, `was written for "https://other/api", not "sim"; start fresh with --state.reset`, true},
 		{"other buckets", `{"version":1,"source":"sim","durationBuckets":[1,2]}`, "has duration buckets [1 2], the exporter is configured with", true},
-		{"bad flow", `{"version":1,"source":"sim","durationBuckets":` + buckets + `,"projects":{"p":{"flows":{"f":{"durationBuckets":[1]}}}}}`, "is corrupt (flow f)", false},
+		{"bad flow", `{"version":1,"source":"sim","durationBuckets":` + buckets + `,"projects":{"p":{"flows":{"f":{"durationBuckets":[1]}}}}}`, "is corrupt (flow f: 1 duration buckets, want 13)", false},
+		// Implausible content (hostile round 3, item 8): a clear error, not values carried on.
+		{"negative counter", flowState(`"runs":{"FAILED":-5},"durationBuckets":` + zeros), "is corrupt (flow f: implausible content: runs FAILED = -5)", false},
+		{"wrapped bucket", flowState(`"durationBuckets":[18446744073709551615` + strings.Repeat(",0", 12) + `],"durationCount":18446744073709551615`), "is corrupt (flow f: implausible content: a duration bucket of 18446744073709551615)", false},
+		{"buckets off the count", flowState(`"durationBuckets":[3` + strings.Repeat(",0", 12) + `],"durationCount":2`), "duration buckets sum to 3, the count is 2", false},
+		{"finish in 9999", flowState(`"durationBuckets":` + zeros + `,"last":{"status":"FAILED","finish":"9999-01-01T00:00:00Z","order":"9999-01-01T00:00:00Z"}`), "last run at 9999-01-01T00:00:00Z, in the future", false},
+		{"too many tracked", `{"version":2,"source":"sim","durationBuckets":` + buckets + `,"projects":{"p":{"tracked":{` + tracked(3) + `}}}}`, "implausible content: 3 runs in flight, more than --poll.max-tracked-runs (2)", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := write(tc.name+".json", tc.content)
 			h := newHarness(t, simulator.Options{}, Config{}, nil)
-			err := h.start(Config{StateFile: path, StateSource: "sim"})
+			err := h.start(Config{StateFile: path, ServerURL: "sim", MaxTrackedRuns: 2})
 			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v\nwant it to name %s and say %q", err, path, tc.want)
 			}
@@ -98,11 +118,11 @@ func TestStateFileErrors(t *testing.T) {
 				t.Errorf("errors.Is(ErrStateIncompatible) = %v", !tc.incompatible)
 			}
 			// --state.reset starts fresh and overwrites the file after the next poll.
-			if err := h.start(Config{StateFile: path, StateSource: "sim", StateReset: true}); err != nil {
+			if err := h.start(Config{StateFile: path, ServerURL: "sim", StateReset: true}); err != nil {
 				t.Fatalf("with reset: %v", err)
 			}
 			h.mustPoll()
-			if err := h.start(Config{StateFile: path, StateSource: "sim"}); err != nil {
+			if err := h.start(Config{StateFile: path, ServerURL: "sim"}); err != nil {
 				t.Errorf("the file written after a reset does not load: %v", err)
 			}
 		})
@@ -112,7 +132,7 @@ func TestStateFileErrors(t *testing.T) {
 func TestStateIsWrittenAtomically(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state.json")
-	h := newHarness(t, simulator.Options{}, Config{StateFile: path, StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, ServerURL: "sim"}, func(h *harness) { seedFixture(h) })
 	h.mustPoll()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -127,7 +147,7 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 	if err := os.Mkdir(gone, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h2 := newHarness(t, simulator.Options{}, Config{StateFile: filepath.Join(gone, "state.json"), StateSource: "sim"}, func(h *harness) { seedFixture(h) })
+	h2 := newHarness(t, simulator.Options{}, Config{StateFile: filepath.Join(gone, "state.json"), ServerURL: "sim"}, func(h *harness) { seedFixture(h) })
 	if err := os.RemoveAll(gone); err != nil {
 		t.Fatal(err)
 	}
@@ -161,16 +181,16 @@ func TestStateIsWrittenAtomically(t *testing.T) {
 
 func TestStateFileIsLockedAgainstASecondExporter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	h := newHarness(t, simulator.Options{}, Config{StateFile: path, StateSource: "sim"}, nil)
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, ServerURL: "sim"}, nil)
 	h.mustPoll()
 	api := h.client
-	_, err := New(Config{StateFile: path, StateSource: "sim"}, api, h.exp.log)
+	_, err := New(Config{StateFile: path, ServerURL: "sim"}, api, h.exp.log)
 	want := "state file " + path + " is in use by another exporter (lock " + path + ".lock held)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("second exporter: %v, want %q", err, want)
 	}
 	h.exp.Close()
-	second, err := New(Config{StateFile: path, StateSource: "sim"}, api, h.exp.log)
+	second, err := New(Config{StateFile: path, ServerURL: "sim"}, api, h.exp.log)
 	if err != nil {
 		t.Fatalf("after Close: %v", err)
 	}
@@ -181,7 +201,7 @@ func TestStateFileIsLockedAgainstASecondExporter(t *testing.T) {
 // flowRunIds is not asked with that filter again.
 func TestServerTraitsSurviveARestart(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
-	cfg := Config{StateFile: state, StateSource: "sim"}
+	cfg := Config{StateFile: state, ServerURL: "sim"}
 	var fx fixture
 	h := newHarness(t, simulator.Options{IgnoreFlowRunIDs: true}, cfg, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
@@ -204,5 +224,90 @@ func TestServerTraitsSurviveARestart(t *testing.T) {
 	}
 	if h.sim.CountRequests("/api/v1/flow-runs/"+r) == 0 {
 		t.Error("the tracked run was not refreshed by id after the restart")
+	}
+}
+
+// A save that fails after its temporary file was written (here: the state path became a
+// directory, so the rename fails) is logged once, not on every poll: the message names the state
+// file, not the temporary file's random name (hostile round 3, item 7).
+func TestFailingRenameIsLoggedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, ServerURL: "sim"}, func(h *harness) { seedFixture(h) })
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := h.poll(); err == nil || !strings.Contains(err.Error(), "replacing state "+path) {
+			t.Fatalf("poll error = %v, want the failed rename naming %s", err, path)
+		}
+	}
+	if n := strings.Count(h.logs.String(), "cannot save state"); n != 1 {
+		t.Errorf("a persisting save failure was logged %d times in 5 polls, want once", n)
+	}
+}
+
+// 40 flows with --metrics.max-flows=5: one log line says so, not 35 (hostile round 3, item 7).
+func TestDroppedFlowsAreLoggedInOneLine(t *testing.T) {
+	h := newHarness(t, simulator.Options{}, Config{MaxFlows: 5}, func(h *harness) {
+		p := h.sim.AddProject("Many")
+		for i := range 40 {
+			h.sim.AddFlow(p, "", fmt.Sprintf("flow %02d", i))
+		}
+	})
+	for range 3 {
+		h.mustPoll()
+	}
+	if n := strings.Count(h.logs.String(), "max-flows reached"); n != 1 {
+		t.Errorf("logged %d times, want once", n)
+	}
+	if v, _ := h.value("activepieces_exporter_flows_dropped", nil); v != 35 {
+		t.Errorf("flows_dropped = %v, want 35", v)
+	}
+}
+
+// Hostile round 3, item 8: temporary files that saves killed mid-way left are removed at start;
+// a symlink to the state file takes the same lock (a second exporter on the alias is refused);
+// a state file larger than any real one is refused before it is read.
+func TestStateFileHousekeepingAndBounds(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	for _, name := range []string{".state.json.tmp-123", ".state.json.tmp-456"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("half a save"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, ServerURL: "sim"}, func(h *harness) { seedFixture(h) })
+	h.mustPoll()
+	if left, _ := filepath.Glob(filepath.Join(dir, ".state.json.tmp-*")); len(left) != 0 {
+		t.Errorf("temporary files left after start: %v", left)
+	}
+	alias := filepath.Join(t.TempDir(), "alias.json")
+	if err := os.Symlink(path, alias); err != nil {
+		t.Fatal(err)
+	}
+	api, err := apiclient.New(apiclient.Config{BaseURL: "http://127.0.0.1:1/api", APIKey: func() string { return "k" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := New(Config{StateFile: alias, ServerURL: "sim"}, api, slog.New(slog.DiscardHandler)); err == nil {
+		e.Close()
+		t.Error("a second exporter on a symlink to a state file in use started")
+	} else if !strings.Contains(err.Error(), "in use by another exporter") {
+		t.Errorf("err = %v, want the lock held", err)
+	}
+	big := filepath.Join(t.TempDir(), "big.json")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(maxStateBytes + 1); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	f.Close()
+	if e, err := New(Config{StateFile: big, ServerURL: "sim"}, api, slog.New(slog.DiscardHandler)); err == nil {
+		e.Close()
+		t.Error("a state file of 256 MiB was read")
+	} else if !strings.Contains(err.Error(), "more than a state file can plausibly be") || !strings.Contains(err.Error(), "--state.reset") {
+		t.Errorf("err = %v", err)
 	}
 }

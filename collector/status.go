@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -123,9 +122,7 @@ func (e *model) status() Status {
 		if ps.Name == "" {
 			ps.Name = p.id
 		}
-		if e.cfg.UIURL != "" {
-			ps.RunsURL = e.cfg.UIURL + "/projects/" + url.PathEscape(p.id) + "/runs"
-		}
+		ps.RunsURL = e.runsURL(p.id)
 		sort.SliceStable(ps.Flows, func(i, j int) bool {
 			a, b := ps.Flows[i], ps.Flows[j]
 			if a.Health != b.Health {
@@ -145,32 +142,31 @@ func (e *model) status() Status {
 // flowStatusLocked describes one flow (e.mu held for reading).
 func (e *model) flowStatusLocked(r flowRef, now time.Time) FlowStatus {
 	f := r.f
-	fs := FlowStatus{ID: f.id, Name: f.name, Status: f.status, HasLast: f.last.set, LastStatus: f.last.status,
-		LastFinish: f.last.order, ConsecutiveFailures: f.consecFails, LastSuccess: f.lastSuccess,
-		Queued: r.a.n[0], Running: r.a.n[1], Paused: r.a.n[2], OldestRunning: r.a.oldestRunning}
-	if e.cfg.UIURL != "" {
-		fs.FlowURL = e.cfg.UIURL + "/projects/" + url.PathEscape(r.project.id) + "/flows/" + url.PathEscape(f.id)
-	}
-	if lf := f.lastFail; lf.runID != "" {
-		fs.LastFailureRun, fs.LastFailureStatus, fs.LastFailureStep, fs.LastFailureAt = lf.runID, lf.status, lf.step, lf.at
-		fs.LastFailureURL = e.runURL(r.project.id, lf.runID)
+	fs := FlowStatus{ID: f.id, Name: f.Name, Status: f.Status, HasLast: f.Last.set, LastStatus: f.Last.status,
+		LastFinish: f.Last.order, ConsecutiveFailures: f.ConsecFails, LastSuccess: f.LastSuccess,
+		Queued: r.a.n[inFlightIndex(apiclient.StatusQueued)], Running: r.a.n[inFlightIndex(apiclient.StatusRunning)],
+		Paused: r.a.n[inFlightIndex(apiclient.StatusPaused)], OldestRunning: r.a.oldestRunning}
+	fs.FlowURL = e.flowURL(r.project.id, f.id)
+	if lf := f.LastFail; lf.RunID != "" {
+		fs.LastFailureRun, fs.LastFailureStatus, fs.LastFailureStep, fs.LastFailureAt = lf.RunID, lf.Status, lf.Step, lf.At
+		fs.LastFailureURL = e.runURL(r.project.id, lf.RunID)
 	}
 	hour := now.Unix() / 3600
 	for i := range fs.Hours {
 		h := hour - 23 + int64(i)
 		fs.Hours[i].Start = time.Unix(h*3600, 0).UTC()
-		if b := f.hours[((h%24)+24)%24]; b.hour == h {
+		if b := f.Hours[hourSlot(h)]; b.hour == h {
 			fs.Hours[i].Succeeded, fs.Hours[i].Failed = int(b.ok), int(b.fail)
 		}
 	}
 	switch {
-	case f.status != "" && f.status != "ENABLED":
+	case f.Status != "" && f.Status != "ENABLED":
 		fs.Health = Disabled
-	case f.last.set && f.last.status.IsFailure():
+	case f.Last.set && f.Last.status.IsFailure():
 		fs.Health = Failing
 	case !r.a.oldestRunning.IsZero() && now.Sub(r.a.oldestRunning) > e.stuckAfter():
 		fs.Health = Stuck
-	case !f.last.set || now.Sub(f.last.order) > SilentAfter:
+	case !f.Last.set || now.Sub(f.Last.order) > SilentAfter:
 		fs.Health = Silent
 	default:
 		fs.Health = Healthy

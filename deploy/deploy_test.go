@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/activepieces-exporter/activepieces_exporter/collector"
 	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"go.yaml.in/yaml/v3"
 )
@@ -60,6 +61,27 @@ func TestEveryAlertHasAUnitTest(t *testing.T) {
 			t.Errorf("alert %s has no promtool test", a)
 		}
 	}
+}
+
+// ActivepiecesRunStuck and the status page agree on when a run is stuck: the server's run timeout
+// (activepieces_server_run_timeout_seconds) when it says it, else the same default.
+func TestRunStuckAlertUsesTheStatusPagesThreshold(t *testing.T) {
+	want := fmt.Sprintf("> %g)", collector.StuckAfter.Seconds())
+	for _, g := range readRules(t, "prometheus/alerts.yml").Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "ActivepiecesRunStuck" {
+				continue
+			}
+			if !strings.Contains(r.Expr, "group_left () activepieces_server_run_timeout_seconds") {
+				t.Errorf("ActivepiecesRunStuck does not compare with the server's run timeout:\n%s", r.Expr)
+			}
+			if !strings.Contains(r.Expr, want) {
+				t.Errorf("ActivepiecesRunStuck's default is not collector.StuckAfter (%s): want %q in\n%s", collector.StuckAfter, want, r.Expr)
+			}
+			return
+		}
+	}
+	t.Fatal("no ActivepiecesRunStuck alert")
 }
 
 type ruleFile struct {

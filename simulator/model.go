@@ -415,6 +415,17 @@ func (s *Server) setRunStatusLocked(r *Run, status apiclient.RunStatus) {
 	s.setFailure(r)
 }
 
+// UploadStaleStatus changes a run's status and nothing else (not its times, not updated's
+// meaning): a late status upload from a worker can move a finished run back to RUNNING and then
+// to its terminal status again with the same startTime and finishTime (docs/activepieces-api.md
+// §4, "A finished run can finish again").
+func (s *Server) UploadStaleStatus(id string, status apiclient.RunStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.mustRun(id)
+	r.Status, r.Updated = status, s.now()
+}
+
 // RetryMode is how a finished run is re-opened on the same row (docs/activepieces-api.md §4, "A
 // finished run can finish again").
 type RetryMode int

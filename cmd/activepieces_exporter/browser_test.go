@@ -42,8 +42,28 @@ func chromium(t *testing.T, bin string, args ...string) string {
 // are not blank.
 func TestStatusPageInABrowser(t *testing.T) {
 	browser := testkit.RequireTool(t, "chromium")
+	addr, stop := startDemoExporter(t)
+	defer stop()
+	page := "http://" + addr + "/status?project="
+	project := waitForFlakyFailing(t, addr)
+	checkFlakyRowInBrowser(t, browser, page, project)
+	for _, c := range []struct {
+		width int
+		dark  bool
+	}{{375, false}, {1280, false}, {1280, true}} {
+		checkScreenshot(t, browser, page+project, c.width, c.dark)
+	}
+	if *updateScreenshot {
+		updateStatusScreenshot(t, browser, page+project)
+	}
+}
+
+// startDemoExporter builds the exporter and starts it with --demo on a free port; it returns the
+// address and a func that stops it.
+func startDemoExporter(t *testing.T) (addr string, stop func()) {
+	t.Helper()
 	bin := buildBinary(t)
-	addr := testkit.FreePort(t)
+	addr = testkit.FreePort(t)
 	var logs testkit.LockedBuffer
 	cmd := exec.Command(bin, "--demo", "--demo.rate=20", "--poll.interval=1s", "--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -51,10 +71,13 @@ func TestStatusPageInABrowser(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	page := "http://" + addr + "/status?project="
-	// The demo's "Sales Ops" project: wait until its flaky flow's latest run failed.
-	var project string
+	return addr, func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
+}
+
+// waitForFlakyFailing finds the demo's "Sales Ops" project on the status page: it waits until its
+// flaky flow's latest run failed, and returns the project's id.
+func waitForFlakyFailing(t *testing.T, addr string) (project string) {
+	t.Helper()
 	testkit.WaitFor(t, 60*time.Second, "the flaky flow failing on the status page", func() bool {
 		body, code, err := scrape("http://" + addr + "/status")
 		if err != nil || code != 200 {
@@ -67,6 +90,13 @@ func TestStatusPageInABrowser(t *testing.T) {
 		project = m[1]
 		return regexp.MustCompile(`class="flow failing">\s*<td[^>]*><span class="badge failing">✖ Failing</span></td>\s*<td[^>]*><a class="flow-name" href="[^"]+"><bdi>Flaky webhook relay`).MatchString(body)
 	})
+	return project
+}
+
+// checkFlakyRowInBrowser checks, in the DOM the browser builds from project's status page, that
+// the flaky flow is failing and above the first healthy one.
+func checkFlakyRowInBrowser(t *testing.T, browser, page, project string) {
+	t.Helper()
 	// The browser loads the page while the demo runs on: the flaky flow may have recovered by
 	// then; look again until the browser sees it failing (it fails a third of its runs).
 	var rows [][]string
@@ -79,59 +109,69 @@ func TestStatusPageInABrowser(t *testing.T) {
 	if flaky < 0 || rows[flaky][1] != "failing" || firstHealthy >= 0 && flaky > firstHealthy {
 		t.Errorf("in the browser's DOM the flaky flow is row %d, the first healthy one row %d (of %d); want it failing, above", flaky, firstHealthy, len(rows))
 	}
-	for _, c := range []struct {
-		width int
-		dark  bool
-	}{{375, false}, {1280, false}, {1280, true}} {
-		img := screenshot(t, browser, page+project, c.width, c.dark)
-		colours := map[uint32]bool{}
-		b := img.Bounds()
-		for y := b.Min.Y; y < b.Max.Y; y += 3 {
-			for x := b.Min.X; x < b.Max.X; x += 3 {
-				r, g, bl, _ := img.At(x, y).RGBA()
-				colours[r>>8<<16|g>>8<<8|bl>>8] = true
-			}
-		}
-		if b.Dx() != c.width || len(colours) < 20 {
-			t.Errorf("screenshot at %d px (dark %v): %dx%d with %d colours: blank?", c.width, c.dark, b.Dx(), b.Dy(), len(colours))
-		}
-		// The page follows the reader's colour scheme: its background is light, or dark.
-		r, g, bl, _ := img.At(2, 2).RGBA()
-		if light := (r+g+bl)/3>>8 > 128; light == c.dark {
-			t.Errorf("screenshot at %d px (dark %v): background (%d,%d,%d)", c.width, c.dark, r>>8, g>>8, bl>>8)
+}
+
+// checkScreenshot takes a screenshot of url at width (dark or not) and checks it is not blank:
+// as wide as asked, with at least 20 colours, and its background light or dark to match.
+func checkScreenshot(t *testing.T, browser, url string, width int, dark bool) {
+	t.Helper()
+	img := screenshot(t, browser, url, width, dark)
+	colours := map[uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 3 {
+		for x := b.Min.X; x < b.Max.X; x += 3 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colours[r>>8<<16|g>>8<<8|bl>>8] = true
 		}
 	}
-	if *updateScreenshot {
-		// For the README: a moment at which a flow is failing (a red badge in the health column).
-		for range 20 {
-			shot := filepath.Join(t.TempDir(), "status.png")
-			chromium(t, browser, "--screenshot="+shot, "--window-size=1280,1100", page+project)
-			data, err := os.ReadFile(shot)
-			if err != nil {
-				t.Fatal(err)
+	if b.Dx() != width || len(colours) < 20 {
+		t.Errorf("screenshot at %d px (dark %v): %dx%d with %d colours: blank?", width, dark, b.Dx(), b.Dy(), len(colours))
+	}
+	// The page follows the reader's colour scheme: its background is light, or dark.
+	r, g, bl, _ := img.At(2, 2).RGBA()
+	if light := (r+g+bl)/3>>8 > 128; light == dark {
+		t.Errorf("screenshot at %d px (dark %v): background (%d,%d,%d)", width, dark, r>>8, g>>8, bl>>8)
+	}
+}
+
+// updateStatusScreenshot writes docs/status-page.png for the README: a moment at which a flow is
+// failing (a red badge in the health column). It tries up to 20 screenshots of url.
+func updateStatusScreenshot(t *testing.T, browser, url string) {
+	t.Helper()
+	for range 20 {
+		shot := filepath.Join(t.TempDir(), "status.png")
+		chromium(t, browser, "--screenshot="+shot, "--window-size=1280,1100", url)
+		data, err := os.ReadFile(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if redPixels(img) < 30 {
+			continue
+		}
+		if err := os.WriteFile("../../docs/status-page.png", data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+}
+
+// redPixels counts the badge-red pixels in the part of a 1280 px screenshot where the health
+// column's badges are.
+func redPixels(img image.Image) int {
+	red := 0
+	for y := 250; y < 700; y++ {
+		for x := 15; x < 130; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			if r>>8 > 180 && g>>8 < 80 && b>>8 < 80 {
+				red++
 			}
-			img, err := png.Decode(bytes.NewReader(data))
-			if err != nil {
-				t.Fatal(err)
-			}
-			red := 0
-			for y := 250; y < 700; y++ {
-				for x := 15; x < 130; x++ {
-					r, g, b, _ := img.At(x, y).RGBA()
-					if r>>8 > 180 && g>>8 < 80 && b>>8 < 80 {
-						red++
-					}
-				}
-			}
-			if red < 30 {
-				continue
-			}
-			if err := os.WriteFile("../../docs/status-page.png", data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			break
 		}
 	}
+	return red
 }
 
 // screenshot loads url in headless Chromium at width (in its dark scheme when dark) and returns

@@ -88,8 +88,8 @@ func (CheckCmd) Run(rc *runContext) error {
 	n, perPoll, perSecond, period := w.exporter.PollBudget()
 	fmt.Fprintf(out, "In-flight runs tracked: %.0f\n", tracked)
 	fmt.Fprintf(out, "Cold start (until ready): %.0f API requests, %s at --api.rate-limit %g/s\n", coldStart,
-		time.Duration(coldStart/rc.cli.API.RateLimit*float64(time.Second)).Round(time.Second), rc.cli.API.RateLimit)
-	reportHistory(ctx, out, w, rc.cli.Poll.HistoryRate)
+		time.Duration(coldStart/w.cfg.RateLimit*float64(time.Second)).Round(time.Second), w.cfg.RateLimit)
+	reportHistory(ctx, out, w, w.cfg.HistoryRate)
 	fmt.Fprintf(out, "Steady state: %.1f API requests per project per poll, %.1f/s for %d projects; effective poll period %s\n",
 		perPoll, perSecond, n, period.Round(time.Second))
 	fmt.Fprintf(out, "Series served: %d\n", series)

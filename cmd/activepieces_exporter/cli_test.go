@@ -38,7 +38,7 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 	want := collector.DefaultConfig()
 	want.PollInterval = 0  // unset: the collector's default, or the demo's
 	want.FlowsInterval = 0 // the same
-	want.StateSource = "https://cloud.activepieces.com/api"
+	want.ServerURL = "https://cloud.activepieces.com/api"
 	want.PauseLimit = 0 // no flag: the platform's pause limit
 	want.ShardCount = 1 // the same as 0: one shard
 	if got := cli.collectorConfig(); !reflect.DeepEqual(got, want) {
@@ -52,7 +52,7 @@ func TestDefaultsAndEnvironment(t *testing.T) {
 		t.Errorf("collector defaults: %+v", d)
 	}
 	cli, err = parse(t, nil, "--poll.retry-window=0", "--poll.late-window=0")
-	if err != nil || cli.collectorConfig().RetryWindow >= 0 || cli.collectorConfig().LateWindow >= 0 {
+	if err != nil || !cli.collectorConfig().RetryWatchOff || !cli.collectorConfig().LateCheckOff {
 		t.Errorf("0 does not turn the retry watch and the late check off: %+v, %v", cli.collectorConfig(), err)
 	}
 	cli, err = parse(t, nil, "--demo")
@@ -91,11 +91,16 @@ func TestValidateRefusesBadConfigurations(t *testing.T) {
 		{[]string{"--metrics.duration-buckets=1,1"}, "duration buckets must increase, got [1 1]"},
 		{[]string{"--shard.count=2", "--shard.index=2"}, "shard index must be in [0, shard count), got index 2 of 2"},
 		{[]string{"--shard.index=1"}, "shard index must be in [0, shard count), got index 1 of 1"},
-		{[]string{"--poll.retry-window=-1h"}, "--poll.retry-window must not be negative, got -1h0m0s"},
-		{[]string{"--poll.late-window=-1s"}, "--poll.late-window must not be negative, got -1s"},
-		{[]string{"--api.rate-limit=0"}, "--api.rate-limit must be positive, got 0"},
-		{[]string{"--poll.history-rate=0"}, "--poll.history-rate must be positive, got 0"},
-		{[]string{"--activepieces.ui-url=ap.example.com"}, "--activepieces.ui-url must be an http(s) URL, got \"ap.example.com\""},
+		{[]string{"--poll.timeout=-1s"}, "poll timeout must not be negative, got -1s"},
+		{[]string{"--poll.overlap-interval=-1s"}, "overlap interval must not be negative, got -1s"},
+		{[]string{"--poll.projects-interval=-1s"}, "projects interval must not be negative, got -1s"},
+		{[]string{"--poll.retry-window=-1h"}, "retry window must not be negative, got -1h0m0s"},
+		{[]string{"--poll.late-window=-1s"}, "late window must not be negative, got -1s"},
+		{[]string{"--api.rate-limit=-1"}, "rate limit must be positive, got -1"},
+		{[]string{"--api.rate-limit=NaN"}, "rate limit must be positive, got NaN"},
+		{[]string{"--poll.history-rate=-2"}, "history rate must be positive, got -2"},
+		{[]string{"--shard.count=-1"}, "shard index must be in [0, shard count), got index 0 of -1"},
+		{[]string{"--activepieces.ui-url=ap.example.com"}, `UI URL must be an http(s) URL, got "ap.example.com"`},
 		{[]string{"--metrics.max-failed-steps-per-flow=-1"}, "max failed steps per flow must be at least 1, got -1"},
 		{[]string{"--api.timeout=0s"}, "--api.timeout must be positive, got 0s"},
 		{[]string{"--api.retries=-1"}, "--api.retries must not be negative, got -1"},
@@ -103,7 +108,8 @@ func TestValidateRefusesBadConfigurations(t *testing.T) {
 		{[]string{"--web.max-requests=-1"}, "--web.max-requests must not be negative, got -1"},
 		{[]string{"--web.telemetry-path=metrics"}, `--web.telemetry-path must start with /, got "metrics"`},
 		{[]string{"--demo", "--demo.rate=0"}, "--demo.rate must be positive, got 0"},
-		{[]string{"--poll.max-pages=-1", "--api.rate-limit=-1"}, "max pages must be at least 1, got -1\n--api.rate-limit must be positive, got -1"},
+		{[]string{"--poll.max-pages=-1", "--api.rate-limit=-1"}, "max pages must be at least 1, got -1\nrate limit must be positive, got -1"},
+		{[]string{"--poll.max-pages=-1", "--api.retries=-1"}, "max pages must be at least 1, got -1\n--api.retries must not be negative, got -1"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			_, err := parse(t, nil, tc.args...)
@@ -114,6 +120,28 @@ func TestValidateRefusesBadConfigurations(t *testing.T) {
 	}
 	if _, err := parse(t, nil, "--shard.count=3", "--shard.index=2", "--poll.page-size=1000"); err != nil {
 		t.Errorf("a valid configuration was refused: %v", err)
+	}
+}
+
+// A collector setting's 0 is its default (collector.Config), on the command line too, except
+// where the flag's help gives 0 a meaning: the retry watch and the late check are then off.
+func TestZeroFlagsTakeTheCollectorsDefaults(t *testing.T) {
+	cli, err := parse(t, nil, "--api.rate-limit=0", "--poll.history-rate=0", "--poll.max-pages=0", "--poll.lookback=0",
+		"--poll.retry-window=0", "--poll.late-window=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cli.collectorConfig().WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := collector.DefaultConfig()
+	if got.RateLimit != d.RateLimit || got.HistoryRate != d.HistoryRate || got.MaxPages != d.MaxPages || got.Lookback != d.Lookback {
+		t.Errorf("zero flags: rate limit %g, history rate %g, max pages %d, lookback %s; want the defaults",
+			got.RateLimit, got.HistoryRate, got.MaxPages, got.Lookback)
+	}
+	if got.RetryWindow != 0 || got.LateWindow != 0 {
+		t.Errorf("--poll.retry-window=0 and --poll.late-window=0 in effect: %s and %s, want 0 (off)", got.RetryWindow, got.LateWindow)
 	}
 }
 
@@ -180,9 +208,10 @@ func TestKeySource(t *testing.T) {
 	}
 }
 
-// The README's configuration table documents every flag with its environment variable.
+// The configuration table (docs/configuration.md, linked from the README) documents every flag
+// with its environment variable.
 func TestREADMEDocumentsEveryFlag(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +226,7 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 		}
 		row := "| `--" + f.Name + "` | `" + f.Envs[0] + "`"
 		if !strings.Contains(string(readme), row) {
-			t.Errorf("README lacks the row %q", row)
+			t.Errorf("docs/configuration.md lacks the row %q", row)
 		}
 	}
 }
@@ -244,26 +273,60 @@ func TestKeyFileFailureIsLoggedOncePerChange(t *testing.T) {
 	}
 }
 
-// Every flag tagged cfg:"Field" names a field of collector.Config of the flag's own type, and
-// every setting of collector.Config that an operator may set has such a flag.
-func TestConfigFlagsNameConfigFields(t *testing.T) {
-	cfgType := reflect.TypeOf(collector.Config{})
-	set := map[string]bool{}
-	eachConfigFlag(reflect.ValueOf(&CLI{}).Elem(), func(flag reflect.Value, field string, zeroOff bool) {
-		f, ok := cfgType.FieldByName(field)
-		switch {
-		case !ok:
-			t.Errorf("cfg:%q names no field of collector.Config", field)
-		case f.Type != flag.Type():
-			t.Errorf("cfg:%q: flag of type %s, Config field of type %s", field, flag.Type(), f.Type)
-		case zeroOff && f.Type != reflect.TypeOf(time.Duration(0)):
-			t.Errorf("cfg:%q: zero-off on a %s", field, f.Type)
+// Every setting of collector.Config that an operator may set has a flag, and collectorConfig
+// sets each field from its own flag: every flag set to a value of its own gives exactly those
+// values, and no field is left at what the flag defaults give in both configurations tried (a
+// field added to Config without a line in collectorConfig fails here).
+func TestEveryConfigFieldHasAFlag(t *testing.T) {
+	cli, err := parse(t, nil,
+		"--activepieces.url=https://ap.example.com/api", "--activepieces.project=p1", "--activepieces.project=p2",
+		"--activepieces.flow=f1", "--activepieces.ui-url=https://ui.example.com",
+		"--poll.interval=11s", "--poll.timeout=12m", "--poll.lookback=13h", "--poll.overlap=14m",
+		"--poll.overlap-interval=15m", "--poll.flows-interval=16m", "--poll.projects-interval=17m",
+		"--poll.max-pages=18", "--poll.page-size=19", "--poll.concurrency=20", "--poll.retry-window=21h",
+		"--poll.late-window=22h", "--poll.history-rate=2.3", "--poll.max-tracked-runs=24", "--api.rate-limit=2.5",
+		"--metrics.max-flows=26", "--metrics.max-failed-steps-per-flow=27", "--metrics.compact", "--metrics.duration-buckets=2.8,29",
+		"--shard.count=31", "--shard.index=30",
+		"--state.file=/tmp/state.json", "--state.reset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := collector.Config{
+		ServerURL: "https://ap.example.com/api", Projects: []string{"p1", "p2"}, Flows: []string{"f1"}, UIURL: "https://ui.example.com",
+		PollInterval: 11 * time.Second, PollTimeout: 12 * time.Minute, Lookback: 13 * time.Hour, Overlap: 14 * time.Minute,
+		OverlapInterval: 15 * time.Minute, FlowsInterval: 16 * time.Minute, ProjectsInterval: 17 * time.Minute,
+		MaxPages: 18, PageSize: 19, Concurrency: 20, RetryWindow: 21 * time.Hour,
+		LateWindow: 22 * time.Hour, HistoryRate: 2.3, MaxTrackedRuns: 24, RateLimit: 2.5,
+		MaxFlows: 26, MaxFailedStepsPerFlow: 27, CompactSeries: true, DurationBuckets: []float64{2.8, 29},
+		ShardCount: 31, ShardIndex: 30,
+		StateFile: "/tmp/state.json", StateReset: true,
+	}
+	got := cli.collectorConfig()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("collectorConfig:\n got %+v\nwant %+v", got, want)
+	}
+	// The windows' 0 sets the other field each of them sets.
+	off, err := parse(t, nil, "--poll.retry-window=0", "--poll.late-window=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offCfg := off.collectorConfig()
+	if !offCfg.RetryWatchOff || !offCfg.LateCheckOff {
+		t.Errorf("--poll.retry-window=0 --poll.late-window=0: RetryWatchOff %v, LateCheckOff %v", offCfg.RetryWatchOff, offCfg.LateCheckOff)
+	}
+	defaults, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := reflect.ValueOf(defaults.collectorConfig())
+	for i := range def.NumField() {
+		name := def.Type().Field(i).Name
+		if name == "PauseLimit" { // the platform's, not ours to set
+			continue
 		}
-		set[field] = true
-	})
-	for i := range cfgType.NumField() {
-		if name := cfgType.Field(i).Name; !set[name] && name != "PauseLimit" { // the platform's, not ours to set
-			t.Errorf("collector.Config.%s has no flag", name)
+		if reflect.DeepEqual(reflect.ValueOf(got).Field(i).Interface(), def.Field(i).Interface()) &&
+			reflect.DeepEqual(reflect.ValueOf(offCfg).Field(i).Interface(), def.Field(i).Interface()) {
+			t.Errorf("collector.Config.%s is not set by any flag (or this test sets none)", name)
 		}
 	}
 }

@@ -34,6 +34,18 @@ var contractFamilies = func() []string {
 	return names
 }()
 
+// raceBinaryEnv, when set, builds the exporter the tests run with -race (make bench runs the load
+// tests so); a race it reports fails the test that ran it (see checkNoRace).
+const raceBinaryEnv = "ACTIVEPIECES_EXPORTER_TEST_RACE_BINARY"
+
+// checkNoRace fails t when the exporter's output reports a data race.
+func checkNoRace(t *testing.T, logs string) {
+	t.Helper()
+	if i := strings.Index(logs, "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("the exporter reported a data race:\n%s", logs[i:min(len(logs), i+4000)])
+	}
+}
+
 // builtBinary is the exporter built once for the package's tests (TestMain).
 var builtBinary string
 
@@ -49,7 +61,11 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	builtBinary = filepath.Join(dir, "activepieces_exporter")
-	if out, err := exec.Command("go", "build", "-o", builtBinary, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", builtBinary}
+	if os.Getenv(raceBinaryEnv) != "" { // make bench: the load tests run the exporter under the race detector
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		return 1
 	}

@@ -57,6 +57,7 @@ func TestLoad(t *testing.T) {
 	// overlap sweep, at most --poll.overlap-interval (1 min) after they show, and retries by the
 	// next flow refresh: wait that long.
 	got, want, produced := settle(t, sim, p, t0, 90*time.Second)
+	checkNoRace(t, p.logs.String())
 	counted := 0
 	for _, v := range got {
 		counted += v

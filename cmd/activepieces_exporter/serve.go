@@ -26,6 +26,7 @@ type ServeCmd struct{}
 
 // wired is what serve and check share: an API client and an exporter, with their registry.
 type wired struct {
+	cfg      collector.Config // the collector's settings in effect (collector.Config.WithDefaults)
 	creds    *credentials
 	client   *apiclient.Client
 	exporter *collector.Exporter
@@ -47,7 +48,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 		if url, err = startDemo(ctx, wg, c.Demo, rc.log); err != nil {
 			return nil, err
 		}
-		cfg.StateSource = url
+		cfg.ServerURL = url
 		creds, err = demoCredentials(c.Demo.Edition, cfg.PollInterval)
 	} else {
 		creds, err = newCredentials(c.Activepieces, cfg.PollInterval, rc.getenv)
@@ -58,11 +59,16 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if o.noStateFile {
 		cfg.StateFile = ""
 	}
+	// The settings in effect, defaults filled: the API client is paced at the collector's
+	// RateLimit, whose meaning (0: the default) is the collector's. Kong has validated them.
+	if cfg, err = cfg.WithDefaults(); err != nil {
+		return nil, fmt.Errorf("collector config: %w", err)
+	}
 	apiMetrics := collector.NewAPIMetrics()
 	acfg := apiclient.Config{
 		BaseURL: url, Timeout: c.API.Timeout, Retries: c.API.Retries,
 		MaxItemBytes: c.API.MaxItem, MaxFlowBytes: c.API.MaxFlow,
-		Limiter:   rate.NewLimiter(rate.Limit(c.API.RateLimit), max(1, int(c.API.RateLimit))),
+		Limiter:   rate.NewLimiter(rate.Limit(cfg.RateLimit), max(1, int(cfg.RateLimit))),
 		Observer:  apiMetrics.Observe,
 		UserAgent: "activepieces_exporter/" + version,
 	}
@@ -88,7 +94,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if creds.signIns != nil {
 		reg.MustRegister(creds.signIns)
 	}
-	return &wired{creds: creds, client: client, exporter: exp, registry: reg, api: apiMetrics, gz: gz}, nil
+	return &wired{cfg: cfg, creds: creds, client: client, exporter: exp, registry: reg, api: apiMetrics, gz: gz}, nil
 }
 
 // wireOptions are what a command changes in the wiring.

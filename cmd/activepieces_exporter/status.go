@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	_ "embed"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
 )
@@ -25,10 +31,63 @@ type statusPage struct {
 	// slots bounds the pages rendered at once: the page is for people, a few at a time, and a
 	// crowd of clients must not take the CPU and memory the scrape and the probes need.
 	slots chan struct{}
+	// pace bounds the pages served a second, rendered or cached: people read a few; a crowd
+	// fetching as fast as it can (250 KB a page) must not take the CPU the scrape needs.
+	pace *rate.Limiter
+	// cache holds the pages last rendered of the current snapshot: a crowd asking the same views
+	// is answered from it, without rendering again.
+	cache pageCache
 }
 
-// statusConcurrency is how many status pages are rendered at once; more wait briefly, then get 503.
-const statusConcurrency = 4
+// statusConcurrency is how many status pages are rendered at once (half the CPUs, 1 to 4); more
+// wait briefly, then get 503.
+var statusConcurrency = max(1, min(4, runtime.GOMAXPROCS(0)/2))
+
+// statusRate is how many status pages are served a second at most (a burst of as many).
+const statusRate = 20
+
+// pageCache is the rendered status pages of one snapshot, by query (at most pageCacheSize; the
+// oldest goes first). Its own mutex guards it.
+type pageCache struct {
+	mu    sync.Mutex
+	taken time.Time // the snapshot the pages are of (Status.Now)
+	pages map[string][]byte
+	order []string
+}
+
+// pageCacheSize bounds the cached pages (about 250 KB each).
+const pageCacheSize = 16
+
+// get returns the page rendered for key of the snapshot taken at taken, if any.
+func (c *pageCache) get(taken time.Time, key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.taken.Equal(taken) {
+		return nil, false
+	}
+	b, ok := c.pages[key]
+	return b, ok
+}
+
+// put keeps a page; a page of a newer snapshot empties the cache first.
+func (c *pageCache) put(taken time.Time, key string, page []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.taken.Equal(taken) {
+		if taken.Before(c.taken) {
+			return // rendered from an older snapshot than the cache holds
+		}
+		c.taken, c.pages, c.order = taken, map[string][]byte{}, nil
+	}
+	if _, ok := c.pages[key]; ok {
+		return
+	}
+	if len(c.order) >= pageCacheSize {
+		delete(c.pages, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.pages[key], c.order = page, append(c.order, key)
+}
 
 // maxStatusPage is the highest page asked for that is taken as such (beyond: that page, empty).
 const maxStatusPage = 1 << 20
@@ -48,7 +107,8 @@ func newStatusPage(src interface{ Status() collector.Status }, errs interface{ E
 			return []string{collector.Failing.String(), collector.Stuck.String(), collector.Silent.String(), collector.Healthy.String(), collector.Disabled.String()}
 		},
 	}
-	return &statusPage{src: src, errs: errs, slots: make(chan struct{}, statusConcurrency), tmpl: template.Must(template.New("status").Funcs(funcs).Parse(statusTemplate))}
+	return &statusPage{src: src, errs: errs, slots: make(chan struct{}, statusConcurrency),
+		pace: rate.NewLimiter(statusRate, statusRate), tmpl: template.Must(template.New("status").Funcs(funcs).Parse(statusTemplate))}
 }
 
 // statusView is what the template renders.
@@ -95,6 +155,20 @@ type stripBar struct {
 }
 
 func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.paced(r.Context()) {
+		if r.Context().Err() == nil {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "the status page is busy; try again in a few seconds", http.StatusServiceUnavailable)
+		}
+		return
+	}
+	st := s.src.Status()
+	apiErrors := s.errs.ErrorsLastHour()
+	key := strconv.Itoa(apiErrors) + " " + r.URL.RawQuery
+	if page, ok := s.cache.get(st.Now, key); ok {
+		writeStatusPage(w, page)
+		return
+	}
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	select {
@@ -107,9 +181,20 @@ func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	st := s.src.Status()
+	v := s.view(r, st, apiErrors)
+	var buf bytes.Buffer
+	if err := s.tmpl.Execute(&buf, v); err != nil {
+		http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	s.cache.put(st.Now, key, buf.Bytes())
+	writeStatusPage(w, buf.Bytes())
+}
+
+// view is what the page for r shows of snapshot st: the filters and page its query asks for.
+func (s *statusPage) view(r *http.Request, st collector.Status, apiErrors int) statusView {
 	q := r.URL.Query()
-	v := statusView{Status: st, Refresh: max(5, int(st.PollInterval.Seconds())), APIErrors: s.errs.ErrorsLastHour(),
+	v := statusView{Status: st, Refresh: max(5, int(st.PollInterval.Seconds())), APIErrors: apiErrors,
 		Query: q.Get("q"), Project: q.Get("project"), Only: q.Get("only"), Page: 1}
 	if p, err := strconv.Atoi(q.Get("page")); err == nil && p > 1 {
 		v.Page = min(p, maxStatusPage) // (page-1) × statusPageSize must not overflow to page 1
@@ -159,13 +244,37 @@ func (s *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v.Page < v.Pages {
 		v.NextURL = page(v.Page + 1)
 	}
+	return v
+}
+
+// paced waits for the page's turn under statusRate: at most a second, and a request that would
+// wait longer is held that second before it is refused, so a client that retries at once cannot
+// turn refusals into a flood of their own.
+func (s *statusPage) paced(ctx context.Context) bool {
+	res := s.pace.Reserve()
+	delay := res.Delay()
+	if delay > time.Second {
+		res.Cancel()
+		delay = time.Second
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return delay < time.Second
+	case <-ctx.Done():
+		res.Cancel()
+		return false
+	}
+}
+
+// writeStatusPage answers with a rendered status page.
+func writeStatusPage(w http.ResponseWriter, page []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("X-Frame-Options", "DENY")
-	if err := s.tmpl.Execute(w, v); err != nil {
-		http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
-	}
+	_, _ = w.Write(page)
 }
 
 func newFlowRow(f collector.FlowStatus) flowRow {

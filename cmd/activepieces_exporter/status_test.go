@@ -29,7 +29,7 @@ func statusFixture(t testing.TB, setup func(s *simulator.Server)) (*statusPage, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := collector.New(collector.Config{StateSource: srv.URL + "/api", MaxFlows: 100000, HistoryRate: 1e6}, client,
+	exp, err := collector.New(collector.Config{ServerURL: srv.URL + "/api", MaxFlows: 100000, HistoryRate: 1e6}, client,
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
