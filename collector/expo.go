@@ -458,8 +458,9 @@ func (e *model) openMetricsSnapshot() (Snapshot, error) {
 		return k.Snapshot, nil // rendered while this scrape waited for the model
 	}
 	if k.Poll != e.completed {
-		// Polls since the last render (a tick left unrendered): both formats, of the same moment.
-		if err := e.refreshExposition(); err != nil {
+		// Polls since the last render (a tick left unrendered): both formats, of the same moment,
+		// saved first as a poll's render is.
+		if _, err := e.saveAndRender(); err != nil {
 			return Snapshot{}, err
 		}
 		return e.expo.last.Load().Snapshot, nil
