@@ -260,8 +260,8 @@ func (t *textSink) histogram(f *family, count uint64, sum float64, upper []float
 // format both have.
 //
 // With a publisher (WithPublished), the exporter keeps no bytes: the snapshots it returns hold
-// their Poll only, the publisher having been lent each format's bytes before readers could see
-// that poll.
+// their Poll only, each format having been written to the publisher (a Rendering) before readers
+// could see that poll.
 type Snapshot struct {
 	// Poll is the poll whose results it holds: whoever serves it gives it to Served.
 	Poll uint64
@@ -288,7 +288,7 @@ type exposition struct {
 // kept is a snapshot as the exporter keeps it: whole without a publisher, its Poll only with one.
 type kept struct {
 	Snapshot
-	om bool // OpenMetrics of Poll was rendered (and, with a publisher, handed to it)
+	om bool // OpenMetrics of Poll was rendered (with a publisher, to it)
 }
 
 func (x *exposition) markServed(gen uint64) {
@@ -309,127 +309,90 @@ func (e *model) refreshExposition() error {
 		st := e.status()
 		e.pub.status.Store(&st)
 	}
-	om := e.expo.wantOM.Load()
-	r := e.renderer(true, om)
 	k := &kept{Snapshot: Snapshot{Poll: e.completed}}
-	if err := r.format(k, false); err != nil {
+	if err := e.renderFormat(k, false); err != nil {
 		return err
 	}
 	var err error
-	if om {
+	if e.expo.wantOM.Load() {
 		// Without it when it fails: the next OpenMetricsSnapshot renders it again.
-		err = r.format(k, true)
+		err = e.renderFormat(k, true)
 	}
 	e.expo.last.Store(k)
 	return err
 }
 
-// renderer renders the formats of one snapshot. With a publisher, they take turns in one buffer,
-// lent to the publisher for its call (so one plain rendering at most is alive, and none once
-// published); without one, each has bytes of its own, which the snapshot keeps.
-type renderer struct {
-	m   *model
-	buf []byte // with a publisher: the buffer lent, cut to length 0
+// Rendering is one format of the exposition as of one poll, as the exporter gives it to its
+// publisher (WithPublished): not bytes, but a writer of them, so that the exporter never holds a
+// plain rendering (at 10k flows, over 60 MB per format).
+type Rendering struct {
+	// Poll is the poll whose results it holds.
+	Poll uint64
+	// OpenMetrics is the format: OpenMetrics (1.0.0) with exemplars, without the closing "# EOF",
+	// as WriteOpenMetrics writes it; else the text format (0.0.4), as WriteText does.
+	OpenMetrics bool
+	m           *model
 }
 
-// renderer is a renderer of a snapshot in the text format (with text) and OpenMetrics (with om).
-func (e *model) renderer(text, om bool) *renderer {
-	r := &renderer{m: e}
+// WriteTo renders the samples to w, straight from the model, and returns the bytes written and
+// the first error met. It is valid during the publish call only (it reads the model, which its
+// owner holds then); it may be called more than once, each time writing the same bytes.
+func (r Rendering) WriteTo(w io.Writer) (int64, error) {
+	c := &countingWriter{w: w}
+	err := r.m.write(c, r.OpenMetrics)
+	return c.n, err
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// renderFormat renders k's poll in one format (OpenMetrics with om): to the publisher, if any,
+// else into bytes that k keeps.
+func (e *model) renderFormat(k *kept, om bool) error {
 	if e.onPublish != nil {
-		r.buf = e.renderBuffer(text, om)
+		if err := e.onPublish(Rendering{Poll: k.Poll, OpenMetrics: om, m: e}); err != nil {
+			return err
+		}
+		k.om = k.om || om
+		return nil
 	}
-	return r
-}
-
-// format renders k's poll in one format (OpenMetrics with om), hands it to the publisher if any,
-// else keeps it in k.
-func (r *renderer) format(k *kept, om bool) error {
-	e := r.m
-	buf := r.buf
-	if e.onPublish == nil {
-		buf = e.renderBuffer(!om, om)
-	}
-	b, err := e.render(buf, om)
+	b, err := e.render(om)
 	if err != nil {
 		return err
 	}
-	k.om = k.om || om
-	if e.onPublish == nil {
-		if om {
-			k.OpenMetrics = slices.Clip(b) // an append by a reader copies: the bytes are shared
-		} else {
-			k.Text = slices.Clip(b)
-		}
-		return nil
-	}
-	r.buf = b[:0] // grown if it had to be: the next format has it
-	s := Snapshot{Poll: k.Poll}
 	if om {
-		s.OpenMetrics = b
+		k.OpenMetrics = b
 	} else {
-		s.Text = b
+		k.Text = b
 	}
-	e.onPublish(s)
+	k.om = k.om || om
 	return nil
 }
 
-// renderBuffer is an empty buffer for renderings in the text format (with text) and OpenMetrics
-// (with om): the size of the largest of their last renderings, plus a sixteenth. At 10k flows a
-// rendering is tens of MB, which growing by appending would allocate about thrice over; so a
-// format whose last rendering was small (under countBelow) or none, as before a first poll, is
-// counted first (rendered to a counter), a cheap pass when it is small again.
-func (e *model) renderBuffer(text, om bool) []byte {
-	n := 0
-	for i, want := range [2]bool{text, om} {
-		if !want {
-			continue
-		}
-		if e.renderSize[i] < countBelow {
-			var c byteCounter
-			if e.write(&c, i == 1) == nil {
-				e.renderSize[i] = int(c)
-			}
-		}
-		n = max(n, e.renderSize[i])
+// render renders the text (or OpenMetrics) exposition into bytes of their own, allocated at the
+// size of the last rendering in that format (a 10k-flow text is tens of MB: no growing by
+// doubling, but for the first).
+func (e *model) render(om bool) ([]byte, error) {
+	size := &e.renderSize[0]
+	if om {
+		size = &e.renderSize[1]
 	}
-	return make([]byte, 0, n+n/16)
-}
-
-// countBelow is the size of rendering under which the next one is counted before it is rendered.
-const countBelow = 1 << 20
-
-// byteCounter is an io.Writer that counts what it is given.
-type byteCounter int
-
-func (c *byteCounter) Write(p []byte) (int, error) {
-	*c += byteCounter(len(p))
-	return len(p), nil
-}
-
-// render renders the text (or OpenMetrics) exposition appended to buf (given at length 0, and
-// grown only if the rendering outgrows it), never nil.
-func (e *model) render(buf []byte, om bool) ([]byte, error) {
-	w := sliceWriter{b: buf}
-	if w.b == nil {
-		w.b = []byte{}
-	}
-	if err := e.write(&w, om); err != nil {
+	var buf bytes.Buffer
+	buf.Grow(*size + *size/16)
+	if err := e.write(&buf, om); err != nil {
 		return nil, err
 	}
-	if om {
-		e.renderSize[1] = len(w.b)
-	} else {
-		e.renderSize[0] = len(w.b)
-	}
-	return w.b, nil
-}
-
-// sliceWriter is an io.Writer appending to a slice.
-type sliceWriter struct{ b []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
+	*size = buf.Len()
+	return slices.Clip(buf.Bytes()), nil // an append by a reader copies: the bytes are shared
 }
 
 // Snapshot is the exposition as of the last render (after every poll): the text format, and
@@ -438,7 +401,7 @@ func (w *sliceWriter) Write(p []byte) (int, error) {
 func (e *Exporter) Snapshot() Snapshot { return e.expo.last.Load().Snapshot }
 
 // OpenMetricsSnapshot is the exposition as of the last render, OpenMetrics included (with a
-// publisher: handed to it, and the snapshot holds the poll only). The first call renders
+// publisher: written to it, and the snapshot holds the poll only). The first call renders
 // OpenMetrics (waiting for the model's owner); from then on every render includes it.
 func (e *Exporter) OpenMetricsSnapshot() (Snapshot, error) {
 	e.expo.wantOM.Store(true)
@@ -465,7 +428,7 @@ func (e *model) openMetricsSnapshot() (Snapshot, error) {
 		}
 		return e.expo.last.Load().Snapshot, nil
 	}
-	if err := e.renderer(false, true).format(&k, true); err != nil {
+	if err := e.renderFormat(&k, true); err != nil {
 		return Snapshot{}, err
 	}
 	e.expo.last.Store(&k)

@@ -43,7 +43,7 @@ type env struct {
 	fam       []*family
 	pollHist  prometheus.Histogram
 	expo      *exposition
-	onPublish func(Snapshot) // WithPublished's hook, or nil
+	onPublish func(Rendering) error // WithPublished's hook, or nil
 	// The background reader of look-back history (history.go): its own pace, and a wake-up when
 	// a first poll leaves history to read.
 	historyLimiter *rate.Limiter
@@ -92,7 +92,7 @@ type model struct {
 	renderedAt    time.Time
 	renderCost    time.Duration
 	renderPending bool
-	renderSize    [2]int // bytes of the last text and OpenMetrics renderings (renderBuffer)
+	renderSize    [2]int // bytes of the last text and OpenMetrics renderings (render)
 }
 
 // Option changes an Exporter built by New.
@@ -102,22 +102,25 @@ type Option func(*env)
 // signed-in user's default project).
 func WithDefaultProject(id func() string) Option { return func(e *env) { e.defaultProject = id } }
 
-// WithPublished lends every rendering of the exposition to publish, which keeps what it needs of
-// it: the exporter then keeps none of the bytes, only the poll, and its Snapshot and
-// OpenMetricsSnapshot return snapshots holding their Poll only. (Without it, the exporter keeps
-// each snapshot whole: at 10k flows, over 60 MB per format.)
+// WithPublished has the exporter publish its renderings through publish instead of keeping them:
+// it calls publish with each format it renders, a Rendering that publish writes where it keeps
+// it, in the form it keeps it (compressed, say). The exporter keeps none of the bytes, only the
+// poll: its Snapshot and OpenMetricsSnapshot then return snapshots holding their Poll only. Without it, the exporter
+// renders into bytes and keeps each snapshot whole: at 10k flows, over 60 MB per format.
 //
-// Each call holds one format: after a poll, a Snapshot with its Text, then, once OpenMetrics has
-// been asked for, one of the same poll with its OpenMetrics (as also when the first
-// OpenMetricsSnapshot renders OpenMetrics for a poll already published). The formats take turns
-// in one buffer, so that one plain rendering at most is alive: the bytes are publish's for the
-// call only, and it must not keep them (it copies or encodes what it keeps).
+// After a poll, publish is given the text, then, once OpenMetrics has been asked for, the
+// OpenMetrics of the same poll (as also when the first OpenMetricsSnapshot renders OpenMetrics for
+// a poll already published). An error from publish is the render's: a poll whose text was not
+// published is not made visible (readers keep the one before), one whose OpenMetrics was not is
+// visible without it (the next OpenMetricsSnapshot renders it again).
 //
 // publish is called by the model's owner, on the poll's goroutine, while no other poll or history
 // page can be applied, and before readers can get a snapshot of that poll (Snapshot's Poll). Its
 // time counts in the render's cost (which spaces renders under Run). It must not call the
 // Exporter's methods that wait for the model (Collect, WriteText, OpenMetricsSnapshot, ...).
-func WithPublished(publish func(Snapshot)) Option { return func(e *env) { e.onPublish = publish } }
+func WithPublished(publish func(Rendering) error) Option {
+	return func(e *env) { e.onPublish = publish }
+}
 
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(e *env) { e.now = now } }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,13 +14,13 @@ import (
 
 // gzipCache holds the exporter's snapshots gzip-compressed, per format: a poll's exposition is
 // compressed once, however many scrapes take it, and only its compressed bytes are kept (at 10k
-// flows about 2 MB per format, where the plain text is over 60 MB). Each format of a snapshot is
-// compressed as the exporter publishes it (published, its collector.WithPublished hook), before
-// scrapes can take it: at 10k flows that takes a quarter of a second, which a scrape must not
-// wait for (nor spend of its fast window). With the hook, the exporter keeps no plain bytes:
-// this cache is then the only copy of what /metrics serves. Without it (tests), the first scrape
-// that needs a poll compresses the snapshot's plain bytes. Safe for concurrent use; the zero
-// value is ready.
+// flows about 5 MB per format, where the plain text is over 60 MB). Each format of a snapshot is
+// rendered into gzip as the exporter publishes it (published, its collector.WithPublished hook),
+// before scrapes can take it: at 10k flows that takes a quarter of a second or more, which a
+// scrape must not wait for (nor spend of its fast window). With the hook, the exporter keeps no
+// plain bytes, nor makes any: this cache is the only copy of what /metrics serves. Without it
+// (tests), the first scrape that needs a poll compresses the snapshot's plain bytes. Safe for
+// concurrent use; the zero value is ready.
 type gzipCache struct {
 	text, om gzipped
 }
@@ -45,17 +46,12 @@ func (c *gzipCache) format(om bool) *gzipped {
 	return &c.text
 }
 
-// published compresses the formats s holds (the exporter lends them one at a time, for the call
-// only: it keeps their compression alone). The exporter calls it as it publishes s, on its poll's
-// goroutine, before any scrape can take s's poll. An error here (there is none but an invalid
-// level) is answered by the scrape that then finds the poll missing.
-func (c *gzipCache) published(s collector.Snapshot) {
-	if s.Text != nil {
-		_, _ = c.text.compress(s.Poll, s.Text)
-	}
-	if s.OpenMetrics != nil {
-		_, _ = c.om.compress(s.Poll, s.OpenMetrics)
-	}
+// published compresses r, straight from the exporter's model into gzip: no plain copy of it is
+// made. The exporter calls it as it publishes r's poll, on its poll's goroutine, before any scrape
+// can take that poll; an error (there is none but an invalid level) is the render's.
+func (c *gzipCache) published(r collector.Rendering) error {
+	_, err := c.format(r.OpenMetrics).compress(r.Poll, r.WriteTo)
+	return err
 }
 
 // get is the snapshot of poll in the format, gzip-compressed: that of poll, or of a newer poll
@@ -69,15 +65,16 @@ func (c *gzipCache) get(om bool, poll uint64, plain []byte) (gz []byte, of uint6
 	if plain == nil {
 		return nil, 0, fmt.Errorf("poll %d was not compressed as the exporter published it", poll)
 	}
-	last, err := g.compress(poll, plain)
+	last, err := g.compress(poll, bytes.NewReader(plain).WriteTo)
 	if err != nil {
 		return nil, 0, err
 	}
 	return last.gz, last.poll, nil
 }
 
-// compress compresses plain, the snapshot of poll, unless that poll or a newer one is already.
-func (g *gzipped) compress(poll uint64, plain []byte) (*compressed, error) {
+// compress compresses what write writes, the snapshot of poll, unless that poll or a newer one
+// is already.
+func (g *gzipped) compress(poll uint64, write func(io.Writer) (int64, error)) (*compressed, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	prev := g.last.Load()
@@ -92,7 +89,7 @@ func (g *gzipped) compress(poll uint64, plain []byte) (*compressed, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := zw.Write(plain); err != nil {
+	if _, err := write(zw); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {

@@ -50,12 +50,17 @@ func TestGzipCacheCompressesAPollOnce(t *testing.T) {
 	if plain, err := gunzipBytes(got[0]); err != nil || !bytes.Equal(plain, text) {
 		t.Fatal("the compressed text is not the text")
 	}
-	c.published(collector.Snapshot{Poll: 5, Text: []byte("activepieces_up 0\n")})
+	if _, err := c.text.compress(5, strings.NewReader("activepieces_up 0\n").WriteTo); err != nil {
+		t.Fatal(err)
+	}
 	if _, poll, _ := c.get(false, 4, text); poll != 5 {
 		t.Errorf("a scrape of poll 4 after poll 5 was compressed got poll %d, want the newer 5", poll)
 	}
 	if c.om.last.Load() != nil {
-		t.Error("OpenMetrics compressed from a snapshot without it")
+		t.Error("OpenMetrics compressed with the text")
+	}
+	if _, _, err := c.get(true, 5, nil); err == nil {
+		t.Error("a poll never compressed, without its bytes, was served")
 	}
 }
 
@@ -182,11 +187,11 @@ func overlapExporter(t *testing.T, sim *simulator.Server) (*servedPolls, http.Ha
 	}
 	gz := &gzipCache{}
 	var inFlight, overlapped atomic.Int64
-	publish := func(s collector.Snapshot) {
+	publish := func(r collector.Rendering) error {
 		if inFlight.Load() > 0 {
 			overlapped.Add(1)
 		}
-		gz.published(s)
+		return gz.published(r)
 	}
 	cfg := collector.Config{PollInterval: time.Second, FlowsInterval: 300 * time.Millisecond, RateLimit: 1000, HistoryRate: 100}
 	e, err := collector.New(cfg, client, slog.New(slog.NewTextHandler(io.Discard, nil)), collector.WithPublished(publish))

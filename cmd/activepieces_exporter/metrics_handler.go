@@ -49,7 +49,7 @@ type metricsHandler struct {
 // exposer is what the handler needs of the exporter (collector.Exporter).
 type exposer interface {
 	// Snapshot is the text rendered after the last poll, and that poll (the text nil when the
-	// exporter handed it to its publisher, gz).
+	// exporter wrote it to its publisher, gz).
 	Snapshot() collector.Snapshot
 	// OpenMetricsSnapshot is the same with OpenMetrics too (without its "# EOF").
 	OpenMetricsSnapshot() (collector.Snapshot, error)

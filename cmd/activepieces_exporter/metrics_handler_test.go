@@ -108,7 +108,9 @@ func TestSlowReadersCannotLockOutTheScraper(t *testing.T) {
 	cached := gz(t, text.String())
 	exp := &fixedExposition{text: []byte(text.String())}
 	h := newMetricsHandler(exp, prometheus.NewRegistry(), 40, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.gz.published(exp.Snapshot()) // compressed as published, as the exporter's hook does (wire)
+	if _, _, err := h.gz.get(false, 7, exp.text); err != nil { // compressed before scrapes, as the exporter's hook does (wire)
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
