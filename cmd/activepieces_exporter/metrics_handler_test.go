@@ -108,7 +108,8 @@ func TestSlowReadersCannotLockOutTheScraper(t *testing.T) {
 	cached := gz(t, text.String())
 	exp := &fixedExposition{text: []byte(text.String())}
 	h := newMetricsHandler(exp, prometheus.NewRegistry(), 40, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if _, _, err := h.gz.get(false, 7, exp.text); err != nil { // compressed before scrapes, as the exporter's hook does (wire)
+	// Compressed before the scrapes, as the exporter's publisher is (wire).
+	if _, _, err := h.gz.get(false, 7, exp.text); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)

@@ -185,7 +185,7 @@ func (ServeCmd) Run(rc *runContext) error {
 func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	metrics := newMetricsHandler(w.exporter, w.registry, c.Web.MaxRequests, log)
-	metrics.gz = w.gz // compressed as the exporter publishes, not by the first scrape of each poll
+	metrics.gz = w.gz // what the exporter renders into: it keeps no bytes of its own
 	mux.Handle(c.Web.TelemetryPath, methods(metrics))
 	mux.Handle("/-/healthy", methods(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		_, _ = rw.Write([]byte("Healthy\n"))
