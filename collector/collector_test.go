@@ -1,11 +1,8 @@
 package collector
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -176,13 +173,13 @@ func TestNewFlowWaitsForAScrapeOfItsZero(t *testing.T) {
 	for range 3 {
 		h.mustPoll()
 	}
-	served, gen := h.exp.Exposition() // Prometheus' first scrape since the flow appeared
-	h.exp.MarkServed(gen)
-	if !strings.Contains(gunzip(t, served), `flow_id="`+newFlow+`",flow_name="Brand new flow",project_id="`+fx.project+`",status="FAILED"} 0`) {
+	served := h.exp.Snapshot() // Prometheus' first scrape since the flow appeared
+	h.exp.Served(served.Poll)
+	if !strings.Contains(string(served.Text), `flow_id="`+newFlow+`",flow_name="Brand new flow",project_id="`+fx.project+`",status="FAILED"} 0`) {
 		t.Fatal("the first scrape does not serve the new flow's FAILED counter at 0")
 	}
 	h.mustPoll()
-	if !strings.Contains(gunzip(t, first(h.exp.Exposition())), `flow_id="`+newFlow+`",flow_name="Brand new flow",project_id="`+fx.project+`",status="FAILED"} 1`) {
+	if !strings.Contains(string(h.exp.Snapshot().Text), `flow_id="`+newFlow+`",flow_name="Brand new flow",project_id="`+fx.project+`",status="FAILED"} 1`) {
 		t.Fatal("the poll after that scrape did not count the run")
 	}
 
@@ -196,28 +193,15 @@ func TestNewFlowWaitsForAScrapeOfItsZero(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if strings.Contains(gunzip(t, first(h.exp.Exposition())), `flow_id="`+other+`",flow_name="Unwatched flow",project_id="`+fx.project+`",status="SUCCEEDED"} 1`) {
+	if strings.Contains(string(h.exp.Snapshot().Text), `flow_id="`+other+`",flow_name="Unwatched flow",project_id="`+fx.project+`",status="SUCCEEDED"} 1`) {
 		t.Error("the new flow's run was counted after 3 intervals of frequent polls, with its zero never scraped")
 	}
 	for range maxDeferPolls + 1 {
 		h.mustPoll()
 	}
-	if !strings.Contains(gunzip(t, first(h.exp.Exposition())), `flow_id="`+other+`",flow_name="Unwatched flow",project_id="`+fx.project+`",status="SUCCEEDED"} 1`) {
+	if !strings.Contains(string(h.exp.Snapshot().Text), `flow_id="`+other+`",flow_name="Unwatched flow",project_id="`+fx.project+`",status="SUCCEEDED"} 1`) {
 		t.Error("an unscraped exporter never counted the new flow's run")
 	}
-}
-
-func gunzip(t *testing.T, b []byte) string {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
 }
 
 func TestUnknownStatusIsCountedUnderItsOwnValue(t *testing.T) {
@@ -321,8 +305,6 @@ func TestFlowFilterAndCardinalityCap(t *testing.T) {
 		t.Errorf("the dropped flow was logged %d times, want once", n)
 	}
 }
-
-func first[A, B any](a A, _ B) A { return a }
 
 // A flow refresh lists folders only for projects whose flows are in any: most small projects
 // have none, and a refresh of such a project costs the flows and the late-window count.

@@ -3,12 +3,11 @@ package collector
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -255,23 +254,41 @@ func (t *textSink) histogram(f *family, count uint64, sum float64, upper []float
 	t.write()
 }
 
-// exposition caches the gzip-compressed text exposition, rendered after every poll: between polls
-// nothing changes, so a scrape costs a copy, whatever the number of flows.
-type exposition struct {
-	mu  sync.RWMutex
-	gz  []byte
-	gen uint64       // the last poll whose results gz holds
-	buf bytes.Buffer // reused between renders
-	// served is the newest poll whose results a scrape has been given (MarkServed).
-	served atomic.Uint64
+// Snapshot is the exporter's exposition as of one poll: its samples rendered in the text format
+// and, once asked for, in OpenMetrics. It is immutable once published, and shared by every
+// reader: do not modify its slices. Two snapshots of the same poll hold the same bytes in each
+// format both have.
+//
+// With a publisher (WithPublished), the exporter keeps no bytes: the snapshots it returns hold
+// their Poll only, each format having been written to the publisher (a Rendering) before readers
+// could see that poll.
+type Snapshot struct {
+	// Poll is the poll whose results it holds: whoever serves it gives it to Served.
+	Poll uint64
+	// Text is the samples in the Prometheus text format (0.0.4), as WriteText writes them.
+	Text []byte
+	// OpenMetrics is the same samples in OpenMetrics (1.0.0) with exemplars, without the closing
+	// "# EOF", as WriteOpenMetrics writes them; nil until OpenMetricsSnapshot has been called.
+	OpenMetrics []byte
+}
 
-	// The OpenMetrics rendering (with exemplars), gzip-compressed, of poll omGen: rendered with
-	// the text one after every poll once a scrape has asked for it (wantOM), and at once for
-	// the first such scrape.
-	omMu   sync.Mutex
-	om     []byte
-	omGen  uint64
+// exposition is what the model's owner publishes of the rendered metrics, and what its readers
+// tell it back. Rendered after every poll: between polls nothing changes, so a scrape costs a
+// copy, whatever the number of flows.
+type exposition struct {
+	// last is the latest snapshot as kept; only the model's owner stores it.
+	last atomic.Pointer[kept]
+	// wantOM is set by the first OpenMetricsSnapshot: renders include OpenMetrics from then on.
 	wantOM atomic.Bool
+	// served is the newest poll whose snapshot a scrape has been given (Served), raised by readers
+	// and read by the model's owner (zeroServed).
+	served atomic.Uint64
+}
+
+// kept is a snapshot as the exporter keeps it: whole without a publisher, its Poll only with one.
+type kept struct {
+	Snapshot
+	om bool // OpenMetrics of Poll was rendered (with a publisher, to it)
 }
 
 func (x *exposition) markServed(gen uint64) {
@@ -283,101 +300,144 @@ func (x *exposition) markServed(gen uint64) {
 	}
 }
 
-// refreshExposition re-renders the cached exposition, and publishes with it the facts and (when
-// a status page was asked for) the status snapshot of the same moment. Called after polls.
+// refreshExposition renders and publishes a snapshot of the exposition, and publishes with it the
+// facts and (when a status page was asked for) the status snapshot of the same moment. Called
+// after polls.
 func (e *model) refreshExposition() error {
-	gen := e.completed
 	defer e.publishFacts() // after the exposition: ready means /metrics has what it says
 	if asked := e.pub.statusAskedAt.Load(); asked != 0 && e.now().Sub(time.Unix(0, asked)) < statusWanted {
 		st := e.status()
 		e.pub.status.Store(&st)
 	}
-	gz, err := e.renderGzip(&e.expo.buf, false)
+	k := &kept{Snapshot: Snapshot{Poll: e.completed}}
+	if err := e.renderFormat(k, false); err != nil {
+		return err
+	}
+	var err error
+	if e.expo.wantOM.Load() {
+		// Without it when it fails: the next OpenMetricsSnapshot renders it again.
+		err = e.renderFormat(k, true)
+	}
+	e.expo.last.Store(k)
+	return err
+}
+
+// Rendering is one format of the exposition as of one poll, as the exporter gives it to its
+// publisher (WithPublished): not bytes, but a writer of them, so that the exporter never holds a
+// plain rendering (at 10k flows, over 60 MB per format).
+type Rendering struct {
+	// Poll is the poll whose results it holds.
+	Poll uint64
+	// OpenMetrics is the format: OpenMetrics (1.0.0) with exemplars, without the closing "# EOF",
+	// as WriteOpenMetrics writes it; else the text format (0.0.4), as WriteText does.
+	OpenMetrics bool
+	m           *model
+}
+
+// WriteTo renders the samples to w, straight from the model, and returns the bytes written and
+// the first error met. It is valid during the publish call only (it reads the model, which its
+// owner holds then); it may be called more than once, each time writing the same bytes.
+func (r Rendering) WriteTo(w io.Writer) (int64, error) {
+	c := &countingWriter{w: w}
+	err := r.m.write(c, r.OpenMetrics)
+	return c.n, err
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// renderFormat renders k's poll in one format (OpenMetrics with om): to the publisher, if any,
+// else into bytes that k keeps.
+func (e *model) renderFormat(k *kept, om bool) error {
+	if e.onPublish != nil {
+		if err := e.onPublish(Rendering{Poll: k.Poll, OpenMetrics: om, m: e}); err != nil {
+			return err
+		}
+		k.om = k.om || om
+		return nil
+	}
+	b, err := e.render(om)
 	if err != nil {
 		return err
 	}
-	e.expo.mu.Lock()
-	e.expo.gz, e.expo.gen = gz, gen
-	e.expo.mu.Unlock()
-	if e.expo.wantOM.Load() {
-		e.expo.omMu.Lock()
-		defer e.expo.omMu.Unlock()
-		om, err := e.renderGzip(nil, true)
-		if err != nil {
-			return err
-		}
-		e.expo.om, e.expo.omGen = om, gen
+	if om {
+		k.OpenMetrics = b
+	} else {
+		k.Text = b
 	}
+	k.om = k.om || om
 	return nil
 }
 
-// renderGzip renders the text (or OpenMetrics) exposition, gzip-compressed, in buf (reused when
-// given).
-func (e *model) renderGzip(buf *bytes.Buffer, om bool) ([]byte, error) {
-	if buf == nil {
-		buf = &bytes.Buffer{}
+// render renders the text (or OpenMetrics) exposition into bytes of their own, allocated at the
+// size of the last rendering in that format (a 10k-flow text is tens of MB: no growing by
+// doubling, but for the first).
+func (e *model) render(om bool) ([]byte, error) {
+	size := &e.renderSize[0]
+	if om {
+		size = &e.renderSize[1]
 	}
-	buf.Reset()
-	zw, err := gzip.NewWriterLevel(buf, gzip.BestSpeed)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(*size + *size/16)
+	if err := e.write(&buf, om); err != nil {
 		return nil, err
 	}
-	if err := e.write(zw, om); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return bytes.Clone(buf.Bytes()), nil
+	*size = buf.Len()
+	return slices.Clip(buf.Bytes()), nil // an append by a reader copies: the bytes are shared
 }
 
-// OpenMetrics returns the exporter's metrics as of the last poll in the OpenMetrics format, with
-// exemplars and without the closing "# EOF", gzip-compressed, and the poll they are of. The
-// first call renders them; from then on they are rendered after every poll. The slice is shared:
-// do not modify it.
-func (e *Exporter) OpenMetrics() (gz []byte, poll uint64, err error) {
+// Snapshot is the exposition as of the last render (after every poll): the text format, and
+// OpenMetrics if it has been asked for. It does not wait for a poll. With a publisher
+// (WithPublished), it holds the poll only: the publisher has had the bytes.
+func (e *Exporter) Snapshot() Snapshot { return e.expo.last.Load().Snapshot }
+
+// OpenMetricsSnapshot is the exposition as of the last render, OpenMetrics included (with a
+// publisher: written to it, and the snapshot holds the poll only). The first call renders
+// OpenMetrics (waiting for the model's owner); from then on every render includes it.
+func (e *Exporter) OpenMetricsSnapshot() (Snapshot, error) {
 	e.expo.wantOM.Store(true)
-	if gz, gen, ok := e.expo.openMetrics(); ok {
-		return gz, gen, nil
+	if k := e.expo.last.Load(); k.om {
+		return k.Snapshot, nil
 	}
-	// The first OpenMetrics scrape: rendered now, by the model's owner (from then on with
-	// every render).
 	m, release := e.acquire()
 	defer release()
-	if gz, gen, ok := e.expo.openMetrics(); ok {
-		return gz, gen, nil
+	return m.openMetricsSnapshot()
+}
+
+// openMetricsSnapshot renders OpenMetrics for the first OpenMetrics scrape, and publishes it in a
+// snapshot of the same poll as the text.
+func (e *model) openMetricsSnapshot() (Snapshot, error) {
+	k := *e.expo.last.Load()
+	if k.om {
+		return k.Snapshot, nil // rendered while this scrape waited for the model
 	}
-	om, err := m.renderGzip(nil, true)
-	if err != nil {
-		return nil, 0, err
+	if k.Poll != e.completed {
+		// Polls since the last render (a tick left unrendered): both formats, of the same moment,
+		// saved first as a poll's render is.
+		if _, err := e.saveAndRender(); err != nil {
+			return Snapshot{}, err
+		}
+		return e.expo.last.Load().Snapshot, nil
 	}
-	e.expo.omMu.Lock()
-	defer e.expo.omMu.Unlock()
-	e.expo.om, e.expo.omGen = om, m.completed
-	return om, m.completed, nil
+	if err := e.renderFormat(&k, true); err != nil {
+		return Snapshot{}, err
+	}
+	e.expo.last.Store(&k)
+	return k.Snapshot, nil
 }
 
-// openMetrics is the OpenMetrics rendering, if it is of the latest text rendering.
-func (x *exposition) openMetrics() ([]byte, uint64, bool) {
-	x.omMu.Lock()
-	defer x.omMu.Unlock()
-	x.mu.RLock()
-	gen := x.gen
-	x.mu.RUnlock()
-	return x.om, x.omGen, x.om != nil && x.omGen == gen
-}
-
-// Exposition returns the exporter's metrics as of the last poll, in the text format (0.0.4),
-// gzip-compressed, and the poll they are of. The slice is shared: do not modify it.
-func (e *Exporter) Exposition() (gz []byte, poll uint64) {
-	e.expo.mu.RLock()
-	defer e.expo.mu.RUnlock()
-	return e.expo.gz, e.expo.gen
-}
-
-// MarkServed tells the exporter that a scrape has been given the metrics of poll (as returned by
-// Exposition). A flow first listed in a poll serves its counters at 0; its counted runs are
-// applied only after a scrape has been given that 0, so that Prometheus' increase() sees the
-// first failure of a brand-new flow (or after 10 polls if nothing is marked). Whoever serves the
-// metrics calls it once the answer is written.
-func (e *Exporter) MarkServed(poll uint64) { e.expo.markServed(poll) }
+// Served tells the exporter that a scrape has been given the snapshot of poll (Snapshot.Poll). A
+// flow first listed in a poll serves its counters at 0; its counted runs are applied only after a
+// scrape has been given that 0, so that Prometheus' increase() sees the first failure of a
+// brand-new flow (or after 10 polls if nothing is served). Whoever serves the metrics calls it
+// once the answer is written.
+func (e *Exporter) Served(poll uint64) { e.expo.markServed(poll) }

@@ -2,7 +2,7 @@ package collector
 
 import (
 	"bytes"
-	"compress/gzip"
+	"errors"
 	"io"
 	"maps"
 	"os/exec"
@@ -43,26 +43,110 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	if err := testutil.CollectAndCompare(e, bytes.NewReader(text.Bytes())); err != nil {
 		t.Errorf("300 flows: %v", err)
 	}
-	// The cached, compressed exposition is the same text once a poll has refreshed it.
+	// The published snapshot is the same text once a poll has refreshed it.
 	if err := e.m().refreshExposition(); err != nil {
 		t.Fatal(err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(first(e.Exposition())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := e.Snapshot().Text
 	if !bytes.Equal(plain, text.Bytes()) {
-		t.Error("Exposition() differs from WriteText")
+		t.Error("Snapshot().Text differs from WriteText")
 	}
 	promtool := testkit.RequireTool(t, "promtool")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(plain)
 	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// With a publisher, the exporter gives it each format once per render, one format a call, and
+// keeps none of the bytes: its snapshots hold the poll only. What a Rendering writes is what
+// WriteText and WriteOpenMetrics write, the first OpenMetricsSnapshot's included.
+func TestPublisherIsGivenEachFormatAndNothingIsKept(t *testing.T) {
+	e, p, _ := benchExporter(t, 300)
+	populate(e, p, 1000)
+	type published struct {
+		poll uint64
+		om   bool
+		text string
+	}
+	var got []published
+	WithPublished(func(r Rendering) error {
+		var b bytes.Buffer
+		n, err := r.WriteTo(&b)
+		if n != int64(b.Len()) {
+			t.Errorf("WriteTo wrote %d bytes, said %d", b.Len(), n)
+		}
+		got = append(got, published{r.Poll, r.OpenMetrics, b.String()})
+		return err
+	})(e.env)
+	var text, om bytes.Buffer
+	if err := e.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WriteOpenMetrics(&om); err != nil {
+		t.Fatal(err)
+	}
+	poll := e.m().completed
+	check := func(when string, want ...published) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: published %d renderings, want %d (or they differ from WriteText, WriteOpenMetrics)", when, len(got), len(want))
+		}
+		got = nil
+		if s := e.Snapshot(); s.Poll != poll || s.Text != nil || s.OpenMetrics != nil {
+			t.Errorf("%s: the exporter kept %d bytes of text, %d of OpenMetrics (poll %d)", when, len(s.Text), len(s.OpenMetrics), s.Poll)
+		}
+	}
+	if err := e.m().refreshExposition(); err != nil {
+		t.Fatal(err)
+	}
+	check("a render", published{poll, false, text.String()})
+	if s, err := e.OpenMetricsSnapshot(); err != nil || s.Poll != poll || s.OpenMetrics != nil {
+		t.Fatalf("OpenMetricsSnapshot: poll %d, %d bytes, %v", s.Poll, len(s.OpenMetrics), err)
+	}
+	check("the first OpenMetricsSnapshot", published{poll, true, om.String()})
+	if _, err := e.OpenMetricsSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	check("a second OpenMetricsSnapshot")
+	if err := e.m().refreshExposition(); err != nil {
+		t.Fatal(err)
+	}
+	check("a render once OpenMetrics is wanted", published{poll, false, text.String()}, published{poll, true, om.String()})
+}
+
+// A publisher's error is the render's: a poll whose text it failed is not made visible, one whose
+// OpenMetrics it failed is visible without it, and OpenMetricsSnapshot renders that again.
+func TestPublisherErrorsAreTheRenders(t *testing.T) {
+	e, _, _ := benchExporter(t, 10)
+	fail := map[bool]bool{}
+	WithPublished(func(r Rendering) error {
+		if fail[r.OpenMetrics] {
+			return errors.New("full")
+		}
+		_, err := r.WriteTo(io.Discard)
+		return err
+	})(e.env)
+	if _, err := e.OpenMetricsSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	before := e.Snapshot().Poll
+	e.m().completed++
+	fail[false] = true
+	if err := e.m().refreshExposition(); err == nil || e.Snapshot().Poll != before {
+		t.Errorf("text not published: %v, poll %d visible (was %d)", err, e.Snapshot().Poll, before)
+	}
+	fail[false], fail[true] = false, true
+	if err := e.m().refreshExposition(); err == nil || e.Snapshot().Poll != before+1 {
+		t.Errorf("OpenMetrics not published: %v, poll %d visible, want %d", err, e.Snapshot().Poll, before+1)
+	}
+	if _, err := e.OpenMetricsSnapshot(); err == nil {
+		t.Error("OpenMetricsSnapshot served a poll whose OpenMetrics was never published")
+	}
+	fail[true] = false
+	if s, err := e.OpenMetricsSnapshot(); err != nil || s.Poll != before+1 {
+		t.Errorf("OpenMetricsSnapshot once the publisher recovered: poll %d, %v", s.Poll, err)
 	}
 }
 

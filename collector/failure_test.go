@@ -398,7 +398,7 @@ func TestHugeNamesAreCutInLabels(t *testing.T) {
 	h.sim.AddRun(simulator.RunSpec{FlowID: flow, Status: apiclient.StatusFailed})
 	h.mustPoll()
 	h.mustPoll()
-	text := gunzip(t, first(h.exp.Exposition()))
+	text := string(h.exp.Snapshot().Text)
 	if len(text) > 64<<10 {
 		t.Errorf("/metrics is %d bytes with one flow", len(text))
 	}

@@ -103,8 +103,7 @@ func (h *harness) poll() error {
 		}
 	}
 	if !h.noScrape {
-		_, gen := h.exp.Exposition()
-		h.exp.MarkServed(gen)
+		h.exp.Served(h.exp.Snapshot().Poll)
 	}
 	return err
 }

@@ -477,9 +477,9 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector. The served /metrics uses WriteText, rendered once per
-// poll; Collect renders the same samples for registries and tests. It does not count as a scrape
-// that served new flows' zero series: whoever serves them calls MarkServed.
+// Collect implements prometheus.Collector. The served /metrics uses the rendering made once per
+// poll (what WriteText writes); Collect renders the same samples for registries and tests. It
+// does not count as a scrape that served new flows' zero series: whoever serves them calls Served.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	m, release := e.acquire()
 	defer release()

@@ -18,7 +18,7 @@ import (
 //
 //   - env is what the exporter is built with. It does not change after New, so every goroutine
 //     may read it. Its few shared parts are safe for concurrent use by their own types (the API
-//     client, the rate limiter, the poll histogram, the exposition with its locks and atomics).
+//     client, the rate limiter, the poll histogram, the exposition with its atomics).
 //   - model is the exporter's mutable state: the projects, their flows and ledgers, the server's
 //     clock, the poll bookkeeping. It has one owner at a time: the goroutine that has received it
 //     from Exporter.own (a channel of capacity one), until it sends it back. Nothing else holds a
@@ -28,8 +28,9 @@ import (
 //     their own project (methods of env, which cannot reach the model) while the poll waits for
 //     them, and hand back what they read; the poll applies it once they are all done.
 //   - Readers on other goroutines (scrapes, /status, readiness, the budget) never touch the
-//     model: they read what its owner published (the rendered exposition, and a published value
-//     behind an atomic pointer), which is immutable once published.
+//     model: they read what its owner published (the exposition's Snapshot, and published values
+//     behind atomic pointers), which is immutable once published. What they tell back (a
+//     snapshot served, OpenMetrics or a status page wanted) are atomics the owner reads.
 
 // env is everything an Exporter is built with (read-only after New).
 type env struct {
@@ -42,6 +43,7 @@ type env struct {
 	fam       []*family
 	pollHist  prometheus.Histogram
 	expo      *exposition
+	onPublish func(Rendering) error // WithPublished's hook, or nil
 	// The background reader of look-back history (history.go): its own pace, and a wake-up when
 	// a first poll leaves history to read.
 	historyLimiter *rate.Limiter
@@ -90,6 +92,7 @@ type model struct {
 	renderedAt    time.Time
 	renderCost    time.Duration
 	renderPending bool
+	renderSize    [2]int // bytes of the last text and OpenMetrics renderings (render)
 }
 
 // Option changes an Exporter built by New.
@@ -98,6 +101,26 @@ type Option func(*env)
 // WithDefaultProject gives discovery a project to fall back on when the server lists none (the
 // signed-in user's default project).
 func WithDefaultProject(id func() string) Option { return func(e *env) { e.defaultProject = id } }
+
+// WithPublished has the exporter publish its renderings through publish instead of keeping them:
+// it calls publish with each format it renders, a Rendering that publish writes where it keeps
+// it, in the form it keeps it (compressed, say). The exporter keeps none of the bytes, only the
+// poll: its Snapshot and OpenMetricsSnapshot then return snapshots holding their Poll only. Without it, the exporter
+// renders into bytes and keeps each snapshot whole: at 10k flows, over 60 MB per format.
+//
+// After a poll, publish is given the text, then, once OpenMetrics has been asked for, the
+// OpenMetrics of the same poll (as also when the first OpenMetricsSnapshot renders OpenMetrics for
+// a poll already published). An error from publish is the render's: a poll whose text was not
+// published is not made visible (readers keep the one before), one whose OpenMetrics was not is
+// visible without it (the next OpenMetricsSnapshot renders it again).
+//
+// publish is called by the model's owner, on the poll's goroutine, while no other poll or history
+// page can be applied, and before readers can get a snapshot of that poll (Snapshot's Poll). Its
+// time counts in the render's cost (which spaces renders under Run). It must not call the
+// Exporter's methods that wait for the model (Collect, WriteText, OpenMetricsSnapshot, ...).
+func WithPublished(publish func(Rendering) error) Option {
+	return func(e *env) { e.onPublish = publish }
+}
 
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(e *env) { e.now = now } }

@@ -58,19 +58,25 @@ func (e *model) poll(ctx context.Context, dueOnly bool) error {
 		e.renderPending = true
 		return allErr
 	}
+	saveErr, renderErr := e.saveAndRender()
+	return errors.Join(allErr, saveErr, renderErr)
+}
+
+// saveAndRender saves the state file (if any), then renders and publishes the exposition, and
+// times both (renderShare). What a scrape can see is saved first: a crash right after a scrape
+// must not restart from a state older than what was served (Prometheus would take the lower
+// counters for resets). A save that fails is counted and logged, and the metrics are rendered
+// anyway.
+func (e *model) saveAndRender() (saveErr, renderErr error) {
 	t0 := time.Now()
-	// What a scrape can see is saved first: a crash right after a scrape must not restart from
-	// a state older than what was served (Prometheus would take the lower counters for resets).
-	// A save that fails is counted and logged, and the metrics are served anyway.
 	if e.cfg.StateFile != "" {
-		allErr = errors.Join(allErr, e.saveStateLogged())
+		saveErr = e.saveStateLogged()
 	}
-	if err := e.refreshExposition(); err != nil {
-		e.log.Error("cannot render metrics", "err", err)
-		allErr = errors.Join(allErr, err)
+	if renderErr = e.refreshExposition(); renderErr != nil {
+		e.log.Error("cannot render metrics", "err", renderErr)
 	}
 	e.renderedAt, e.renderCost, e.renderPending = time.Now(), time.Since(t0), false
-	return allErr
+	return saveErr, renderErr
 }
 
 // renderShare bounds rendering under Run: a render at most every renderShare times what the last

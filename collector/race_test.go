@@ -79,9 +79,8 @@ func startRaceReaders(t *testing.T, exp *Exporter, reads *atomic.Int64) (stop fu
 					return
 				default:
 				}
-				_, gen := exp.Exposition()
-				exp.MarkServed(gen)
-				if _, _, err := exp.OpenMetrics(); err != nil {
+				exp.Served(exp.Snapshot().Poll)
+				if _, err := exp.OpenMetricsSnapshot(); err != nil {
 					t.Error(err)
 				}
 				_ = exp.Status()

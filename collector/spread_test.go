@@ -109,22 +109,52 @@ func TestTicksRenderAtMostAFifthOfTheTime(t *testing.T) {
 	var fx fixture
 	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
 	h.mustPoll()
-	_, before := h.exp.Exposition()
+	before := h.exp.Snapshot().Poll
 	h.exp.m().renderedAt, h.exp.m().renderCost = time.Now(), time.Hour // as if the last render took an hour
 	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
 	h.clock.Advance(h.exp.cfg.PollInterval)
 	if err := h.exp.m().poll(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	if _, gen := h.exp.Exposition(); gen != before {
+	if gen := h.exp.Snapshot().Poll; gen != before {
 		t.Errorf("a tick rendered (poll %d → %d) within five render times of the last render", before, gen)
 	}
 	h.exp.m().renderCost = 0                                           // the last render is long enough ago now
 	if err := h.exp.m().poll(context.Background(), true); err != nil { // nothing due: the pending render
 		t.Fatal(err)
 	}
-	if _, gen := h.exp.Exposition(); gen == before {
+	if gen := h.exp.Snapshot().Poll; gen == before {
 		t.Error("the tick's results were never rendered")
+	}
+}
+
+// The first OpenMetrics scrape after a tick left unrendered renders that tick's results, in both
+// formats; like every render, it saves the state file first, so that a crash after the scrape
+// restarts from what it served.
+func TestFirstOpenMetricsScrapeSavesWhatItRenders(t *testing.T) {
+	var fx fixture
+	state := filepath.Join(t.TempDir(), "state.json")
+	h := newHarness(t, simulator.Options{}, Config{StateFile: state, ServerURL: "sim"}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	before := h.exp.Snapshot().Poll
+	h.exp.m().renderedAt, h.exp.m().renderCost = time.Now(), time.Hour // the next tick is not rendered
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.clock.Advance(h.exp.cfg.PollInterval)
+	if err := h.exp.m().poll(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.exp.OpenMetricsSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Poll == before || s.Poll != h.exp.Snapshot().Poll {
+		t.Errorf("OpenMetrics of poll %d, text of %d: want both of the tick after poll %d", s.Poll, h.exp.Snapshot().Poll, before)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("the tick's results were rendered unsaved: %v", err)
 	}
 }
 

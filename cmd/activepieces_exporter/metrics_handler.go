@@ -17,13 +17,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/activepieces-exporter/activepieces_exporter/collector"
 )
 
-// metricsHandler serves /metrics: the exporter's samples from the exposition it renders once per
-// poll (already gzip-compressed), followed by the registry's own metrics (Go, process, API client,
-// build info) encoded per scrape. The answer is OpenMetrics (1.0.0, with exemplars that name
-// runs) when the client asks for it (Prometheus does), else the text format (0.0.4);
-// gzip-compressed when the client accepts it (Prometheus does).
+// metricsHandler serves /metrics: the exporter's samples from the snapshot it renders once per
+// poll (gzip-compressed once per poll and format, by gz), followed by the registry's own metrics
+// (Go, process, API client, build info) encoded per scrape. The answer is OpenMetrics (1.0.0,
+// with exemplars that name runs) when the client asks for it (Prometheus does), else the text
+// format (0.0.4); gzip-compressed when the client accepts it (Prometheus does).
 //
 // At most maxInFlight scrapes are served at once, but a scrape keeps its slot for fastWindow only:
 // one still being written after that (a slow or stalled reader) moves to one of the few slow slots
@@ -31,7 +33,11 @@ import (
 // slowly, however many, cannot keep Prometheus out; each scrape must be written within
 // scrapeTimeout.
 type metricsHandler struct {
-	exp        exposer
+	exp exposer
+	// gz is the exporter's snapshots gzip-compressed. The handler's own is filled by scrapes,
+	// from the snapshots' plain bytes; an exporter with a publisher keeps none, so serve gives
+	// the handler the cache that the exporter's publisher fills (wire).
+	gz         *gzipCache
 	registry   prometheus.Gatherer
 	log        *slog.Logger
 	inFlight   chan struct{}
@@ -42,16 +48,17 @@ type metricsHandler struct {
 
 // exposer is what the handler needs of the exporter (collector.Exporter).
 type exposer interface {
-	// Exposition is the gzip text rendered after the last poll, and that poll.
-	Exposition() ([]byte, uint64)
-	// OpenMetrics is the same in OpenMetrics, without its "# EOF".
-	OpenMetrics() ([]byte, uint64, error)
-	// MarkServed records that a scrape was given the metrics of a poll.
-	MarkServed(poll uint64)
+	// Snapshot is the text rendered after the last poll, and that poll (the text nil when the
+	// exporter wrote it to its publisher, gz).
+	Snapshot() collector.Snapshot
+	// OpenMetricsSnapshot is the same with OpenMetrics too (without its "# EOF").
+	OpenMetricsSnapshot() (collector.Snapshot, error)
+	// Served records that a scrape was given the snapshot of a poll.
+	Served(poll uint64)
 }
 
 func newMetricsHandler(exp exposer, reg prometheus.Gatherer, maxInFlight int, log *slog.Logger) *metricsHandler {
-	h := &metricsHandler{exp: exp, registry: reg, log: log, fastWindow: fastWindow}
+	h := &metricsHandler{exp: exp, gz: &gzipCache{}, registry: reg, log: log, fastWindow: fastWindow}
 	if maxInFlight > 0 {
 		h.inFlight = make(chan struct{}, maxInFlight)
 		h.slow = make(chan struct{}, max(2, maxInFlight/4))
@@ -130,16 +137,17 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "error gathering metrics: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	format := expfmt.NewFormat(expfmt.TypeTextPlain)
-	cached, poll := h.exp.Exposition()
 	// The two formats served: OpenMetrics 1.0.0 when asked for, else the text format.
-	if !refusesOpenMetrics(r) && expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeOpenMetrics), format).FormatType() == expfmt.TypeOpenMetrics {
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	om := !refusesOpenMetrics(r) && expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeOpenMetrics), format).FormatType() == expfmt.TypeOpenMetrics
+	if om {
 		format = expfmt.NewFormat(expfmt.TypeOpenMetrics)
-		if cached, poll, err = h.exp.OpenMetrics(); err != nil {
-			h.log.Error("rendering OpenMetrics", "err", err)
-			http.Error(w, "error rendering metrics: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
+	}
+	cached, poll, err := h.exposition(om)
+	if err != nil {
+		h.log.Error("rendering metrics", "openmetrics", om, "err", err)
+		http.Error(w, "error rendering metrics: "+err.Error(), http.StatusInternalServerError)
+		return
 	}
 	var own bytes.Buffer
 	enc := expfmt.NewEncoder(&own, format)
@@ -153,41 +161,62 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = closer.Close() // OpenMetrics' "# EOF", after everything
 	}
 	w.Header().Set("Content-Type", string(format))
-	if err := h.write(w, r, cached, own.Bytes()); err != nil {
+	if err := write(w, acceptsGzip(r), cached, own.Bytes()); err != nil {
 		return
 	}
 	// Only a whole GET answer is a scrape that served new flows' zero series: a HEAD has no body.
 	if err := rc.Flush(); r.Method == http.MethodGet && (err == nil || errors.Is(err, http.ErrNotSupported)) {
-		h.exp.MarkServed(poll) // the scrape has the metrics of that poll, new flows at 0 included
+		h.exp.Served(poll) // the scrape has the snapshot of that poll, new flows at 0 included
 	}
 }
 
-// write sends the cached exposition and the registry's text, gzip-compressed when the client
-// accepts it.
-func (h *metricsHandler) write(w http.ResponseWriter, r *http.Request, cached, own []byte) error {
-	if acceptsGzip(r) {
-		// Two gzip members back to back form one valid gzip stream (RFC 1952 §2.2).
-		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Add("Vary", "Accept-Encoding")
-		if _, err := w.Write(cached); err != nil {
-			return err
-		}
-		zw := gzip.NewWriter(w)
-		if _, err := zw.Write(own); err != nil {
-			return err
-		}
-		return zw.Close()
+// exposition is the exporter's latest snapshot in the format asked for (OpenMetrics with om),
+// gzip-compressed, and the poll it holds.
+func (h *metricsHandler) exposition(om bool) ([]byte, uint64, error) {
+	var s collector.Snapshot
+	var err error
+	if om {
+		s, err = h.exp.OpenMetricsSnapshot()
+	} else {
+		s = h.exp.Snapshot()
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(cached))
 	if err != nil {
-		http.Error(w, "error decoding cached metrics: "+err.Error(), http.StatusInternalServerError)
+		return nil, 0, err
+	}
+	plain := s.Text
+	if om {
+		plain = s.OpenMetrics
+	}
+	return h.gz.get(om, s.Poll, plain)
+}
+
+// write sends the exporter's part (cached, gzip-compressed) and the registry's text: both
+// gzip-compressed with zip, else both plain, the former decompressed as it is written (no plain
+// copy of it is kept anywhere).
+func write(w http.ResponseWriter, zip bool, cached, own []byte) error {
+	if !zip {
+		zr, err := gzip.NewReader(bytes.NewReader(cached))
+		if err != nil {
+			http.Error(w, "error decoding cached metrics: "+err.Error(), http.StatusInternalServerError)
+			return err
+		}
+		if _, err := io.Copy(w, zr); err != nil {
+			return err
+		}
+		_, err = w.Write(own)
 		return err
 	}
-	if _, err := io.Copy(w, zr); err != nil {
+	// Two gzip members back to back form one valid gzip stream (RFC 1952 §2.2).
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Add("Vary", "Accept-Encoding")
+	if _, err := w.Write(cached); err != nil {
 		return err
 	}
-	_, err = w.Write(own)
-	return err
+	zw := gzip.NewWriter(w)
+	if _, err := zw.Write(own); err != nil {
+		return err
+	}
+	return zw.Close()
 }
 
 func acceptsGzip(r *http.Request) bool {

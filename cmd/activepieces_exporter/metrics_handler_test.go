@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/activepieces-exporter/activepieces_exporter/collector"
 	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 )
 
@@ -32,13 +33,17 @@ func gz(t *testing.T, s string) []byte {
 
 // fixedExposition is an exposer serving one text, recording what was marked served.
 type fixedExposition struct {
-	gz, om []byte
-	served atomic.Uint64
+	text, om []byte
+	served   atomic.Uint64
 }
 
-func (f *fixedExposition) Exposition() ([]byte, uint64)         { return f.gz, 7 }
-func (f *fixedExposition) OpenMetrics() ([]byte, uint64, error) { return f.om, 8, nil }
-func (f *fixedExposition) MarkServed(poll uint64)               { f.served.Store(poll) }
+func (f *fixedExposition) Snapshot() collector.Snapshot {
+	return collector.Snapshot{Poll: 7, Text: f.text}
+}
+func (f *fixedExposition) OpenMetricsSnapshot() (collector.Snapshot, error) {
+	return collector.Snapshot{Poll: 8, Text: f.text, OpenMetrics: f.om}, nil
+}
+func (f *fixedExposition) Served(poll uint64) { f.served.Store(poll) }
 
 func TestMetricsHandlerServesCachedAndRegistryTextWithOrWithoutGzip(t *testing.T) {
 	cached := "# HELP activepieces_up Up.\n# TYPE activepieces_up gauge\nactivepieces_up 1\n"
@@ -46,7 +51,7 @@ func TestMetricsHandlerServesCachedAndRegistryTextWithOrWithoutGzip(t *testing.T
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "own_metric", Help: "Own."})
 	g.Set(7)
 	reg.MustRegister(g)
-	exp := &fixedExposition{gz: gz(t, cached)}
+	exp := &fixedExposition{text: []byte(cached)}
 	h := newMetricsHandler(exp, reg, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	want := cached + "# HELP own_metric Own.\n# TYPE own_metric gauge\nown_metric 7\n"
 	for _, enc := range []string{"", "gzip", "deflate, gzip;q=1.0", "gzip;q=0"} {
@@ -101,7 +106,12 @@ func TestSlowReadersCannotLockOutTheScraper(t *testing.T) {
 		fmt.Fprintf(&text, "activepieces_flow_runs_total{flow_id=\"f%07d\",status=\"SUCCEEDED\"} %d\n", i, i)
 	}
 	cached := gz(t, text.String())
-	h := newMetricsHandler(&fixedExposition{gz: cached}, prometheus.NewRegistry(), 40, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	exp := &fixedExposition{text: []byte(text.String())}
+	h := newMetricsHandler(exp, prometheus.NewRegistry(), 40, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// Compressed before the scrapes, as the exporter's publisher is (wire).
+	if _, _, err := h.gz.get(false, 7, exp.text); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -165,7 +175,7 @@ func TestMetricsHandlerNegotiatesOpenMetrics(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "own_total", Help: "Own."})
 	c.Add(2)
 	reg.MustRegister(c)
-	exp := &fixedExposition{gz: gz(t, "text\n"), om: gz(t, om)}
+	exp := &fixedExposition{text: []byte("text\n"), om: []byte(om)}
 	h := newMetricsHandler(exp, reg, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	// What Prometheus 3 sends by default.
@@ -193,7 +203,7 @@ func TestMetricsHandlerNegotiatesOpenMetrics(t *testing.T) {
 // A HEAD answer has no body: it does not count as a scrape that served new flows' zero series
 // (else the first GET would already see a new flow's first failure). Other methods get 405.
 func TestOnlyAWholeGETCountsAsServed(t *testing.T) {
-	exp := &fixedExposition{gz: gz(t, "text\n")}
+	exp := &fixedExposition{text: []byte("text\n")}
 	h := methods(newMetricsHandler(exp, prometheus.NewRegistry(), 1, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, "/metrics", nil))
@@ -216,7 +226,7 @@ func TestOnlyAWholeGETCountsAsServed(t *testing.T) {
 // A quality of 0 refuses, however it is spelt: no gzip for gzip;q=0.0, Q=0 or q=0.000, and no
 // OpenMetrics for an OpenMetrics Accept with q=0.
 func TestQualityZeroRefuses(t *testing.T) {
-	exp := &fixedExposition{gz: gz(t, "text\n"), om: gz(t, "om\n")}
+	exp := &fixedExposition{text: []byte("text\n"), om: []byte("om\n")}
 	h := newMetricsHandler(exp, prometheus.NewRegistry(), 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, enc := range []string{"gzip;q=0.0", "gzip; Q=0", "gzip;q=0.000", "GZIP;q=0"} {
 		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)

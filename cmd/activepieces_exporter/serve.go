@@ -32,6 +32,8 @@ type wired struct {
 	exporter *collector.Exporter
 	registry *prometheus.Registry
 	api      *collector.APIMetrics
+	// gz is the exporter's snapshots gzip-compressed, as it publishes them, for /metrics.
+	gz *gzipCache
 }
 
 // wire builds the client, the exporter and the registry. In demo mode it first starts the
@@ -75,7 +77,8 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if err != nil {
 		return nil, err
 	}
-	var opts []collector.Option
+	gz := &gzipCache{}
+	opts := []collector.Option{collector.WithPublished(gz.published)}
 	if creds.signIn != nil {
 		opts = append(opts, collector.WithDefaultProject(func() string { s, _ := creds.signIn.Session(); return s.ProjectID }))
 	}
@@ -83,7 +86,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if err != nil {
 		return nil, err
 	}
-	// The exporter's own samples are served from the exposition it renders after each poll (see
+	// The exporter's own samples are served from the snapshot it renders after each poll (see
 	// metricsHandler); the registry holds the rest.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(apiMetrics, collector.NewBuildInfo(version, buildRevision(), runtime.Version()),
@@ -91,7 +94,7 @@ func (rc *runContext) wire(ctx context.Context, wg *sync.WaitGroup, o wireOption
 	if creds.signIns != nil {
 		reg.MustRegister(creds.signIns)
 	}
-	return &wired{cfg: cfg, creds: creds, client: client, exporter: exp, registry: reg, api: apiMetrics}, nil
+	return &wired{cfg: cfg, creds: creds, client: client, exporter: exp, registry: reg, api: apiMetrics, gz: gz}, nil
 }
 
 // wireOptions are what a command changes in the wiring.
@@ -181,7 +184,9 @@ func (ServeCmd) Run(rc *runContext) error {
 
 func newMux(c *CLI, w *wired, log *slog.Logger) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
-	mux.Handle(c.Web.TelemetryPath, methods(newMetricsHandler(w.exporter, w.registry, c.Web.MaxRequests, log)))
+	metrics := newMetricsHandler(w.exporter, w.registry, c.Web.MaxRequests, log)
+	metrics.gz = w.gz // what the exporter renders into: it keeps no bytes of its own
+	mux.Handle(c.Web.TelemetryPath, methods(metrics))
 	mux.Handle("/-/healthy", methods(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		_, _ = rw.Write([]byte("Healthy\n"))
 	})))
