@@ -56,6 +56,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./collector ./cmd/activepieces_exporter
 	$(GO) test -count=1 -run '^TestLoad$$|^TestBigPlatformTimeToReady$$|^TestThousandIdleProjects$$|^TestTimeToReadyByPlatformSize$$' -v -timeout 40m ./cmd/activepieces_exporter -load
 	$(GO) test -count=1 -run '^TestAPICost$$|^TestSoak' -v ./collector -soak
+	$(GO) test -count=1 -v -timeout 30m -run '^TestAlertLatency$$/^defaults$$' ./deploy -latency
 	ACTIVEPIECES_EXPORTER_TEST_RACE_BINARY=1 $(GO) test -race -count=1 -run '^TestLoad$$' -v -timeout 20m ./cmd/activepieces_exporter -load -load.duration=30s
 
 # The API reference the code cites, copied from the shared material (which may gain sections).

@@ -59,7 +59,7 @@ func (e *env) fetch(ctx context.Context, p *projectState, now time.Time, f *fetc
 		return err
 	}
 	// Late commits: check the overlap window now and then.
-	if p.started && now.Sub(p.lastOverlap) >= e.cfg.OverlapInterval {
+	if p.started && e.dueAgain(p.lastOverlap, e.cfg.OverlapInterval, now) {
 		if err := e.sweepOverlap(ctx, p, f); err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func (e *env) fetch(ctx context.Context, p *projectState, now time.Time, f *fetc
 	}
 	// Flows are listed after the runs, so that every flow a listed run names is in the listing
 	// unless it was deleted: when due, and at once when a run names a flow not known.
-	refresh := !p.started || p.lastFlows.IsZero() || now.Sub(p.lastFlows) >= e.cfg.FlowsInterval
+	refresh := !p.started || p.lastFlows.IsZero() || e.dueAgain(p.lastFlows, e.cfg.FlowsInterval, now)
 	listFlows := refresh
 	for _, r := range f.listed {
 		if _, ok := p.flows[r.FlowID]; !ok && !p.ignoredFlow(r.FlowID) {
@@ -384,6 +384,14 @@ func (p *projectState) knownIn(from, to time.Time, listed []apiclient.FlowRun) i
 }
 
 func (p *projectState) ignoredFlow(id string) bool { return p.ignored != nil && p.ignored[id] }
+
+// dueAgain reports whether something done at last every interval is due at a poll at now. Polls
+// come once a PollInterval, on their slots, give or take a timer's lateness: half a poll of
+// slack keeps "every minute" from becoming every minute and a half when a poll is a hair early,
+// or the time was taken a hair after the poll's own moment.
+func (e *env) dueAgain(last time.Time, every time.Duration, now time.Time) bool {
+	return !now.Before(last.Add(every - e.cfg.PollInterval/2))
+}
 
 // maxFlowsPerProject bounds a project's flow listing: far more than a project holds (a big one
 // has a few thousand), so a listing whose next never ends fails clearly instead of growing.

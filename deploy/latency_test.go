@@ -117,7 +117,12 @@ func scaledMode() latencyMode {
 // against its target. "scaled" runs with every go test; "defaults" (-latency) at the default
 // intervals.
 func TestAlertLatency(t *testing.T) {
-	t.Run("scaled", func(t *testing.T) { measureAlertLatency(t, scaledMode()) })
+	t.Run("scaled", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("a minute of real Prometheus (make quick); make test runs it")
+		}
+		measureAlertLatency(t, scaledMode())
+	})
 	t.Run("defaults", func(t *testing.T) {
 		if !*latency {
 			t.Skip("at the default intervals it takes about 14 minutes: go test -count=1 -v -timeout 30m -run '^TestAlertLatency$/^defaults$' ./deploy -latency")
