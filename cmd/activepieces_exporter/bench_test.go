@@ -19,22 +19,31 @@ import (
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
+// benchPlatform is a simulated project of n flows served on loopback, and a client of it (the
+// server is closed when b ends).
+func benchPlatform(b *testing.B, n int) (*simulator.Server, []string, *apiclient.Client, *httptest.Server) {
+	b.Helper()
+	sim := simulator.New(simulator.Options{Raw: true})
+	pid := sim.AddProject("Bench")
+	var flows []string
+	for i := range n {
+		flows = append(flows, sim.AddFlow(pid, "", fmt.Sprintf("Flow number %d", i)))
+	}
+	srv := httptest.NewServer(sim)
+	b.Cleanup(srv.Close)
+	api, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sim, flows, api, srv
+}
+
 // BenchmarkScrape measures what Prometheus waits for: GET /metrics through the real handler on an
 // exporter that polled a simulated platform of 1k or 10k flows (two finished runs each, one in
 // ten still running), with and without gzip.
 func BenchmarkScrape(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		sim := simulator.New(simulator.Options{Raw: true})
-		pid := sim.AddProject("Bench")
-		var flows []string
-		for i := range n {
-			flows = append(flows, sim.AddFlow(pid, "", fmt.Sprintf("Flow number %d", i)))
-		}
-		srv := httptest.NewServer(sim)
-		api, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
-		if err != nil {
-			b.Fatal(err)
-		}
+		sim, flows, api, srv := benchPlatform(b, n)
 		gz := &gzipCache{} // compressed as the exporter publishes, as serve wires it
 		e, err := collector.New(collector.Config{PageSize: 1000, MaxPages: 100}, api, slog.New(slog.NewTextHandler(io.Discard, nil)), collector.WithPublished(gz.published))
 		if err != nil {

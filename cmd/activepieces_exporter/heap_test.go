@@ -26,18 +26,7 @@ import (
 // stderr. Run it alone, -benchtime=1x.
 func BenchmarkHeap(b *testing.B) {
 	const n = 10000
-	sim := simulator.New(simulator.Options{Raw: true})
-	pid := sim.AddProject("Bench")
-	var flows []string
-	for i := range n {
-		flows = append(flows, sim.AddFlow(pid, "", fmt.Sprintf("Flow number %d", i)))
-	}
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	api, err := apiclient.New(apiclient.Config{BaseURL: srv.URL + "/api", APIKey: func() string { return simulator.DefaultAPIKey }})
-	if err != nil {
-		b.Fatal(err)
-	}
+	sim, flows, api, _ := benchPlatform(b, n)
 	base := heapInuse()
 	e, h := heapBenchWire(b, api)
 	ctx := context.Background()
