@@ -8,16 +8,25 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // statusFixture is an exporter polled against a simulator that setup filled, and its page.
 func statusFixture(t testing.TB, setup func(s *simulator.Server)) (*statusPage, *collector.Exporter) {
+	t.Helper()
+	return statusFixtureWith(t, collector.Config{}, setup)
+}
+
+// statusFixtureWith is statusFixture with cfg (its API, flow cap and history rate set here).
+func statusFixtureWith(t testing.TB, cfg collector.Config, setup func(s *simulator.Server)) (*statusPage, *collector.Exporter) {
 	t.Helper()
 	sim := simulator.New(simulator.Options{})
 	setup(sim)
@@ -29,7 +38,8 @@ func statusFixture(t testing.TB, setup func(s *simulator.Server)) (*statusPage, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := collector.New(collector.Config{ServerURL: srv.URL + "/api", MaxFlows: 100000, HistoryRate: 1e6}, client,
+	cfg.ServerURL, cfg.MaxFlows, cfg.HistoryRate = srv.URL+"/api", 100000, 1e6
+	exp, err := collector.New(cfg, client,
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -201,4 +211,50 @@ func TestStatusPageRendersAFewAtATime(t *testing.T) {
 	if rec.Code != 200 {
 		t.Errorf("with a slot free: %d", rec.Code)
 	}
+}
+
+// The page cache under load (-race in make test): 16 clients ask for four views while Run polls
+// and publishes new snapshots (the cache is emptied by each) and flows are added. Every answer
+// is a page or a 503, never a torn one, and a flow added during the crowd is on the page once a
+// poll has seen it: a cached page of an older snapshot is not served for a newer one.
+func TestStatusPageCacheUnderConcurrentPolls(t *testing.T) {
+	var sim *simulator.Server
+	var project string
+	page, exp := statusFixtureWith(t, collector.Config{PollInterval: 100 * time.Millisecond, FlowsInterval: 200 * time.Millisecond}, func(s *simulator.Server) {
+		sim, project = s, s.AddProject("Crowd")
+		s.AddFlow(project, "", "first flow")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() { exp.Run(ctx); close(runDone) }()
+	defer func() { cancel(); <-runDone }()
+	stop := time.Now().Add(3 * time.Second)
+	var served, busy, bad atomic.Int64
+	var wg sync.WaitGroup
+	for c := range 16 {
+		wg.Go(func() {
+			views := []string{"/status", "/status?project=" + project, "/status?q=flow", "/status?only=silent"}
+			for i := 0; time.Now().Before(stop); i++ {
+				body, resp := get(t, page, views[(c+i)%len(views)])
+				switch {
+				case resp.StatusCode == 200 && strings.HasSuffix(strings.TrimSpace(body), "</html>"):
+					served.Add(1)
+				case resp.StatusCode == 503:
+					busy.Add(1)
+				default:
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	sim.AddFlow(project, "", "added while crowded")
+	wg.Wait()
+	if bad.Load() != 0 || served.Load() == 0 {
+		t.Fatalf("%d pages, %d busy, %d neither", served.Load(), busy.Load(), bad.Load())
+	}
+	testkit.WaitFor(t, 10*time.Second, "the added flow on the page", func() bool {
+		body, _ := get(t, page, "/status")
+		return strings.Contains(body, "added while crowded")
+	})
+	t.Logf("%d pages served, %d told to retry, while Run published new snapshots", served.Load(), busy.Load())
 }
