@@ -38,6 +38,18 @@ func benchPlatform(b *testing.B, n int) (*simulator.Server, []string, *apiclient
 	return sim, flows, api, srv
 }
 
+// addBenchRuns gives each flow two finished runs, one in ten of them still running.
+func addBenchRuns(sim *simulator.Server, flows []string) {
+	for i, f := range flows {
+		st := apiclient.StatusSucceeded
+		if i%10 == 0 {
+			st = apiclient.StatusRunning
+		}
+		sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 2})
+		sim.AddRun(simulator.RunSpec{FlowID: f, Status: st, Steps: 3})
+	}
+}
+
 // BenchmarkScrape measures what Prometheus waits for: GET /metrics through the real handler on an
 // exporter that polled a simulated platform of 1k or 10k flows (two finished runs each, one in
 // ten still running), with and without gzip.
@@ -53,14 +65,7 @@ func BenchmarkScrape(b *testing.B) {
 		if err := e.PollOnce(ctx); err != nil {
 			b.Fatal(err)
 		}
-		for i, f := range flows {
-			st := apiclient.StatusSucceeded
-			if i%10 == 0 {
-				st = apiclient.StatusRunning
-			}
-			sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 2})
-			sim.AddRun(simulator.RunSpec{FlowID: f, Status: st, Steps: 3})
-		}
+		addBenchRuns(sim, flows)
 		for range 2 { // Prometheus scrapes between polls; the runs are counted on the second
 			e.Served(e.Snapshot().Poll)
 			if err := e.PollOnce(ctx); err != nil {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
 	"github.com/activepieces-exporter/activepieces_exporter/collector"
-	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
 // BenchmarkHeap reports the heap in use (runtime.MemStats.HeapInuse, after a GC) by an exporter
@@ -34,14 +33,7 @@ func BenchmarkHeap(b *testing.B) {
 		b.Fatal(err)
 	}
 	beforeRuns := heapInuse()
-	for i, f := range flows {
-		st := apiclient.StatusSucceeded
-		if i%10 == 0 {
-			st = apiclient.StatusRunning
-		}
-		sim.AddRun(simulator.RunSpec{FlowID: f, Status: apiclient.StatusFailed, Steps: 2})
-		sim.AddRun(simulator.RunSpec{FlowID: f, Status: st, Steps: 3})
-	}
+	addBenchRuns(sim, flows)
 	base += heapInuse() - beforeRuns // the simulator's runs are not the exporter's
 	scrape := func(om, zip bool) func() {
 		return func() {
