@@ -13,17 +13,19 @@ import (
 // TestAPICost counts, through the simulator, what the exporter costs the API (README,
 // Performance): steady state, a burst, and the overlap sweep at 10 runs/s.
 func TestAPICost(t *testing.T) {
-	t.Run("steady state: 1 per project + 1 per 1000 runs in flight", apiCostSteadyState)
+	t.Run("steady state: 1 census per project", apiCostSteadyState)
 	t.Run("burst of 1000 new runs: ceil(1000/100)+1", apiCostBurst)
 	t.Run("overlap sweep per hour at 10 runs/s", apiCostOverlapSweep)
-	t.Run("flow refresh: retry watch and late check", apiCostFlowRefresh)
-	t.Run("5,000 runs in flight over 20 projects: at most 2 requests per project per poll", apiCostManyInFlight)
+	t.Run("flow refresh: retry watch", apiCostFlowRefresh)
+	t.Run("5,000 runs in flight over 20 projects: 1 request per project per poll", apiCostManyInFlight)
 }
 
-// apiCostSteadyState: with 2 projects and 250 runs in flight a poll costs 1 request per project
-// + 1 per 1000 runs in flight.
+// apiCostSteadyState: with 2 projects and 250 runs in flight, a poll in which nothing moves costs
+// one census per project; one in which a run in flight finishes costs its project an in-flight
+// listing more, and the run is counted in that poll.
 func apiCostSteadyState(t *testing.T) {
 	var fx fixture
+	var paused []string
 	h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
 		fx = seedFixture(h)
 		p2 := h.sim.AddProject("Support")
@@ -31,20 +33,30 @@ func apiCostSteadyState(t *testing.T) {
 	})
 	h.mustPoll()
 	for range 250 {
-		h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
+		paused = append(paused, h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused}))
 	}
 	h.mustPoll()
 	h.clock.Advance(10 * time.Minute)
 	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowB, Status: apiclient.StatusSucceeded}) // moves the head past them
 	h.mustPoll()
+	h.mustPoll() // lists new runs once more: the last poll found one
 	h.sim.ResetRequests()
 	for range 10 {
 		h.mustPoll()
 	}
 	perPoll := float64(len(h.sim.Requests())) / 10
-	t.Logf("2 projects, 250 runs in flight: %.1f requests per poll", perPoll)
-	if perPoll != 2+1 {
-		t.Errorf("%.1f requests per poll, want 2 + ceil(250/1000) = 3", perPoll)
+	t.Logf("2 projects, 250 runs in flight, nothing moving: %.1f requests per poll", perPoll)
+	if perPoll != 2 {
+		t.Errorf("%.1f requests per poll, want one census per project (2): %v", perPoll, h.sim.Requests())
+	}
+	h.sim.SetRunStatus(paused[7], apiclient.StatusSucceeded)
+	h.sim.ResetRequests()
+	h.mustPoll()
+	if n := len(h.sim.Requests()); n != 4 {
+		t.Errorf("a run in flight finished: %d requests, want 4 (2 censuses, the in-flight listing, the re-read of the run that left it): %v", n, h.sim.Requests())
+	}
+	if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "SUCCEEDED"); got != 1 {
+		t.Errorf("the finished run counted %v times in the poll that saw it, want 1", got)
 	}
 }
 
@@ -97,8 +109,9 @@ func apiCostOverlapSweep(t *testing.T) {
 	h.assertTotals()
 }
 
-// apiCostFlowRefresh: per flow refresh, the failed runs in the retry window cost one watch request
-// per bulkPageSize of them, and the late check one count-by-status.
+// apiCostFlowRefresh: on a quiet project, the failed runs in the retry window cost one watch
+// request per bulkPageSize of them every two flow intervals (the backstop: census.go); the late
+// window costs nothing apart (each poll's census covers it).
 func apiCostFlowRefresh(t *testing.T) {
 	for _, failed := range []int{10, 1500} {
 		var fx fixture
@@ -110,7 +123,10 @@ func apiCostFlowRefresh(t *testing.T) {
 		h.untilRefresh()
 		h.untilRefresh()
 		h.sim.ResetRequests()
-		h.untilRefresh() // polls up to and including one flow refresh
+		const polls = 8 // 4 minutes: two backstop listings of a quiet project (every 2 flow intervals)
+		for range polls {
+			h.mustPoll()
+		}
 		watch, counts := 0, 0
 		for _, r := range h.sim.Requests() {
 			switch {
@@ -120,9 +136,9 @@ func apiCostFlowRefresh(t *testing.T) {
 				counts++
 			}
 		}
-		t.Logf("%d failed runs in the retry window: %d watch requests and %d count-by-status per flow refresh", failed, watch, counts)
-		if want := (failed + bulkPageSize - 1) / bulkPageSize; watch != want || counts != 1 {
-			t.Errorf("%d failed runs: %d watch requests and %d counts per refresh, want %d and 1", failed, watch, counts, want)
+		t.Logf("%d failed runs in the retry window: %d watch requests and %d count-by-status in %d polls", failed, watch, counts, polls)
+		if want := 2 * ((failed + bulkPageSize - 1) / bulkPageSize); watch != want || counts != polls {
+			t.Errorf("%d failed runs: %d watch requests and %d counts in %d polls, want %d and %d (the censuses)", failed, watch, counts, polls, want, polls)
 		}
 		if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED"); got != float64(failed) {
 			t.Errorf("counted %v of %d", got, failed)
@@ -130,8 +146,8 @@ func apiCostFlowRefresh(t *testing.T) {
 	}
 }
 
-// apiCostManyInFlight: 5,000 unchanging runs in flight over 20 projects cost at most 2 requests
-// per project per poll, and each is counted once when they end.
+// apiCostManyInFlight: 5,000 unchanging runs in flight over 20 projects cost one request per
+// project per poll (the census), and each is counted once when they end.
 func apiCostManyInFlight(t *testing.T) {
 	var flows []string
 	h := newHarness(t, simulator.Options{}, Config{OverlapInterval: 24 * time.Hour, FlowsInterval: 24 * time.Hour}, func(h *harness) {
@@ -151,14 +167,15 @@ func apiCostManyInFlight(t *testing.T) {
 	}
 	h.mustPoll()
 	h.mustPoll()
+	h.mustPoll()
 	h.sim.ResetRequests()
 	for range 10 {
 		h.mustPoll()
 	}
 	perProject := float64(len(h.sim.Requests())) / 10 / 20
 	t.Logf("5,000 unchanging runs in flight over 20 projects: %.2f requests per project per poll", perProject)
-	if perProject > 2 {
-		t.Errorf("%.2f requests per project per poll, want at most 2", perProject)
+	if perProject != 1 {
+		t.Errorf("%.2f requests per project per poll, want 1", perProject)
 	}
 	for _, id := range inflight { // they all end: each counted once
 		h.sim.SetRunStatus(id, apiclient.StatusSucceeded)

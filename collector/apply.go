@@ -40,6 +40,10 @@ func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Ti
 	e.noteNewsLocked(p, &news)
 	e.recordLocked(p, news.finished, seq)
 
+	p.active = p.started && f.head.After(p.head) || len(f.gaps) > 0
+	if !f.listedAt.IsZero() {
+		p.lastListed = f.listedAt
+	}
 	p.head, p.started, p.gaps = f.head, f.started, f.gaps
 	if !f.overlapAt.IsZero() {
 		p.lastOverlap = f.overlapAt
@@ -60,6 +64,7 @@ func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Ti
 		e.log.Info("backlog read; the project is up to date", "project_id", p.id)
 	}
 	p.backlogged = len(p.gaps) > 0
+	e.settleCensusLocked(p, f)
 	e.pruneLedgersLocked(p)
 }
 
@@ -144,6 +149,7 @@ func (e *model) pruneLedgersLocked(p *projectState) {
 		return
 	}
 	p.prunedAt = horizon
+	p.moveCensusSplit(horizon)
 	p.forgetBefore(horizon)
 }
 
@@ -162,7 +168,7 @@ func (e *model) applyWatchLocked(p *projectState, f *fetched, rules *ledgerRules
 	if f.watchListedAt.IsZero() {
 		return
 	}
-	p.watchStarted = true
+	p.watchStarted, p.watchedAt = true, f.watchListedAt
 	p.unwatchBefore(unixMS(rules.serverNow.Add(-e.cfg.RetryWindow))) // ended before the retry window
 }
 
@@ -221,10 +227,12 @@ func (e *model) applyFlowsLocked(p *projectState, f *fetched, seq uint64) {
 			e.droppedFlows--
 		}
 	}
-	p.folders = map[string]string{}
-	for _, fo := range f.folders {
-		if fo.ID != "" {
-			p.folders[capLabel(fo.ID)] = capLabel(fo.DisplayName)
+	if f.foldersListed {
+		p.folders, p.lastFolders = map[string]string{}, e.now()
+		for _, fo := range f.folders {
+			if fo.ID != "" {
+				p.folders[capLabel(fo.ID)] = capLabel(fo.DisplayName)
+			}
 		}
 	}
 	p.lastFlows = e.now()

@@ -123,6 +123,7 @@ func TestSteadyStateCostsOneRequestPerProject(t *testing.T) {
 		h.sim.AddFlow(p2, "", "Triage")
 	})
 	h.mustPoll()
+	h.mustPoll() // settles the census (census.go)
 	h.sim.ResetRequests()
 	for i := 0; i < 5; i++ {
 		h.mustPoll()
@@ -132,7 +133,7 @@ func TestSteadyStateCostsOneRequestPerProject(t *testing.T) {
 		t.Errorf("5 idle polls of 2 projects sent %d requests, want 10: %v", len(reqs), reqs)
 	}
 	for _, r := range reqs {
-		if r.Path != "/api/v1/flow-runs" || r.Query.Get("createdAfter") == "" || r.Query.Get("limit") != "100" {
+		if r.Path != "/api/v1/flow-runs/count-by-status" || r.Query.Get("createdAfter") == "" || r.Query.Get("createdBefore") == "" {
 			t.Errorf("unexpected request %s %v", r.Path, r.Query)
 		}
 	}
@@ -306,30 +307,46 @@ func TestFlowFilterAndCardinalityCap(t *testing.T) {
 	}
 }
 
-// A flow refresh lists folders only for projects whose flows are in any: most small projects
-// have none, and a refresh of such a project costs the flows and the late-window count.
+// Folders are listed only for projects whose flows are in any (most small projects have none),
+// and there only when a flow is in a folder not known yet, or every projects interval (for
+// renames): a flow refresh otherwise costs the flows listing alone.
 func TestFlowRefreshListsFoldersOnlyWhenFlowsUseThem(t *testing.T) {
 	var withFolder, without string
+	var sim *simulator.Server
 	h := newHarness(t, simulator.Options{}, Config{OverlapInterval: time.Hour}, func(h *harness) {
 		fx := seedFixture(h) // flow A is in a folder
 		withFolder = fx.project
 		without = h.sim.AddProject("Support")
 		h.sim.AddFlow(without, "", "Triage")
+		sim = h.sim
 	})
-	h.mustPoll()
-	h.sim.ResetRequests()
-	h.clock.Advance(h.exp.cfg.FlowsInterval)
-	h.mustPoll()
-	folders := map[string]int{}
-	for _, r := range h.sim.Requests() {
-		if r.Path == "/api/v1/folders" {
-			folders[r.Query.Get("projectId")]++
+	folderListings := func(advance time.Duration) map[string]int {
+		h.sim.ResetRequests()
+		h.clock.Advance(advance)
+		h.mustPoll()
+		folders := map[string]int{}
+		for _, r := range h.sim.Requests() {
+			if r.Path == "/api/v1/folders" {
+				folders[r.Query.Get("projectId")]++
+			}
 		}
+		return folders
 	}
-	if folders[withFolder] != 1 || folders[without] != 0 {
-		t.Errorf("folder listings by project at a flow refresh: %v; want 1 for %s (a flow in a folder), 0 for %s", folders, withFolder, without)
+	if got := folderListings(0); got[withFolder] != 1 || got[without] != 0 {
+		t.Errorf("folder listings by project at the first poll: %v; want 1 for %s (a flow in a folder), 0 for %s", got, withFolder, without)
 	}
-	if v, ok := h.value("activepieces_folder_info", map[string]string{"project_id": withFolder, "folder_name": "Production"}); !ok || v != 1 {
-		t.Errorf("folder_info of the used folder = %v, %v", v, ok)
+	if got := folderListings(h.exp.cfg.FlowsInterval); len(got) != 0 {
+		t.Errorf("folder listings at a flow refresh with every folder known: %v, want none", got)
+	}
+	folder := sim.AddFolder(withFolder, "Staging")
+	sim.AddFlow(withFolder, folder, "Nightly export")
+	if got := folderListings(h.exp.cfg.FlowsInterval); got[withFolder] != 1 {
+		t.Errorf("folder listings at a flow refresh that finds a flow in a new folder: %v, want 1 for %s", got, withFolder)
+	}
+	if got := folderListings(h.exp.cfg.ProjectsInterval); got[withFolder] != 1 || got[without] != 0 {
+		t.Errorf("folder listings a projects interval later: %v, want 1 for %s", got, withFolder)
+	}
+	if v, ok := h.value("activepieces_folder_info", map[string]string{"project_id": withFolder, "folder_name": "Staging"}); !ok || v != 1 {
+		t.Errorf("folder_info of the new folder = %v, %v", v, ok)
 	}
 }

@@ -289,25 +289,43 @@ func TestTrackingIsBounded(t *testing.T) {
 	}
 }
 
+// A flow created between two requests of one poll, whose run fails at once, is listed and its
+// run counted: in a quiet poll (created just after the census), and in one that lists new runs
+// (just after that listing).
 func TestRunOfAFlowCreatedDuringAPollIsCounted(t *testing.T) {
-	var fx fixture
-	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
-	h.mustPoll()
-	h.mustPoll()
-	h.clock.Advance(5 * time.Minute) // the flow refresh is due in the next poll
-	var newFlow string
-	h.sim.InjectFault(simulator.Fault{Path: "/api/v1/flow-runs", Before: func() {
-		// Between the exporter's requests of one poll: a flow is created and fails at once.
-		newFlow = h.sim.AddFlow(fx.project, "", "Created mid-poll")
-		h.sim.AddRun(simulator.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
-	}})
-	h.mustPoll()
-	h.mustPoll()
-	h.mustPoll()
-	if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": newFlow, "status": "FAILED"}); v != 1 {
-		t.Errorf("FAILED run of the flow created mid-poll counted %v times, want 1", v)
+	for _, tc := range []struct {
+		name, path string
+		active     bool
+	}{{"quiet poll", "/api/v1/flow-runs/count-by-status", false}, {"active poll", "/api/v1/flow-runs", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fx fixture
+			h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+			h.mustPoll()
+			h.mustPoll()
+			h.clock.Advance(5 * time.Minute) // the flow refresh is due in the next poll
+			if tc.active {
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA})
+				h.mustPoll()
+				h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA})
+			}
+			var newFlow string
+			h.sim.InjectFault(simulator.Fault{Path: tc.path, Before: func() {
+				// Between the exporter's requests of one poll: a flow is created and fails at once.
+				newFlow = h.sim.AddFlow(fx.project, "", "Created mid-poll")
+				h.sim.AddRun(simulator.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
+			}})
+			h.mustPoll()
+			h.mustPoll()
+			h.mustPoll()
+			if newFlow == "" {
+				t.Fatal("the poll sent no request the fault could take")
+			}
+			if v, _ := h.value("activepieces_flow_runs_total", map[string]string{"flow_id": newFlow, "status": "FAILED"}); v != 1 {
+				t.Errorf("FAILED run of the flow created mid-poll counted %v times, want 1", v)
+			}
+			h.assertTotals()
+		})
 	}
-	h.assertTotals()
 }
 
 func TestReadiness(t *testing.T) {

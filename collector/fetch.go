@@ -17,9 +17,10 @@ type fetched struct {
 	api                    runsAPI
 	serverNow, serverStart time.Time
 
-	flowsListed bool
-	flows       []apiclient.Flow
-	folders     []apiclient.Folder
+	flowsListed   bool
+	flows         []apiclient.Flow
+	foldersListed bool
+	folders       []apiclient.Folder
 
 	listed    []apiclient.FlowRun // from time-range listings
 	inflight  []apiclient.FlowRun // from the in-flight listing and the refresh of tracked runs
@@ -43,6 +44,11 @@ type fetched struct {
 	watchReread   []apiclient.FlowRun
 	unwatched     []string
 	watchListedAt time.Time
+
+	// census is the poll's census (census.go), nil when it took none; listedAt: when new runs
+	// were listed (zero: a quiet poll that listed none).
+	census   *censusRead
+	listedAt time.Time
 }
 
 // bulkPageSize is the page size of listings that read many rows at once (the retry watch, the
@@ -51,25 +57,40 @@ type fetched struct {
 const bulkPageSize = 1000
 
 // fetch does every API call of one project's poll; it changes nothing shared (what it learns
-// goes into f, applied under the lock by pollProject).
+// goes into f, applied under the lock by pollProject). A quiet project starts with a census
+// (census.go) and reads only what it shows moved; others list their new runs and re-read their
+// runs in flight on every poll.
 func (e *env) fetch(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
 	f.server = p.server
 	f.head, f.started = p.head, true
-	if err := e.fetchNewRuns(ctx, p, f); err != nil {
-		return err
-	}
-	// Late commits: check the overlap window now and then.
-	if p.started && e.dueAgain(p.lastOverlap, e.cfg.OverlapInterval, now) {
-		if err := e.sweepOverlap(ctx, p, f); err != nil {
+	// A census that settles its window anew compares nothing: such a poll lists as an active one.
+	quiet := e.quietPoll(p) && !e.censusPlan(p, f.serverNow, p.head).settle
+	if quiet {
+		if err := e.takeCensus(ctx, p, f, p.head, latest(f.serverNow, p.head)); err != nil {
 			return err
 		}
-		f.overlapAt, f.overlapHead = now, p.head
-	} else if !p.started {
-		f.overlapAt = now
+		quiet = f.census != nil
+	}
+	if quiet {
+		f.census.compare(p.expectCensus(f.census), &p.census)
+	}
+	if !quiet || f.census.total || e.dueAgain(p.lastListed, e.backstopEvery(), now) {
+		if err := e.fetchNewRuns(ctx, p, f); err != nil {
+			return err
+		}
+		f.listedAt = now
+	}
+	refresh := !p.started || p.lastFlows.IsZero() || e.dueAgain(p.lastFlows, e.cfg.FlowsInterval, now)
+	if err := e.checkLate(ctx, p, now, f, quiet, refresh); err != nil {
+		return err
+	}
+	if c := f.census; c != nil {
+		// Judged on every run read so far: a late row that moves a number can hide a retry
+		// that moved it back.
+		c.compare(p.expectCensus(c, f.listed), &p.census)
 	}
 	// Flows are listed after the runs, so that every flow a listed run names is in the listing
 	// unless it was deleted: when due, and at once when a run names a flow not known.
-	refresh := !p.started || p.lastFlows.IsZero() || e.dueAgain(p.lastFlows, e.cfg.FlowsInterval, now)
 	listFlows := refresh
 	for _, r := range f.listed {
 		if _, ok := p.flows[r.FlowID]; !ok && !p.ignoredFlow(r.FlowID) {
@@ -78,7 +99,7 @@ func (e *env) fetch(ctx context.Context, p *projectState, now time.Time, f *fetc
 		}
 	}
 	if listFlows {
-		if err := e.fetchFlows(ctx, p, f); err != nil {
+		if err := e.fetchFlows(ctx, p, now, f); err != nil {
 			return err
 		}
 	}
@@ -86,30 +107,87 @@ func (e *env) fetch(ctx context.Context, p *projectState, now time.Time, f *fetc
 	// are tracked from the listing of new runs, re-opened ones by the retry watch), and on every
 	// poll while more are tracked than one re-read by id can carry, so that runs sitting
 	// unchanged in flight cost ⌈n/1000⌉ requests a poll, not ⌈n/100⌉; only those that left the
-	// listing are re-read by id (refreshTracked).
-	if !p.started || p.lastFlows.IsZero() || len(p.tracked) > apiclient.MaxFlowRunIDs {
-		if err := e.fetchInFlight(ctx, p, f); err != nil {
+	// listing are re-read by id (refreshTracked). A quiet poll does either only when the census
+	// says a run in flight moved.
+	if !quiet || f.census.inFlight {
+		if !p.started || p.lastFlows.IsZero() || len(p.tracked) > apiclient.MaxFlowRunIDs {
+			if err := e.fetchInFlight(ctx, p, f); err != nil {
+				return err
+			}
+		}
+		if err := e.refreshTracked(ctx, p, f, false); err != nil {
 			return err
 		}
-	}
-	if refresh && p.started && e.cfg.LateWindow > 0 {
-		// A restored ledger knows nothing older than ledgerFrom: its counts would never match.
-		from := latest(p.head.Add(-e.cfg.LateWindow), p.ledgerFrom, e.sweepFloor(p, f.serverNow, e.cfg.LateWindow))
-		if err := e.sweep(ctx, p, f, from, p.head, 0); err != nil {
-			return fmt.Errorf("checking the late window: %w", err)
-		}
-	}
-	if err := e.refreshTracked(ctx, p, f); err != nil {
+	} else if err := e.refreshTracked(ctx, p, f, true); err != nil {
 		return err
 	}
-	// The retry watch: at start-up (runs that failed before it), then while runs are watched,
-	// and always on servers without count-by-status (there it also catches late failed rows).
-	if refresh && e.cfg.RetryWindow > 0 && (!p.watchStarted || len(p.watched) > 0 || f.server.CountUnsupported) {
+	// The retry watch: at start-up (runs that failed before it), then while runs are watched at
+	// every flow refresh (on a quiet project every backstopEvery: a retry that failed again
+	// between two censuses moves none of their numbers), at once when a census says a retryable
+	// run moved, and always on servers without count-by-status (there it also catches late
+	// failed rows).
+	watch := refresh && (!p.watchStarted || len(p.watched) > 0 || f.server.CountUnsupported)
+	if quiet {
+		watch = !p.watchStarted || len(p.watched) > 0 && e.dueAgain(p.watchedAt, e.backstopEvery(), now)
+	}
+	if c := f.census; c != nil && (c.retry || c.settle && len(p.watched) > 0) {
+		watch = true
+	}
+	if watch && e.cfg.RetryWindow > 0 {
 		if err := e.fetchWatch(ctx, p, now, f); err != nil {
 			return fmt.Errorf("watching finished runs for retries: %w", err)
 		}
 	}
 	return nil
+}
+
+// checkLate catches rows that became visible late. A quiet poll's census that still counts more
+// runs than the ledger knows, once the new runs are listed, re-reads where they differ; on
+// other polls, every overlap interval and at every flow refresh (the late window's check), a
+// census does (or, where the server cannot count, the overlap sweep, every overlap interval).
+func (e *env) checkLate(ctx context.Context, p *projectState, now time.Time, f *fetched, quiet, refresh bool) error {
+	if quiet {
+		r := f.census
+		f.overlapAt, f.overlapHead = now, p.head // the census covered the overlap window
+		if !r.total {
+			return nil
+		}
+		r.compare(p.expectCensus(r, f.listed), &p.census)
+		if !r.total {
+			return nil
+		}
+		return e.sweep(ctx, p, f, r.split, r.to, 0)
+	}
+	if !p.started {
+		f.overlapAt = now
+		return nil
+	}
+	overlapDue := e.dueAgain(p.lastOverlap, e.cfg.OverlapInterval, now)
+	if f.server.CountUnsupported {
+		if !overlapDue {
+			return nil
+		}
+		f.overlapAt, f.overlapHead = now, p.head
+		return e.sweepOverlap(ctx, p, f)
+	}
+	if !overlapDue && !refresh && !e.censusPlan(p, f.serverNow, f.head).settle {
+		return nil
+	}
+	f.overlapAt, f.overlapHead = now, p.head
+	if err := e.takeCensus(ctx, p, f, f.head, f.head); err != nil {
+		return err
+	}
+	r := f.census
+	if r == nil {
+		return e.sweepOverlap(ctx, p, f)
+	}
+	r.compare(p.expectCensus(r, f.listed), &p.census)
+	if !r.total && !r.settle {
+		return nil
+	}
+	// Where the ledger knows every run, a difference is found and re-read (a settling census
+	// cannot tell, so it looks).
+	return e.sweep(ctx, p, f, r.split, r.to, 0)
 }
 
 // fetchNewRuns reads the backlog left by earlier polls, then the runs created since the poll
@@ -312,15 +390,11 @@ func (e *env) sweep(ctx context.Context, p *projectState, f *fetched, from, to t
 		return nil
 	}
 	if !f.server.CountUnsupported {
-		counts, err := f.api.CountByStatus(ctx, p.id, from, to)
-		var apiErr *apiclient.APIError
+		counts, ok, err := e.countRuns(ctx, p, f, from, to)
 		switch {
-		case errors.As(err, &apiErr) && (apiErr.StatusCode == 404 && apiErr.EntityType == "" || apiErr.StatusCode == 400):
-			f.server.CountUnsupported = true
-			e.log.Info("server has no usable count-by-status; the overlap window is re-read in full", "project_id", p.id, "err", err)
 		case err != nil:
-			return fmt.Errorf("counting runs created %s to %s: %w", apiclient.FormatTime(from), apiclient.FormatTime(to), err)
-		default:
+			return err
+		case ok:
 			var total int64
 			for _, c := range counts {
 				total += c.Count
@@ -397,7 +471,7 @@ func (e *env) dueAgain(last time.Time, every time.Duration, now time.Time) bool 
 // has a few thousand), so a listing whose next never ends fails clearly instead of growing.
 const maxFlowsPerProject = 20000
 
-func (e *env) fetchFlows(ctx context.Context, p *projectState, f *fetched) error {
+func (e *env) fetchFlows(ctx context.Context, p *projectState, now time.Time, f *fetched) error {
 	var flows []apiclient.Flow
 	w, err := apiclient.Paginate(ctx, "", 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Flow], error) {
 		// Flows carry their whole definition, but pages are decoded a flow at a time and only its
@@ -420,8 +494,22 @@ func (e *env) fetchFlows(ctx context.Context, p *projectState, f *fetched) error
 	}
 	f.flowsListed, f.flows = true, flows
 	// Folders only name the folders flows are in: a project without any (most small ones) costs
-	// no request for them.
-	if !slices.ContainsFunc(flows, func(fl apiclient.Flow) bool { return fl.FolderID != "" }) {
+	// no request for them, and one whose flows are all in folders known lists them again only
+	// every projects interval (for renames).
+	inFolders, known := false, true
+	for _, fl := range flows {
+		if fl.FolderID != "" {
+			inFolders = true
+			if _, ok := p.folders[fl.FolderID]; !ok {
+				known = false
+			}
+		}
+	}
+	if !inFolders {
+		f.foldersListed = true
+		return nil
+	}
+	if known && !p.lastFolders.IsZero() && !e.dueAgain(p.lastFolders, e.cfg.ProjectsInterval, now) {
 		return nil
 	}
 	folders, err := apiclient.ListAll(ctx, 1000, func(ctx context.Context, cursor string) (*apiclient.Page[apiclient.Folder], error) {
@@ -430,6 +518,7 @@ func (e *env) fetchFlows(ctx context.Context, p *projectState, f *fetched) error
 	if err != nil {
 		return fmt.Errorf("listing folders: %w", err)
 	}
+	f.foldersListed = true
 	f.folders = folders
 	return nil
 }
@@ -518,8 +607,9 @@ func (e *env) listRange(ctx context.Context, projectID string, f *fetched, base 
 	return out, w, nil
 }
 
-// refreshTracked re-reads tracked runs no listing of this poll returned.
-func (e *env) refreshTracked(ctx context.Context, p *projectState, f *fetched) error {
+// refreshTracked re-reads tracked runs no listing of this poll returned (only the archived ones,
+// which no census counts, when archivedOnly).
+func (e *env) refreshTracked(ctx context.Context, p *projectState, f *fetched, archivedOnly bool) error {
 	returned := map[string]bool{}
 	for _, r := range f.listed {
 		returned[r.ID] = true
@@ -528,8 +618,8 @@ func (e *env) refreshTracked(ctx context.Context, p *projectState, f *fetched) e
 		returned[r.ID] = true
 	}
 	var ids []string
-	for id := range p.tracked {
-		if !returned[id] {
+	for id, t := range p.tracked {
+		if !returned[id] && (t.Archived || !archivedOnly) {
 			ids = append(ids, id)
 		}
 	}

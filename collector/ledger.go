@@ -181,6 +181,9 @@ type trackedRun struct {
 	Created time.Time           `json:"created"`
 	Start   time.Time           `json:"start"`
 	touched uint64              // poll in which a listing last returned it (not saved)
+	// Archived: soft-deleted while in flight, so no census counts it: it is re-read on every
+	// poll until it finishes.
+	Archived bool `json:"archived,omitempty"`
 	// Reopened: a finished run re-opened by a retry. origStart is the startTime of the execution
 	// before (unix ms): when the retry finishes with the same startTime (servers before
 	// 2026-04-22 keep it), its duration cannot be known.
@@ -286,6 +289,13 @@ type projectState struct {
 	lastOverlap time.Time
 	overlapHead time.Time // the poll position the last overlap sweep checked up to
 	lastFlows   time.Time
+	lastFolders time.Time // folders are listed with the flows when one is not known, else every projects interval
+	// census is what the last census settled (census.go); active: the last poll found new runs
+	// (the next lists new runs whatever a census says).
+	census census
+	active bool
+	// lastListed and watchedAt: when new runs, and runs in a retryable status, were last listed.
+	lastListed, watchedAt time.Time
 
 	// What the server is like, learned on the way.
 	server serverTraits

@@ -124,7 +124,8 @@ func (l *runLedger) observe(r *apiclient.FlowRun, projectID string, listed bool,
 			news.trackedDropped++
 			return
 		}
-		l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time, touched: rules.seq}
+		l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time, touched: rules.seq,
+			Archived: !r.ArchivedAt.IsZero()}
 		return
 	}
 	if !listed || r.Created.Before(rules.floor) {
@@ -147,7 +148,7 @@ func (rules *ledgerRules) counts(r *apiclient.FlowRun) bool {
 // observeTracked updates a tracked run; one that has finished leaves the tracked runs and is counted.
 func (l *runLedger) observeTracked(r *apiclient.FlowRun, t *trackedRun, rules *ledgerRules, news *ledgerNews) {
 	if !r.Status.IsTerminal() {
-		t.Status, t.Start, t.touched = r.Status, r.StartTime.Time, rules.seq
+		t.Status, t.Start, t.touched, t.Archived = r.Status, r.StartTime.Time, rules.seq, !r.ArchivedAt.IsZero()
 		return
 	}
 	delete(l.tracked, r.ID)
@@ -200,7 +201,7 @@ func (l *runLedger) compareWatched(r *apiclient.FlowRun, w watchedRun, rules *le
 		delete(l.watched, r.ID)
 		retry := start != w.Start || finish != w.Finish
 		l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time,
-			touched: rules.seq, Reopened: true, OrigStart: w.Start, OrigFinish: w.Finish, RetrySeen: retry}
+			touched: rules.seq, Archived: !r.ArchivedAt.IsZero(), Reopened: true, OrigStart: w.Start, OrigFinish: w.Finish, RetrySeen: retry}
 		if retry {
 			news.finished = append(news.finished, pendingRun{Run: *r, Retry: true})
 			news.reopened++
@@ -280,7 +281,8 @@ func (l *runLedger) observeHistory(r *apiclient.FlowRun, projectID string, rules
 	}
 	if r.Status.IsInFlight() {
 		if len(l.tracked) < rules.maxTracked {
-			l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time, touched: rules.seq}
+			l.tracked[r.ID] = &trackedRun{FlowID: r.FlowID, Status: r.Status, Created: r.Created.Time, Start: r.StartTime.Time, touched: rules.seq,
+				Archived: !r.ArchivedAt.IsZero()}
 		}
 		return
 	}

@@ -31,14 +31,22 @@ func TestRunSpreadsProjectPollsOverTheInterval(t *testing.T) {
 	time.Sleep(interval + 4*interval) // the first round, then four spread ones
 	stop()
 
-	// Listings of new runs (no status filter, no ids) after the first round.
+	// The request that opens each poll after the first round: a listing of new runs (no status
+	// filter, no ids) or, for a quiet project, its census; a poll that sends both (a census that
+	// settles) counts once.
 	var at []time.Time
 	perProject := map[string]int{}
+	last := map[string]time.Time{}
 	for _, r := range sim.Requests() {
 		q := r.Query
-		if r.Path != "/api/v1/flow-runs" || q.Has("status") || q.Has("flowRunIds") || r.At.Before(start.Add(interval+interval/2)) {
+		opens := r.Path == "/api/v1/flow-runs" && !q.Has("status") && !q.Has("flowRunIds") || r.Path == "/api/v1/flow-runs/count-by-status"
+		if !opens || r.At.Before(start.Add(interval+interval/2)) {
 			continue
 		}
+		if prev, ok := last[q.Get("projectId")]; ok && r.At.Sub(prev) < interval/4 {
+			continue
+		}
+		last[q.Get("projectId")] = r.At
 		if !r.At.Before(start.Add(interval + interval/2 + 3*interval)) {
 			continue
 		}

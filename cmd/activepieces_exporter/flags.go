@@ -53,13 +53,13 @@ type PollFlags struct {
 	Lookback         time.Duration `name:"lookback" env:"ACTIVEPIECES_EXPORTER_POLL_LOOKBACK" default:"${Lookback}" help:"History read for the last-run gauges (not counted): the newest 1,000 runs by a project's first poll, the rest in the background at --poll.history-rate."`
 	Overlap          time.Duration `name:"overlap" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP" default:"${Overlap}" help:"Window re-read to catch runs committed late."`
 	OverlapInterval  time.Duration `name:"overlap-interval" env:"ACTIVEPIECES_EXPORTER_POLL_OVERLAP_INTERVAL" default:"${OverlapInterval}" help:"How often the overlap window is re-read."`
-	FlowsInterval    time.Duration `name:"flows-interval" env:"ACTIVEPIECES_EXPORTER_POLL_FLOWS_INTERVAL" placeholder:"${FlowsInterval}" help:"How often flows, folders and in-flight runs are listed, retried runs looked for and the late window checked (default ${FlowsInterval}; ${demo_flows_interval} with --demo)."`
+	FlowsInterval    time.Duration `name:"flows-interval" env:"ACTIVEPIECES_EXPORTER_POLL_FLOWS_INTERVAL" placeholder:"${FlowsInterval}" help:"How often flows are listed, and on an active project retried runs looked for and the late window checked (default ${FlowsInterval}; ${demo_flows_interval} with --demo)."`
 	ProjectsInterval time.Duration `name:"projects-interval" env:"ACTIVEPIECES_EXPORTER_POLL_PROJECTS_INTERVAL" default:"${ProjectsInterval}" help:"How often projects are discovered."`
 	MaxPages         int           `name:"max-pages" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_PAGES" default:"${MaxPages}" help:"Pages of new runs read per project per poll; the rest waits for the next poll."`
 	PageSize         int           `name:"page-size" env:"ACTIVEPIECES_EXPORTER_POLL_PAGE_SIZE" default:"${PageSize}" help:"Runs per page."`
 	Concurrency      int           `name:"concurrency" env:"ACTIVEPIECES_EXPORTER_POLL_CONCURRENCY" default:"${Concurrency}" help:"Projects polled at once."`
 	RetryWindow      time.Duration `name:"retry-window" env:"ACTIVEPIECES_EXPORTER_POLL_RETRY_WINDOW" default:"${RetryWindow}" help:"How long a run that ended FAILED, TIMEOUT or another retryable status is watched for a retry that re-opens it (0: off)."`
-	LateWindow       time.Duration `name:"late-window" env:"ACTIVEPIECES_EXPORTER_POLL_LATE_WINDOW" default:"${LateWindow}" help:"How late a run may become visible and still be counted; checked once per --poll.flows-interval (0: off)."`
+	LateWindow       time.Duration `name:"late-window" env:"ACTIVEPIECES_EXPORTER_POLL_LATE_WINDOW" default:"${LateWindow}" help:"How late a run may become visible and still be counted; checked by every census (0: off)."`
 	HistoryRate      float64       `name:"history-rate" env:"ACTIVEPIECES_EXPORTER_POLL_HISTORY_RATE" default:"${HistoryRate}" help:"Requests per second at most (within --api.rate-limit) of the background read of the --poll.lookback history, which only feeds the last-run gauges."`
 	MaxTrackedRuns   int           `name:"max-tracked-runs" env:"ACTIVEPIECES_EXPORTER_POLL_MAX_TRACKED_RUNS" default:"${MaxTrackedRuns}" help:"In-flight runs tracked per project at most."`
 }
