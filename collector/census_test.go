@@ -27,6 +27,29 @@ func (c censusCase) pollFor(h *harness, flow string, n int) {
 	}
 }
 
+// start makes a harness on the fixture at the defaults and polls it into the steady state (the
+// census settled), up to just after a flow refresh when afterRefresh (the next is 5 minutes away).
+func (c censusCase) start(t *testing.T, afterRefresh bool) (*harness, fixture) {
+	var fx fixture
+	h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
+	h.mustPoll()
+	c.pollFor(h, fx.flowB, 3)
+	for afterRefresh && !h.exp.m().projects[fx.project].lastFlows.Equal(h.clock.Now()) {
+		c.pollFor(h, fx.flowB, 1)
+	}
+	return h, fx
+}
+
+// pollsUntil polls until done holds, at most 10 times, and says how many polls it took.
+func (c censusCase) pollsUntil(h *harness, flow string, done func() bool) int {
+	polls := 0
+	for !done() && polls < 10 {
+		c.pollFor(h, flow, 1)
+		polls++
+	}
+	return polls
+}
+
 // requestsPerPoll is the requests per project per poll of n polls.
 func (c censusCase) requestsPerPoll(h *harness, flow string, n int) float64 {
 	h.sim.ResetRequests()
@@ -42,10 +65,7 @@ func (c censusCase) requestsPerPoll(h *harness, flow string, n int) float64 {
 func TestRetryIsSeenWithinOneOverlapInterval(t *testing.T) {
 	for _, c := range censusCases {
 		t.Run(c.name, func(t *testing.T) {
-			var fx fixture
-			h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
-			h.mustPoll()
-			c.pollFor(h, fx.flowB, 3)
+			h, fx := c.start(t, false)
 			idle := c.requestsPerPoll(h, fx.flowB, 20)
 
 			run := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
@@ -59,18 +79,15 @@ func TestRetryIsSeenWithinOneOverlapInterval(t *testing.T) {
 				t.Errorf("watching a failed run costs %.2f requests per poll more, want at most 0.1", watching-idle)
 			}
 
-			// Just after a flow refresh: the next is 5 minutes away.
 			for !h.exp.m().projects[fx.project].lastFlows.Equal(h.clock.Now()) {
-				c.pollFor(h, fx.flowB, 1)
+				c.pollFor(h, fx.flowB, 1) // just after a flow refresh: the next is 5 minutes away
 			}
 			h.sim.RetryRun(run, simulator.RetryFromFailedStep)
 			h.clock.Advance(time.Second)
 			h.sim.SetRunStatus(run, apiclient.StatusSucceeded)
-			polls := 0
-			for h.flowValue("activepieces_flow_last_run_status", fx.flowA, "status", "SUCCEEDED") != 1 && polls < 10 {
-				c.pollFor(h, fx.flowB, 1)
-				polls++
-			}
+			polls := c.pollsUntil(h, fx.flowB, func() bool {
+				return h.flowValue("activepieces_flow_last_run_status", fx.flowA, "status", "SUCCEEDED") == 1
+			})
 			t.Logf("the retry was seen after %d polls (%s)", polls, time.Duration(polls)*h.exp.cfg.PollInterval)
 			if polls > 2 {
 				t.Errorf("the successful retry was seen after %d polls, want within one overlap interval (2 polls)", polls)
@@ -88,24 +105,16 @@ func TestRetryIsSeenWithinOneOverlapInterval(t *testing.T) {
 func TestLateRowIsCountedWithinOneOverlapInterval(t *testing.T) {
 	for _, c := range censusCases {
 		t.Run(c.name, func(t *testing.T) {
-			var fx fixture
-			h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
-			h.mustPoll()
-			c.pollFor(h, fx.flowB, 3)
-			for !h.exp.m().projects[fx.project].lastFlows.Equal(h.clock.Now()) {
-				c.pollFor(h, fx.flowB, 1)
-			}
+			h, fx := c.start(t, true)
 			h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed, Created: h.clock.Now().Add(time.Second),
 				VisibleAfter: 2 * time.Minute})
 			c.pollFor(h, fx.flowB, 4) // 2 minutes: not visible yet
 			if got := h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED"); got != 0 {
 				t.Fatalf("counted %v before the row was visible", got)
 			}
-			polls := 0
-			for h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED") != 1 && polls < 10 {
-				c.pollFor(h, fx.flowB, 1)
-				polls++
-			}
+			polls := c.pollsUntil(h, fx.flowB, func() bool {
+				return h.flowValue("activepieces_flow_runs_total", fx.flowA, "status", "FAILED") == 1
+			})
 			t.Logf("the late row was counted %d polls after it became visible", polls)
 			want := 1
 			if c.active {
@@ -121,15 +130,12 @@ func TestLateRowIsCountedWithinOneOverlapInterval(t *testing.T) {
 
 // Everything that moves a census's numbers is found and counted once, on a quiet project and an
 // active one: runs created, runs in flight finishing (some archived in flight), late rows, retries
-// that succeed or fail again, runs below the ledger's window (a PAUSED run from hours ago that
-// resumes), and runs deleted with their flow.
+// that succeed or fail again, a run below the ledger's window (a PAUSED run from hours ago that
+// resumes), each checked within one overlap interval.
 func TestCensusFindsEveryMove(t *testing.T) {
 	for _, c := range censusCases {
 		t.Run(c.name, func(t *testing.T) {
-			var fx fixture
-			h := newHarness(t, simulator.Options{}, Config{}, func(h *harness) { fx = seedFixture(h) })
-			h.mustPoll()
-			c.pollFor(h, fx.flowB, 2)
+			h, fx := c.start(t, false)
 			old := h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusPaused})
 			c.pollFor(h, fx.flowB, 2)
 			c.pollFor(h, fx.flowB, 3*60*2) // 3 hours: the paused run is far below the ledger's window
