@@ -141,6 +141,38 @@ func (e *model) recordLocked(p *projectState, finished []pendingRun, seq uint64)
 	}
 }
 
+// releaseDeferredLocked applies the deferred runs whose flows' zero series a scrape has now been
+// given, between polls (Run calls it when a newer snapshot is served), and reports whether it
+// applied any; the others wait on. A release is a generation of its own, as a tick is: its
+// snapshot must be newer than the one that was served.
+func (e *model) releaseDeferredLocked() bool {
+	seq := e.pollSeq + 1
+	if !e.anyReleasable(seq) {
+		return false
+	}
+	e.pollSeq, e.completed = seq, seq
+	for _, p := range e.projects {
+		if len(p.deferred) > 0 {
+			waiting := p.deferred
+			p.deferred = nil
+			e.recordLocked(p, waiting, seq)
+		}
+	}
+	return true
+}
+
+// anyReleasable reports whether recordLocked in generation seq would apply a deferred run.
+func (e *model) anyReleasable(seq uint64) bool {
+	for _, p := range e.projects {
+		for i := range p.deferred {
+			if fl := p.flows[p.deferred[i].Run.FlowID]; fl == nil || e.zeroServed(fl, seq) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // pruneLedgersLocked forgets the ids of finished runs that no later listing may return again.
 // Pruning walks the ledgers: it waits until the horizon has moved by 1/32 of the window.
 func (e *model) pruneLedgersLocked(p *projectState) {

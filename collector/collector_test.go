@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/activepieces-exporter/activepieces_exporter/apiclient"
+	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
 	"github.com/activepieces-exporter/activepieces_exporter/simulator"
 )
 
@@ -202,6 +203,44 @@ func TestNewFlowWaitsForAScrapeOfItsZero(t *testing.T) {
 	}
 	if !strings.Contains(string(h.exp.Snapshot().Text), `flow_id="`+other+`",flow_name="Unwatched flow",project_id="`+fx.project+`",status="SUCCEEDED"} 1`) {
 		t.Error("an unscraped exporter never counted the new flow's run")
+	}
+}
+
+// Under Run, a new flow's first runs are applied as soon as a scrape has been given its zero
+// series, not at the project's next poll: the first failure is one scrape interval behind a known
+// flow's, not one poll interval (the alert-latency target). Run here polls once an hour, so only
+// the scrape can have applied it.
+func TestNewFlowIsCountedOnceItsZeroIsServed(t *testing.T) {
+	sim := simulator.New(simulator.Options{})
+	project := sim.AddProject("P")
+	sim.AddFlow(project, "", "Known flow")
+	exp, stop := runAgainst(t, sim, Config{PollInterval: time.Hour})
+	defer stop()
+	testkit.WaitFor(t, 5*time.Second, "ready", func() bool { return exp.Ready() == nil })
+
+	newFlow := sim.AddFlow(project, "", "Brand new flow")
+	sim.AddRun(simulator.RunSpec{FlowID: newFlow, Status: apiclient.StatusFailed})
+	if err := exp.PollOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	series := `flow_id="` + newFlow + `",flow_name="Brand new flow",project_id="` + project + `",status="FAILED"} `
+	zero := exp.Snapshot()
+	if !strings.Contains(string(zero.Text), series+"0") {
+		t.Fatal("the poll that found the flow does not serve its FAILED counter at 0")
+	}
+	exp.Served(zero.Poll)
+	testkit.WaitFor(t, 5*time.Second, "the run counted after the scrape of the zero", func() bool {
+		return strings.Contains(string(exp.Snapshot().Text), series+"1")
+	})
+	counted := exp.Snapshot()
+	if counted.Poll != zero.Poll+1 {
+		t.Errorf("the release rendered generation %d after %d: want the next one", counted.Poll, zero.Poll)
+	}
+	// Serving that snapshot releases nothing more: no render.
+	exp.Served(counted.Poll)
+	time.Sleep(50 * time.Millisecond)
+	if now := exp.Snapshot().Poll; now != counted.Poll {
+		t.Errorf("a scrape with nothing to release rendered again (generation %d → %d)", counted.Poll, now)
 	}
 }
 

@@ -283,7 +283,13 @@ type exposition struct {
 	// served is the newest poll whose snapshot a scrape has been given (Served), raised by readers
 	// and read by the model's owner (zeroServed).
 	served atomic.Uint64
+	// servedWake tells the model's owner that a newer snapshot has been served (capacity one:
+	// a wake pending is enough), so that runs waiting for a new flow's zero series are applied
+	// at once rather than at the project's next poll.
+	servedWake chan struct{}
 }
+
+func newExposition() *exposition { return &exposition{servedWake: make(chan struct{}, 1)} }
 
 // kept is a snapshot as the exporter keeps it: whole without a publisher, its Poll only with one.
 type kept struct {
@@ -294,7 +300,14 @@ type kept struct {
 func (x *exposition) markServed(gen uint64) {
 	for {
 		old := x.served.Load()
-		if gen <= old || x.served.CompareAndSwap(old, gen) {
+		if gen <= old {
+			return
+		}
+		if x.served.CompareAndSwap(old, gen) {
+			select {
+			case x.servedWake <- struct{}{}:
+			default:
+			}
 			return
 		}
 	}

@@ -135,7 +135,7 @@ func New(cfg Config, api *apiclient.Client, logger *slog.Logger, opts ...Option)
 	if api == nil || logger == nil {
 		return nil, errors.New("collector: api client and logger are required")
 	}
-	v := &env{cfg: cfg, api: api, log: logger, now: time.Now, flowSet: map[string]bool{}, expo: &exposition{},
+	v := &env{cfg: cfg, api: api, log: logger, now: time.Now, flowSet: map[string]bool{}, expo: newExposition(),
 		historyLimiter: newHistoryLimiter(cfg.HistoryRate), historyWake: make(chan struct{}, 1), pub: &publisher{}}
 	for _, o := range opts {
 		o(v)
@@ -219,17 +219,36 @@ func (e *Exporter) Run(ctx context.Context) {
 		}
 		tick := m.tick()
 		release()
-		t := time.NewTimer(e.untilNextTick(tick))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !e.waitTick(ctx, e.untilNextTick(tick)) {
 			if e.cfg.StateFile != "" {
 				m, release := e.acquire()
 				_ = m.saveStateLogged() // logged
 				release()
 			}
 			return
+		}
+	}
+}
+
+// waitTick waits d for Run's next tick, false when ctx ends first. Meanwhile, each time a scrape
+// is given a newer snapshot, the runs that waited for a new flow's zero series to be served are
+// applied and rendered at once: the flow's first failure is then seen one scrape after its
+// zero, not one poll.
+func (e *Exporter) waitTick(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
 		case <-t.C:
+			return true
+		case <-e.expo.servedWake:
+			m, release := e.acquire()
+			if m.releaseDeferredLocked() {
+				_, _ = m.saveAndRender() // both logged
+			}
+			release()
 		}
 	}
 }
