@@ -6,6 +6,15 @@ import (
 
 // applyLocked folds one successful poll of a project into its state.
 func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Time) {
+	tracked := len(p.tracked)
+	if f.changes(p) {
+		p.touch()
+	}
+	defer func() {
+		if len(p.tracked) != tracked { // PAUSED runs past --poll.pause-limit dropped
+			p.touch()
+		}
+	}()
 	if !p.started {
 		// What the first poll lists is history; what appears after it is counted.
 		p.countFrom = f.head.Add(time.Millisecond)
@@ -66,6 +75,15 @@ func (e *model) applyLocked(p *projectState, f *fetched, seq uint64, now time.Ti
 	p.backlogged = len(p.gaps) > 0
 	e.settleCensusLocked(p, f)
 	e.pruneLedgersLocked(p)
+}
+
+// changes reports whether applying f may change what p's parts of the rendering show, or what
+// the state file holds of p beyond its poll positions: anything read but a census that found
+// nothing moved (a quiet poll at rest).
+func (f *fetched) changes(p *projectState) bool {
+	return !p.started || f.flowsListed || f.foldersListed || f.history != nil || len(p.deferred) > 0 ||
+		len(f.listed) > 0 || len(f.inflight) > 0 || len(f.gone) > 0 ||
+		len(f.watchListed) > 0 || len(f.watchReread) > 0 || len(f.unwatched) > 0
 }
 
 // ledgerRules are the rules p's ledger applies in poll seq.
@@ -156,6 +174,7 @@ func (e *model) releaseDeferredLocked() bool {
 			waiting := p.deferred
 			p.deferred = nil
 			e.recordLocked(p, waiting, seq)
+			p.touch()
 		}
 	}
 	return true

@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"iter"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -36,6 +39,9 @@ type harness struct {
 	logs      *testkit.LockedBuffer
 	opts      []Option // given to New besides the clock
 	reg       *prometheus.Registry
+	// kept is what checkParts keeps of the text and OpenMetrics parts, as a publisher does (of
+	// the exporter started last).
+	kept [2]map[string]keptPart
 }
 
 // newHarness starts a simulator (opts) and returns it with an unstarted exporter; setup runs
@@ -86,6 +92,7 @@ func (h *harness) start(cfg Config) error {
 		return err
 	}
 	h.exp = exp
+	h.kept = [2]map[string]keptPart{}
 	h.reg = prometheus.NewPedanticRegistry()
 	h.reg.MustRegister(h.exp, h.api)
 	return nil
@@ -105,7 +112,80 @@ func (h *harness) poll() error {
 	if !h.noScrape {
 		h.exp.Served(h.exp.Snapshot().Poll)
 	}
+	h.checkParts()
 	return err
+}
+
+// checkParts asserts, after every poll of every harness test, that the rendering in parts (what
+// a publisher assembles from the parts it kept and those it was given anew) is exactly the whole
+// rendering: a project whose change did not move its gen would show old parts here.
+func (h *harness) checkParts() {
+	h.t.Helper()
+	m := h.exp.m()
+	for _, om := range []bool{false, true} {
+		var whole bytes.Buffer
+		if err := m.write(&whole, om); err != nil {
+			h.t.Fatal(err)
+		}
+		if h.kept[b2i(om)] == nil {
+			h.kept[b2i(om)] = map[string]keptPart{}
+		}
+		got, err := assembleParts(m.parts(om), h.kept[b2i(om)])
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if !bytes.Equal(got, whole.Bytes()) {
+			h.t.Fatalf("the rendering in parts (OpenMetrics %v) differs from the whole rendering:\n%s", om, firstDiff(got, whole.Bytes()))
+		}
+	}
+}
+
+// keptPart is a part's bytes as a publisher keeps them.
+type keptPart struct {
+	version uint64
+	b       []byte
+}
+
+// assembleParts assembles a rendering from its parts as a publisher does: a part whose Version
+// it kept is its kept bytes, the others are written and kept.
+func assembleParts(parts iter.Seq[Part], kept map[string]keptPart) ([]byte, error) {
+	var out []byte
+	seen := map[string]bool{}
+	for p := range parts {
+		if seen[p.Key] {
+			return nil, fmt.Errorf("part %q twice", p.Key)
+		}
+		seen[p.Key] = true
+		k, ok := kept[p.Key]
+		if !ok || k.version != p.Version {
+			var b bytes.Buffer
+			if _, err := p.WriteTo(&b); err != nil {
+				return nil, err
+			}
+			k = keptPart{version: p.Version, b: b.Bytes()}
+			kept[p.Key] = k
+		}
+		out = append(out, k.b...)
+	}
+	return out, nil
+}
+
+// firstDiff shows the first line where a and b differ.
+func firstDiff(a, b []byte) string {
+	al, bl := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := range max(len(al), len(bl)) {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d:\n  parts: %s\n  whole: %s", i+1, x, y)
+		}
+	}
+	return "(equal lines, different bytes)"
 }
 
 func (h *harness) mustPoll() {

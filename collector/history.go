@@ -127,6 +127,7 @@ func (e *model) applyHistoryPage(job historyJob, runs []apiclient.FlowRun, w wal
 	if p != job.project || p.history == nil {
 		return
 	}
+	p.touch()
 	skip := map[string]bool{}
 	for _, b := range h.Boundary {
 		skip[b] = true

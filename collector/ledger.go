@@ -331,6 +331,20 @@ type projectState struct {
 	failures    float64
 	capHits     float64
 	cutShort    float64 // polls of the project cut short by --poll.timeout (continued by the next)
+	// gen moves whenever what the project's parts of the rendering show may have changed
+	// (touch): its parts are rendered again (parts.go), and the state file saved.
+	gen uint64
+}
+
+// touch marks the project changed: its parts of the rendering are rendered anew.
+func (p *projectState) touch() { p.gen++ }
+
+// rename gives the project the name discovery found.
+func (p *projectState) rename(name string) {
+	if name != p.name {
+		p.name = name
+		p.touch()
+	}
 }
 
 func newProjectState(id, name string, countFrom time.Time) *projectState {

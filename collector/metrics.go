@@ -27,6 +27,8 @@ type family struct {
 	only string
 	// write emits every sample of the family from one view of the exporter's state.
 	write func(v *view, s sink, f *family)
+	// parted: the family's samples are per project, rendered in parts (parts.go).
+	parted bool
 
 	desc *prometheus.Desc
 	// order lists label indices sorted by label name (how the text is written, as expfmt does);
@@ -314,6 +316,7 @@ func newFamilies() []*family {
 		f := spec
 		f.help += polled
 		f.desc = prometheus.NewDesc(f.name, f.help, f.labels, nil)
+		f.parted = partedFamily(f.name)
 		f.order = make([]int, len(f.labels))
 		for i := range f.labels {
 			f.order[i] = i

@@ -82,10 +82,10 @@ type model struct {
 	server            serverState     // what GET /v1/flags said
 	trackedDropped    float64
 	stateSaveFailures float64
-	saveFailing       string    // the state save error last logged ("" when saving works)
-	lastSave          time.Time // when the state file was last saved
-	rateCheckedFor    int       // the number of projects the rate limit was last checked for
-	outOfTime         bool      // the last poll ran out of time (for logging the change only)
+	saveFailing       string // the state save error last logged ("" when saving works)
+	savedPrint        uint64 // statePrint as of the last successful save of the state file
+	rateCheckedFor    int    // the number of projects the rate limit was last checked for
+	outOfTime         bool   // the last poll ran out of time (for logging the change only)
 
 	// Rendering under Run: when the exposition was last rendered, what that cost, and whether a
 	// tick's results wait for a render.
@@ -93,6 +93,8 @@ type model struct {
 	renderCost    time.Duration
 	renderPending bool
 	renderSize    [2]int // bytes of the last text and OpenMetrics renderings (render)
+	// partBooks record the parts of the text and OpenMetrics renderings given to the publisher.
+	partBooks [2]partBook
 }
 
 // Option changes an Exporter built by New.

@@ -43,6 +43,7 @@ var notSaved = map[string]string{
 	"projectState.active":              "the first poll after a start lists new runs anyway",
 	"projectState.lastListed":          "the first poll after a start lists new runs anyway",
 	"projectState.watchedAt":           "the watch lists once after every start",
+	"projectState.gen":                 "versions of this process's rendering",
 	"flowState.bornPoll":               "a restored flow was served before",
 	"flowState.bornAt":                 "a restored flow was served before",
 	"flowState.exported":               "derived from --metrics.max-flows on load",

@@ -312,3 +312,41 @@ func TestStateFileHousekeepingAndBounds(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// The state file is saved before a render only when something it holds of the counts changed: a
+// quiet poll at rest (a census that found nothing moved) leaves it as it is (at 10k flows a save
+// takes about 100 ms, and at rest every tick renders); a poll that counted a run, or a failed poll
+// (its failure counter is served), saves it before the render that shows it.
+func TestStateIsSavedOnlyWhenItsCountsChange(t *testing.T) {
+	var fx fixture
+	path := filepath.Join(t.TempDir(), "state.json")
+	h := newHarness(t, simulator.Options{}, Config{StateFile: path, ServerURL: "sim"}, func(h *harness) { fx = seedFixture(h) })
+	for range 3 {
+		h.mustPoll()
+	}
+	read := func() string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := read()
+	h.mustPoll()
+	if read() != before {
+		t.Error("a poll that found nothing moved saved the state file again")
+	}
+	h.sim.AddRun(simulator.RunSpec{FlowID: fx.flowA, Status: apiclient.StatusFailed})
+	h.mustPoll()
+	counted := read()
+	if counted == before || !strings.Contains(counted, `"FAILED":1`) {
+		t.Error("the poll that counted a run did not save it")
+	}
+	h.setKey("wrong")
+	if err := h.poll(); err == nil {
+		t.Fatal("a poll with a wrong key succeeded")
+	}
+	if !strings.Contains(read(), `"pollFailures":1`) {
+		t.Error("a failed poll's counter was served unsaved")
+	}
+}
