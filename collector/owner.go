@@ -209,8 +209,8 @@ func (e *Exporter) Close() {
 // Run polls until ctx ends, and reads the look-back history in the background meanwhile. Each
 // project is polled every PollInterval at its own moment (its phase): the projects are spread
 // evenly over the interval, polled in ticks of a tenth of it, instead of all at its start. The
-// first poll of every project is at once. The state file (if any) is saved before each render, so
-// what a scrape sees is on disk; when ctx ends it is saved a last time (a tick's results may
+// first poll of every project is at once. The state file (if any) is saved before each render that
+// shows a changed count, so what a scrape sees is on disk; when ctx ends it is saved a last time (a tick's results may
 // wait for a render).
 func (e *Exporter) Run(ctx context.Context) {
 	go e.RunHistory(ctx)

@@ -65,8 +65,9 @@ func (e *model) poll(ctx context.Context, dueOnly bool) error {
 	return errors.Join(allErr, saveErr, renderErr)
 }
 
-// saveAndRender saves the state file (if any), then renders and publishes the exposition, and
-// times both (renderShare). What a scrape can see is saved first: a crash right after a scrape
+// saveAndRender saves the state file (if any, and if a count in it changed: statePrint), then
+// renders and publishes the exposition, and times both (renderShare). What a scrape can see is
+// saved first: a crash right after a scrape
 // must not restart from a state older than what was served (Prometheus would take the lower
 // counters for resets). A save that fails is counted and logged, and the metrics are rendered
 // anyway.

@@ -22,8 +22,8 @@ const StateVersion = 2
 // format version, another API, other histogram buckets. Start fresh with --state.reset.
 var ErrStateIncompatible = errors.New("state file cannot be continued from")
 
-// The state file: each project's poll position, ledger and counters, written after every poll so
-// a restart continues the counters and counts runs that finished meanwhile exactly once.
+// The state file: each project's poll position, ledger and counters, written before every render
+// that shows a changed count (saveAndRender), so a restart continues the counters and counts runs that finished meanwhile exactly once.
 type stateFile struct {
 	Version  int                      `json:"version"`
 	Source   string                   `json:"source"` // the API it was read from
