@@ -53,7 +53,7 @@ demo:
 # Benchmarks (each with its baseline in the same run) and the load tests (60 s of runs, a big
 # platform's time to ready, 1,000 idle projects, time to ready by platform size); docs/performance.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./collector ./cmd/activepieces_exporter
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./collector ./cmd/activepieces_exporter ./internal/gzjoin
 	$(GO) test -count=1 -run '^TestLoad$$|^TestBigPlatformTimeToReady$$|^TestThousandIdleProjects$$|^TestTimeToReadyByPlatformSize$$' -v -timeout 40m ./cmd/activepieces_exporter -load
 	$(GO) test -count=1 -run '^TestAPICost$$|^TestSoak' -v ./collector -soak
 	$(GO) test -count=1 -v -timeout 30m -run '^TestAlertLatency$$/^defaults$$' ./deploy -latency

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"sync"
 	"testing"
 
 	"github.com/activepieces-exporter/activepieces_exporter/internal/testkit"
@@ -284,4 +285,26 @@ func TestCompressAllocs(t *testing.T) {
 	if allocs > 2 {
 		t.Fatalf("%v allocations per piece, want 2 (the Piece and its bytes)", allocs)
 	}
+}
+
+// TestConcurrentWriteMember: pieces are immutable, so renders may write members of the same
+// cached pieces at once (run with -race).
+func TestConcurrentWriteMember(t *testing.T) {
+	data := exposition(2, 3, 50, 13)
+	c, err := NewCompressor(flate.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pieces := compressAll(t, c, data)
+	want := member(t, pieces)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			var out bytes.Buffer
+			if _, err := WriteMember(&out, pieces); err != nil || !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("concurrent WriteMember: %v, equal %v", err, bytes.Equal(out.Bytes(), want))
+			}
+		})
+	}
+	wg.Wait()
 }
